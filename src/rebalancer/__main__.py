@@ -1,0 +1,3 @@
+from rebalancer.cli.app import main
+
+main()

@@ -1,0 +1,65 @@
+"""The project's error tree, grouped by what the caller must do.
+
+* :class:`RetryLater` -- a read failed for a transient reason; try again later.
+* :class:`SkipLeg` -- this order cannot be placed; report it and go on with the rest.
+* :class:`StopAndTell` -- stop and tell the user (bad config, auth, broken invariant, halt).
+* :class:`OrderOutcomeUnknown` -- an order may or may not exist: look it up, never re-send.
+"""
+
+from __future__ import annotations
+
+
+class RebalancerError(Exception):
+    """Base of every error the project raises on purpose."""
+
+
+class RetryLater(RebalancerError):
+    """Transient failure of a read (network, rate limit, exchange busy)."""
+
+
+class SkipLeg(RebalancerError):
+    """One order cannot be placed; the rest of the plan goes on."""
+
+
+class BelowMinimum(SkipLeg):
+    """The order is below the market's minimum amount or notional."""
+
+
+class OrderRejected(SkipLeg):
+    """The exchange refused the order (filters, market closed, ...)."""
+
+
+class InsufficientFunds(SkipLeg):
+    """Not enough free balance for the order."""
+
+
+class StopAndTell(RebalancerError):
+    """Nothing more should be done until the user acts."""
+
+
+class ConfigError(StopAndTell):
+    """The configuration is invalid; the message names field, rule, value and fix."""
+
+
+class AuthError(StopAndTell):
+    """Keys missing, wrong, or without the needed permission."""
+
+
+class InvariantBroken(StopAndTell):
+    """A rule the core relies on does not hold (e.g. a negative balance)."""
+
+
+class DataError(StopAndTell):
+    """Market data is unusable: NaN, zero or negative prices, missing series."""
+
+
+class UnknownSymbol(StopAndTell):
+    """An asset or market the exchange does not list."""
+
+
+class OrderOutcomeUnknown(RebalancerError):
+    """The order request may have reached the exchange: look it up by client id."""
+
+    def __init__(self, message: str, client_order_id: str) -> None:
+        super().__init__(message)
+        self.client_order_id = client_order_id

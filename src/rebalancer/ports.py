@@ -1,0 +1,80 @@
+"""The seams between the service and the outside world, as small Protocols.
+
+Adapters implement them; the service and the daemon only ever see these types. Money is
+Decimal; times are aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from rebalancer.core.model import Fill, OrderRequest, Snapshot
+
+
+class Exchange(Protocol):
+    """One account on one exchange (real, paper, or simulated over history)."""
+
+    name: str
+
+    def snapshot(self, assets: Sequence[str], quote: str) -> Snapshot:
+        """Balances of ``assets`` and ``quote``, prices and market rules of ``assets``.
+
+        Costs a constant number of requests whatever ``len(assets)``. Raises
+        :class:`~rebalancer.core.errors.UnknownSymbol` for an asset without a market
+        against ``quote`` and :class:`~rebalancer.core.errors.RetryLater` for transient
+        failures.
+        """
+        ...
+
+    def create_market_order(self, order: OrderRequest) -> Fill:
+        """Send ``order`` (with its ``client_order_id``) and return its final fill.
+
+        Raises :class:`~rebalancer.core.errors.SkipLeg` subclasses when the order is
+        refused, :class:`~rebalancer.core.errors.OrderOutcomeUnknown` when it may exist.
+        """
+        ...
+
+    def fetch_order(self, client_order_id: str, symbol: str) -> Fill | None:
+        """Look an order up by our client id; None if the exchange has no such order."""
+        ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, aware UTC."""
+        ...
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the user should hear about. ``kind``: rebalance, skip, error, halt, ..."""
+
+    kind: str
+    title: str
+    body: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Notifier(Protocol):
+    def send(self, event: Event) -> None:
+        """Deliver ``event``; must not raise (log failures instead)."""
+        ...
+
+
+@dataclass(frozen=True)
+class TriggerTimes:
+    """What a trigger needs to remember between cycles."""
+
+    last_check: datetime | None = None
+    last_fired: datetime | None = None
+
+
+class Journal(Protocol):
+    """The bot's memory of cycles (a fuller, SQL-backed journal comes with the safety work)."""
+
+    def trigger_times(self) -> TriggerTimes: ...
+
+    def record_cycle(self, report: Any) -> None: ...
