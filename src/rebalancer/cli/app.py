@@ -1,5 +1,246 @@
-"""Placeholder replaced below."""
+"""The ``rebalancer`` command: parse -> load config -> bootstrap -> call one function -> render."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from rebalancer import __version__
+from rebalancer.bootstrap import build, reset_paper
+from rebalancer.cli import render
+from rebalancer.cli.demo import demo_command
+from rebalancer.config import Settings, load_config, show_config
+from rebalancer.core.errors import ConfigError, RebalancerError
+from rebalancer.service import evaluate, run_cycle
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    name="rebalancer",
+    help="Keep a crypto portfolio at its target allocation (paper mode unless live is asked for).",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+)
+config_app = typer.Typer(help="Validate or show the configuration.", no_args_is_help=True)
+paper_app = typer.Typer(help="Manage the paper account.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(paper_app, name="paper")
+
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="TOML config (default: ./rebalancer.toml if present, "
+        "else the built-in default; env REBALANCER_CONFIG).",
+        envvar="REBALANCER_CONFIG",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn the project's errors into a clear message and a non-zero exit, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except RebalancerError as exc:
+            err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+            raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
+
+    return wrapper
+
+
+def settings_from(path: Path | None) -> Settings:
+    if path is None and Path("rebalancer.toml").exists():
+        path = Path("rebalancer.toml")
+    return load_config(path)
+
+
+def emit(data: Any) -> None:
+    typer.echo(render.to_json(data))
+
+
+@app.command()
+@user_errors
+def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Holdings, weights, targets and drift per asset, and whether the rule fires and why.
+
+    Example: `rebalancer status --json`
+    """
+    rt = build(settings_from(config))
+    _, drift, decision = evaluate(rt.exchange, rt.journal, rt.strategy, rt.clock.now())
+    if as_json:
+        emit(
+            {
+                "mode": rt.mode,
+                "prices": rt.prices_note,
+                "trigger": rt.strategy.trigger.describe(),
+                **render.drift_dict(drift),
+                "decision": render.decision_dict(decision),
+            }
+        )
+        return
+    console.print(f"[dim]{rt.mode} · {rt.prices_note}[/dim]")
+    console.print(render.drift_table(drift, rt.strategy.quote, decision.out_of_band))
+    console.print(f"Trigger: {rt.strategy.trigger.describe()}")
+    render.print_decision(console, decision)
+
+
+@app.command()
+@user_errors
+def plan(
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+    force: Annotated[bool, typer.Option(help="Plan even if the rule does not fire.")] = False,
+) -> None:
+    """The orders a rebalance would send, in order, and every skipped leg with its reason.
+
+    Nothing is sent. Example: `rebalancer plan --force`
+    """
+    rt = build(settings_from(config))
+    report = run_cycle(
+        rt.exchange,
+        rt.journal,
+        rt.notifier,
+        rt.strategy,
+        rt.clock.now(),
+        execute=False,
+        force=force,
+    )
+    if as_json:
+        emit(
+            {
+                "mode": rt.mode,
+                "decision": render.decision_dict(report.decision),
+                "plan": render.plan_dict(report.plan) if report.plan else None,
+            }
+        )
+        return
+    console.print(f"[dim]{rt.mode} · {rt.prices_note}[/dim]")
+    render.print_decision(console, report.decision)
+    if report.plan is not None:
+        render.print_plan(console, report.plan, rt.strategy.quote)
+    else:
+        console.print("Nothing to do (use --force to see the plan anyway).")
+
+
+@app.command()
+@user_errors
+def rebalance(
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+    force: Annotated[bool, typer.Option(help="Rebalance even if the rule does not fire.")] = False,
+    live: Annotated[
+        bool,
+        typer.Option("--live", help='Confirm live trading when the config says mode = "live".'),
+    ] = False,
+) -> None:
+    """Run one cycle: sells first, then buys sized from the cash the sells produced.
+
+    Paper unless the config says `mode = "live"` and `--live` confirms it.
+    Example: `rebalancer rebalance --force`
+    """
+    rt = build(settings_from(config), confirm_live=live)
+    report = run_cycle(
+        rt.exchange, rt.journal, rt.notifier, rt.strategy, rt.clock.now(), force=force
+    )
+    if as_json:
+        emit({"mode": rt.mode, **render.cycle_dict(report)})
+        return
+    console.print(f"[dim]{rt.mode} · {rt.prices_note}[/dim]")
+    render.print_decision(console, report.decision)
+    if report.fills:
+        console.print(render.fills_table(report))
+    for failed in report.failed:
+        console.print(
+            f"[yellow]not placed[/yellow] {failed.order.symbol} "
+            f"{failed.order.side.value}: {failed.error}"
+        )
+    for plan_ in (report.plan, report.buy_plan):
+        if plan_ is not None and plan_.skipped:
+            console.print(render.skipped_table(plan_, rt.strategy.quote))
+    if report.drift_after is not None:
+        console.print(render.drift_table(report.drift_after, rt.strategy.quote))
+    if report.stopped:
+        console.print(f"[bold red]stopped:[/bold red] {report.stopped}")
+
+
+app.command(name="demo")(user_errors(demo_command))
+
+# --- backtest commands (backtest, sweep, walk-forward) are registered here ---
+
+
+@config_app.command("check")
+@user_errors
+def config_check(config: ConfigOpt = None) -> None:
+    """Validate the config; every problem is listed with its field, value and fix.
+
+    Example: `rebalancer config check -c rebalancer.toml`
+    """
+    settings = settings_from(config)
+    settings.strategy()
+    console.print(
+        f"config OK ({settings.source}): mode {settings.mode}, exchange "
+        f"{settings.exchange}, {len(settings.targets)} targets"
+    )
+
+
+@config_app.command("show")
+@user_errors
+def config_show(config: ConfigOpt = None) -> None:
+    """Print the effective config, defaults filled in, secrets redacted.
+
+    Example: `rebalancer config show`
+    """
+    typer.echo(show_config(settings_from(config), env=dict(os.environ)))
+
+
+@paper_app.command("reset")
+@user_errors
+def paper_reset(config: ConfigOpt = None) -> None:
+    """Forget the paper account; the next run starts from `paper.initial_balances`.
+
+    Example: `rebalancer paper reset`
+    """
+    path = reset_paper(settings_from(config))
+    console.print(f"paper account reset ({path})")
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"rebalancer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool | None,
+        typer.Option(
+            "--version", callback=version_callback, is_eager=True, help="Show the version."
+        ),
+    ] = None,
+) -> None:
+    """Keep a crypto portfolio at its target allocation.
+
+    Start with `rebalancer demo`, then `rebalancer status` and `rebalancer plan`.
+    """
 
 
 def main() -> None:
-    raise SystemExit(0)
+    app()

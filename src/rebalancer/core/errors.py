@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class RebalancerError(Exception):
     """Base of every error the project raises on purpose."""
@@ -38,7 +40,15 @@ class StopAndTell(RebalancerError):
 
 
 class ConfigError(StopAndTell):
-    """The configuration is invalid; the message names field, rule, value and fix."""
+    """The configuration is invalid; the message names field, rule, value and fix.
+
+    ``problems`` lists every problem found, one line each (just the message when the
+    error was raised with a message alone).
+    """
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems: list[str] = list(problems) or [message]
 
 
 class AuthError(StopAndTell):

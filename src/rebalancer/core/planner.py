@@ -10,7 +10,9 @@ Money arithmetic (all Decimal, quote units):
   the sides are known, so it is solved exactly (sides re-checked until stable);
 * sells come first, truncated to the market's step and capped at the balance; buys are sized
   from the free quote plus what the sells really yield, minus the quote's own target, and
-  scaled down together when that cash is short. Cash never goes negative.
+  scaled down together when that cash is short. Cash never goes negative: buys spend at most
+  the budget less a relative ``1e-18`` (room for 28-digit Decimal rounding in the sums), and
+  amounts are divided out rounding down, so ``amount * price`` never exceeds the spend.
 
 A leg that cannot trade is kept as a :class:`SkippedLeg` with its reason; nothing is dropped.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal, localcontext
 from typing import Literal
 
 from rebalancer.core.drift import PortfolioDrift, compute_drift
@@ -27,6 +29,9 @@ from rebalancer.core.model import ONE, ZERO, MarketRules, OrderRequest, Side, Sn
 from rebalancer.core.rules import truncate, violation
 from rebalancer.core.triggers import Threshold
 from rebalancer.core.weights import Style, desired_weights
+
+ROUNDING_MARGIN = Decimal("1e-18")
+"""Relative share of the buy budget left unspent to absorb Decimal rounding."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,13 @@ def solve_total_after(legs: list[_Leg], total: Decimal) -> tuple[Decimal, dict[s
             break
         sides = new_sides
     return after, sides
+
+
+def _divide_down(a: Decimal, b: Decimal) -> Decimal:
+    """``a / b`` rounded towards zero, so ``(a / b) * b`` never exceeds ``a``."""
+    with localcontext() as ctx:
+        ctx.rounding = ROUND_DOWN
+        return a / b
 
 
 def _sign(x: Decimal) -> int:
@@ -251,13 +263,14 @@ def _plan_buys(
         if sides[leg.asset] > 0
     }
     need = sum(wanted.values(), ZERO)
-    scale = min(ONE, budget / need) if need > 0 else ONE
+    spendable = budget * (ONE - ROUNDING_MARGIN)
+    scale = min(ONE, spendable / need) if need > 0 else ONE
     buys: list[OrderRequest] = []
     for leg in legs:
         if leg.asset not in wanted:
             continue
         spend = wanted[leg.asset] * scale
-        amount = truncate(spend / leg.buy_price, leg.rules.amount_step)
+        amount = truncate(_divide_down(spend, leg.buy_price), leg.rules.amount_step)
         problem = _check(leg, Side.BUY, amount, leg.buy_price, wanted[leg.asset], policy)
         if problem:
             if scale < 1:

@@ -1,0 +1,156 @@
+"""CCXT exceptions -> the project's error tree, in one table, by what the caller must do.
+
+Rows are tried in order (most specific class first); the first ``isinstance`` match wins.
+A *read* is any call that cannot change the account (markets, balances, tickers, order
+look-ups); a *create* is the order request itself, where the one rule is: never guess that
+an order does not exist unless the exchange said so.
+
+=====================================  =========================  ==============================
+CCXT exception (Binance code/Kraken)          read                       create
+=====================================  =========================  ==============================
+InvalidNonce (-1021 recvWindow,        RetryLater                 OrderRejected (refused before
+EAPI:Invalid nonce)                                               matching: not placed; fix the
+                                                                  clock, the next cycle retries)
+AuthenticationError, PermissionDenied  AuthError                  AuthError
+(-2014, -2015, -1022), AccountSusp.;
+-2015 also when CCXT raised it as
+DDoSProtection (it does so once a
+private call has succeeded); Kraken's
+"EAPI:Invalid signature" (a plain
+ExchangeError in CCXT)
+InsufficientFunds (-2010 "insuffic.")  RetryLater                 InsufficientFunds
+DuplicateOrderId, "Duplicate order     (n/a)                      LOOKUP: the order exists; look
+sent." (-2010)                                                    it up by our client order id
+OrderNotFound (-2013)                  NOT_FOUND (None)           OrderRejected
+BadSymbol                              UnknownSymbol              UnknownSymbol
+MarketClosed, OrderImmediatelyFill.    RetryLater                 OrderRejected
+InvalidOrder, BadRequest (-1013        StopAndTell (our request   OrderRejected
+"Filter failure: NOTIONAL", LOT_SIZE)  is malformed)
+RequestTimeout (-1007, read timeout)   RetryLater                 OrderOutcomeUnknown
+NetworkError: ExchangeNotAvailable     RetryLater                 OrderOutcomeUnknown (5xx: the
+(5xx), DDoSProtection (418/429),                                  exchange says execution status
+RateLimitExceeded, OnMaintenance                                  unknown; look it up, never
+                                                                  re-send)
+BadResponse / NullResponse (garbled    RetryLater                 OrderOutcomeUnknown
+or truncated body), OperationFailed
+NotSupported, ArgumentsRequired        StopAndTell                StopAndTell
+ExchangeError (anything else with an   RetryLater                 OrderRejected (the exchange
+error body)                                                       answered with an error)
+BaseError (anything else)              RetryLater                 OrderOutcomeUnknown
+=====================================  =========================  ==============================
+
+Messages never carry the API key or secret: :func:`scrub` masks them in every message this
+module builds (CCXT's own messages name the URL and the response body, not the secret).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import ccxt
+
+from rebalancer.core import errors as core
+
+
+class Action(Enum):
+    RETRY = "retry"
+    AUTH = "auth"
+    FUNDS = "funds"
+    REJECTED = "rejected"
+    UNKNOWN_SYMBOL = "unknown_symbol"
+    STOP = "stop"
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    LOOKUP = "lookup"
+    NOT_FOUND = "not_found"
+
+
+# (ccxt exception class, action on a read, action on an order creation), most specific first.
+TABLE: tuple[tuple[type[Exception], Action, Action], ...] = (
+    (ccxt.InvalidNonce, Action.RETRY, Action.REJECTED),
+    (ccxt.AuthenticationError, Action.AUTH, Action.AUTH),
+    (ccxt.InsufficientFunds, Action.RETRY, Action.FUNDS),
+    (ccxt.DuplicateOrderId, Action.STOP, Action.LOOKUP),
+    (ccxt.OrderNotFound, Action.NOT_FOUND, Action.REJECTED),
+    (ccxt.BadSymbol, Action.UNKNOWN_SYMBOL, Action.UNKNOWN_SYMBOL),
+    (ccxt.MarketClosed, Action.RETRY, Action.REJECTED),
+    (ccxt.OrderImmediatelyFillable, Action.RETRY, Action.REJECTED),
+    (ccxt.InvalidOrder, Action.STOP, Action.REJECTED),
+    (ccxt.BadRequest, Action.STOP, Action.REJECTED),
+    (ccxt.RequestTimeout, Action.RETRY, Action.OUTCOME_UNKNOWN),
+    (ccxt.NetworkError, Action.RETRY, Action.OUTCOME_UNKNOWN),
+    (ccxt.OperationFailed, Action.RETRY, Action.OUTCOME_UNKNOWN),
+    (ccxt.NotSupported, Action.STOP, Action.STOP),
+    (ccxt.ArgumentsRequired, Action.STOP, Action.STOP),
+    (ccxt.ExchangeError, Action.RETRY, Action.REJECTED),
+    (ccxt.BaseError, Action.RETRY, Action.OUTCOME_UNKNOWN),
+)
+
+# Messages that mean something more precise than their exception class.
+_DUPLICATE = "Duplicate order sent"
+_REVOKED_KEY = '"code":-2015'
+_BAD_SIGNATURE = "EAPI:Invalid signature"  # Kraken, wrong secret: CCXT leaves it ExchangeError
+
+
+def action_for(exc: Exception, *, create: bool) -> Action:
+    """What the caller must do about ``exc`` (a CCXT exception)."""
+    if create and _DUPLICATE.lower() in str(exc).lower():
+        return Action.LOOKUP
+    if _REVOKED_KEY in str(exc).replace(" ", "") or _BAD_SIGNATURE in str(exc):
+        # CCXT turns Binance's -2015 into DDoSProtection once a private call has succeeded
+        # (a temporary ban looks the same); a revoked key must still stop the bot.
+        return Action.AUTH
+    for cls, on_read, on_create in TABLE:
+        if isinstance(exc, cls):
+            return on_create if create else on_read
+    return Action.OUTCOME_UNKNOWN if create else Action.RETRY
+
+
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every non-trivial secret replaced by ``***``."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+def translate(
+    exc: Exception,
+    *,
+    what: str,
+    create: bool = False,
+    client_order_id: str = "",
+    secrets: tuple[str, ...] = (),
+) -> core.RebalancerError:
+    """The project error for ``exc`` raised while doing ``what`` (e.g. "fetch_balance").
+
+    Actions LOOKUP and NOT_FOUND are handled by the caller before it gets here; if they
+    arrive anyway they become the safe choice (OrderOutcomeUnknown / RetryLater).
+    """
+    action = action_for(exc, create=create)
+    detail = scrub(f"{type(exc).__name__}: {exc}", secrets)
+    if action is Action.AUTH:
+        return core.AuthError(
+            f"{what}: the exchange refused the API key ({detail}); check the key, its "
+            "permissions (spot trading) and its IP whitelist"
+        )
+    if action is Action.FUNDS:
+        return core.InsufficientFunds(f"{what}: insufficient balance ({detail})")
+    if action is Action.REJECTED:
+        if isinstance(exc, ccxt.InvalidNonce):
+            return core.OrderRejected(
+                f"{what}: refused for its timestamp, the order was NOT placed ({detail}); "
+                "the local clock is off by more than recvWindow; sync the clock, the next "
+                "cycle retries"
+            )
+        return core.OrderRejected(f"{what}: the exchange rejected the order ({detail})")
+    if action is Action.UNKNOWN_SYMBOL:
+        return core.UnknownSymbol(f"{what}: the exchange does not know the market ({detail})")
+    if action is Action.STOP:
+        return core.StopAndTell(f"{what}: unexpected refusal, stopping ({detail})")
+    if create and action in (Action.OUTCOME_UNKNOWN, Action.LOOKUP):
+        return core.OrderOutcomeUnknown(
+            f"{what}: the order may have reached the exchange ({detail}); look it up by "
+            f"client order id {client_order_id!r}, never re-send it",
+            client_order_id,
+        )
+    return core.RetryLater(f"{what}: transient failure, retry later ({detail})")

@@ -1,0 +1,473 @@
+"""The live exchange: :class:`rebalancer.ports.Exchange` over a CCXT client.
+
+* Start-up refuses a client that could re-send an order by itself (``maxRetriesOnFailure``
+  other than 0) or that would hammer the exchange (``enableRateLimit`` off).
+* Markets are loaded once and reloaded when older than ``markets_ttl`` (injected clock).
+* :meth:`CcxtExchange.snapshot` costs two requests whatever the number of assets: one
+  ``fetch_balance`` and one batched ``fetch_tickers`` (one ``fetch_ticker`` per symbol only
+  where the exchange has no batched tickers). Stale tickers, crossed books and price jumps
+  are refused with :class:`MarketDataRejected` (a RetryLater).
+* :meth:`CcxtExchange.create_market_order` sends our client order id under the exchange's
+  own parameter, truncates the amount to the market step, buys by quote cost where the
+  exchange supports it, then waits for the order to be final and returns the real fill.
+* Every CCXT exception goes through :mod:`rebalancer.adapters.ccxt.errors`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from typing import Any, Literal, TypeVar
+
+import ccxt
+
+from rebalancer.adapters.ccxt import errors
+from rebalancer.adapters.ccxt.markets import (
+    dec,
+    positive,
+    resolve,
+    rules_from_market,
+    sum_by_currency,
+    symbol_for,
+)
+from rebalancer.adapters.clock import SystemClock
+from rebalancer.core.errors import (
+    BelowMinimum,
+    ConfigError,
+    InvariantBroken,
+    OrderOutcomeUnknown,
+    OrderRejected,
+    RetryLater,
+)
+from rebalancer.core.model import ZERO, Fill, MarketRules, OrderRequest, Side, Snapshot
+from rebalancer.ports import Clock
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Venue:
+    """What differs per exchange, found by reading CCXT's implementation of it.
+
+    ``client_id_param``: where order creation takes our client order id.
+    ``lookup_param``: the ``fetch_order`` parameter that finds an order by our client id;
+    None: the exchange cannot, so closed then open orders are listed filtered by client id.
+    ``ticker_time``: "exchange" -- tickers carry the exchange's timestamp (missing: refused);
+    "received" -- the exchange sends none (Kraken), the age is measured from when the
+    response arrived, so the stale check only catches our own delays.
+    ``buy_by_cost``: market buys are sent as a quote amount where the exchange allows it.
+    ``order_params``: sent with every order (Kraken: ``oflags=fciq``, fee in the quote, so the
+    order tells which currency the fee was taken in).
+    """
+
+    client_id_param: str
+    lookup_param: str | None
+    ticker_time: Literal["exchange", "received"] = "exchange"
+    buy_by_cost: bool = True
+    order_params: Mapping[str, str] = field(default_factory=dict)
+
+
+# Only venues whose orders can be found again by our client id through CCXT. Not yet:
+# coinbase -- takes ``client_order_id``, but CCXT's fetch_order needs the exchange order id
+# (a look-up would list orders and filter), and its sandbox is gone.
+VENUES = {
+    "binance": Venue("newClientOrderId", "origClientOrderId"),
+    # kraken: AddOrder takes ``cl_ord_id``; CCXT's fetch_order would send a client id as
+    # ``userref`` (an integer) next to ``txid``, so look-ups use ClosedOrders/OpenOrders with
+    # ``cl_ord_id``. Buying by cost (``viqc``) is not relied on.
+    "kraken": Venue(
+        "cl_ord_id",
+        None,
+        ticker_time="received",
+        buy_by_cost=False,
+        order_params={"oflags": "fciq"},
+    ),
+}
+FINAL_STATUSES = frozenset({"closed", "canceled", "expired", "rejected"})
+
+
+class MarketDataRejected(RetryLater):
+    """Market data failed a sanity check (stale, crossed, jumped); try again later."""
+
+
+def make_client(
+    exchange_id: str, api_key: str, secret: str, *, sandbox: bool = False, **extra: Any
+) -> Any:
+    """A CCXT client configured the way :class:`CcxtExchange` requires.
+
+    ``sandbox`` switches to the exchange's test network (Binance: testnet.binance.vision).
+
+    Rate limiting on, CCXT's own retries off (they would re-send orders), spot markets
+    only, and no private currency list (Binance's ``capital/config/getall``) at start-up.
+    """
+    options: dict[str, Any] = {"maxRetriesOnFailure": 0, "fetchCurrencies": False}
+    if exchange_id == "binance":
+        options.update({"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False})
+    options.update(extra.pop("options", {}))
+    config = {"apiKey": api_key, "secret": secret, "enableRateLimit": True, "options": options}
+    config.update(extra)
+    client = getattr(ccxt, exchange_id)(config)
+    if sandbox:
+        client.set_sandbox_mode(True)
+    return client
+
+
+def _retries_configured(options: Mapping[str, Any]) -> list[str]:
+    """Every option that asks CCXT to retry a failed request, as "path=value"."""
+    found: list[str] = []
+    keys = ("maxRetriesOnFailure", "defaultMaxRetriesOnFailure")
+    for key in keys:
+        if options.get(key) not in (None, 0):
+            found.append(f"options.{key}={options[key]!r}")
+    for name, value in options.items():
+        if isinstance(value, Mapping):
+            for key in keys:
+                if value.get(key) not in (None, 0):
+                    found.append(f"options.{name}.{key}={value[key]!r}")
+    return found
+
+
+class CcxtExchange:
+    """One account on one exchange, through CCXT (the only place the project imports it).
+
+    ``client``: a CCXT exchange built by :func:`make_client` (or configured alike).
+    ``max_ticker_age``: older tickers are refused. ``max_price_jump``: a fraction (0.2 =
+    20 %); a price that moved more than this since the previous snapshot is refused once.
+    ``markets_ttl``: markets are reloaded when older. ``poll_interval`` (seconds) and
+    ``max_polls``: how long to wait for an order to become final before reporting its
+    outcome as unknown. ``clock`` and ``sleep`` are injected for tests.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        max_ticker_age: timedelta,
+        max_price_jump: Decimal,
+        clock: Clock | None = None,
+        markets_ttl: timedelta = timedelta(hours=1),
+        poll_interval: float = 0.5,
+        max_polls: int = 20,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not getattr(client, "enableRateLimit", False):
+            raise ConfigError(
+                f"{client.id}: enableRateLimit is off; turn it on (the exchange bans "
+                "clients that exceed its request weight)"
+            )
+        retries = _retries_configured(client.options)
+        if retries:
+            raise ConfigError(
+                f"{client.id}: CCXT is set to retry failed requests ({', '.join(retries)}); "
+                "set maxRetriesOnFailure to 0: a retried order request can place the order "
+                "twice"
+            )
+        venue = VENUES.get(str(client.id))
+        if venue is None:
+            raise ConfigError(
+                f"exchange {client.id!r}: live trading supports {', '.join(sorted(VENUES))} "
+                "so far (orders must be found again by our client order id)"
+            )
+        self.venue = venue
+        self.client = client
+        self.name = str(client.id)
+        self.max_ticker_age = max_ticker_age
+        self.max_price_jump = max_price_jump
+        self.clock: Clock = clock or SystemClock()
+        self.markets_ttl = markets_ttl
+        self.poll_interval = poll_interval
+        self.max_polls = max_polls
+        self.sleep = sleep
+        self._markets_at: datetime | None = None
+        self._last_prices: dict[str, Decimal] = {}
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    @property
+    def _secrets(self) -> tuple[str, ...]:
+        return tuple(
+            str(s) for s in (self.client.apiKey, self.client.secret, self.client.password) if s
+        )
+
+    def _read(self, what: str, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except ccxt.BaseError as exc:
+            raise errors.translate(exc, what=what, secrets=self._secrets) from exc
+
+    def markets(self) -> Mapping[str, Any]:
+        """The exchange's markets, loaded once and reloaded when older than markets_ttl."""
+        now = self.clock.now()
+        stale = self._markets_at is None or now - self._markets_at > self.markets_ttl
+        if stale:
+            reload = self._markets_at is not None
+            self._read("load_markets", lambda: self.client.load_markets(reload))
+            self._markets_at = now
+        markets: Mapping[str, Any] = self.client.markets
+        return markets
+
+    def rules(self, symbol: str) -> MarketRules:
+        return rules_from_market(resolve(self.markets(), symbol), int(self.client.precisionMode))
+
+    # -- snapshot -------------------------------------------------------------------------
+
+    def snapshot(self, assets: Sequence[str], quote: str) -> Snapshot:
+        quote = quote.upper()
+        wanted = [a.upper() for a in dict.fromkeys(assets) if a.upper() != quote]
+        markets = {a: self.rules(symbol_for(a, quote)) for a in wanted}
+        balance = self._read("fetch_balance", self.client.fetch_balance)
+        if not isinstance(balance.get("info"), dict | list):
+            # CCXT hands an unparseable body (e.g. truncated JSON) to the parser as text and
+            # returns an empty balance: never read that as "holds nothing".
+            raise RetryLater("fetch_balance: the exchange's response could not be parsed")
+        tickers = self._tickers([m.symbol for m in markets.values()])
+        now = self.clock.now()
+        free = balance.get("free") or {}
+        balances = {a: dec(free.get(a)) or ZERO for a in [*wanted, quote]}
+        prices: dict[str, Decimal] = {}
+        bids: dict[str, Decimal] = {}
+        asks: dict[str, Decimal] = {}
+        for asset, rules in markets.items():
+            ticker = tickers.get(rules.symbol)
+            if ticker is None or not isinstance(ticker.get("info"), dict):
+                raise MarketDataRejected(f"fetch_tickers: no ticker returned for {rules.symbol}")
+            price, bid, ask = self._check_ticker(rules.symbol, ticker, now)
+            prices[asset] = price
+            if bid is not None:
+                bids[asset] = bid
+            if ask is not None:
+                asks[asset] = ask
+        self._check_jumps(prices, markets)
+        return Snapshot(quote, balances, prices, markets, now, bids, asks)
+
+    def _tickers(self, symbols: list[str]) -> Mapping[str, Any]:
+        if not symbols:
+            return {}
+        if self.client.has.get("fetchTickers"):
+            batch: Mapping[str, Any] = self._read(
+                "fetch_tickers", lambda: self.client.fetch_tickers(symbols)
+            )
+            return batch
+        out: dict[str, Any] = {}
+        for symbol in symbols:
+            out[symbol] = self._read(
+                f"fetch_ticker {symbol}", partial(self.client.fetch_ticker, symbol)
+            )
+        return out
+
+    def _check_ticker(
+        self, symbol: str, ticker: Mapping[str, Any], now: datetime
+    ) -> tuple[Decimal, Decimal | None, Decimal | None]:
+        stamp_ms = ticker.get("timestamp")
+        if stamp_ms is None and self.venue.ticker_time == "received":
+            stamp_ms = int(now.timestamp() * 1000)
+        if stamp_ms is None:
+            raise MarketDataRejected(
+                f"ticker {symbol}: no timestamp, cannot tell its age (max_ticker_age "
+                f"{self.max_ticker_age}); refusing to trade on it"
+            )
+        age = now - datetime.fromtimestamp(int(stamp_ms) / 1000, UTC)
+        if age > self.max_ticker_age:
+            raise MarketDataRejected(
+                f"ticker {symbol}: stale, {age.total_seconds():.1f} s old > max_ticker_age "
+                f"{self.max_ticker_age.total_seconds():.1f} s"
+            )
+        bid = dec(ticker.get("bid")) or None
+        ask = dec(ticker.get("ask")) or None
+        if bid is not None and ask is not None and bid > ask:
+            raise MarketDataRejected(f"ticker {symbol}: crossed book, bid {bid} > ask {ask}")
+        last = ticker.get("last")
+        if last is None and bid is not None and ask is not None:
+            return (bid + ask) / 2, bid, ask
+        return positive(last, f"ticker {symbol} last price"), bid, ask
+
+    def _check_jumps(
+        self, prices: Mapping[str, Decimal], markets: Mapping[str, MarketRules]
+    ) -> None:
+        """Refuse a price that moved more than max_price_jump since the last snapshot.
+
+        The new prices become the reference either way, so a real move is accepted on the
+        next snapshot while a one-off glitch is never traded on.
+        """
+        jumps = []
+        for asset, price in prices.items():
+            symbol = markets[asset].symbol
+            before = self._last_prices.get(symbol)
+            self._last_prices[symbol] = price
+            if before is not None and abs(price / before - 1) > self.max_price_jump:
+                jumps.append(f"{symbol} {before} -> {price}")
+        if jumps:
+            raise MarketDataRejected(
+                f"price jump above max_price_jump {self.max_price_jump} since the last "
+                f"snapshot: {'; '.join(jumps)}; retry to confirm"
+            )
+
+    # -- orders ---------------------------------------------------------------------------
+
+    def create_market_order(self, order: OrderRequest) -> Fill:
+        cid = order.client_order_id
+        if not cid:
+            raise InvariantBroken(f"order {order.side} {order.symbol}: no client_order_id")
+        market = resolve(self.markets(), order.symbol)
+        symbol = str(market["symbol"])
+        params: dict[str, Any] = {**self.venue.order_params, self.venue.client_id_param: cid}
+        what = f"create_market_order {order.side} {symbol} client id {cid}"
+        if order.side is Side.BUY and self._buys_by_cost(market):
+            cost = order.expected_cost
+            if cost <= 0:
+                raise BelowMinimum(f"{what}: cost {cost} is not positive")
+
+            def send() -> Any:
+                return self.client.create_market_buy_order_with_cost(symbol, float(cost), params)
+
+        else:
+            amount = self._amount_to_precision(symbol, order.amount, what)
+
+            def send() -> Any:
+                return self.client.create_order(
+                    symbol, "market", order.side.value, float(amount), None, params
+                )
+
+        try:
+            raw = send()
+        except ccxt.BaseError as exc:
+            action = errors.action_for(exc, create=True)
+            if action is errors.Action.LOOKUP:
+                log.warning("%s: exchange says duplicate; looking the order up", what)
+                try:
+                    found = self._fetch_raw(cid, symbol)
+                except RetryLater:
+                    found = None  # cannot tell: OrderOutcomeUnknown below
+                if found is not None:
+                    return self._settle_or_unknown(found, order.asset, symbol, cid, what)
+            raise errors.translate(
+                exc, what=what, create=True, client_order_id=cid, secrets=self._secrets
+            ) from exc
+        return self._settle_or_unknown(raw, order.asset, symbol, cid, what)
+
+    def _buys_by_cost(self, market: Mapping[str, Any]) -> bool:
+        if not self.venue.buy_by_cost or not self.client.has.get("createMarketBuyOrderWithCost"):
+            return False
+        info = market.get("info") or {}
+        return bool(info.get("quoteOrderQtyMarketAllowed", True))
+
+    def _amount_to_precision(self, symbol: str, amount: Decimal, what: str) -> Decimal:
+        try:
+            text = self.client.amount_to_precision(symbol, str(amount))
+        except ccxt.InvalidOrder as exc:
+            raise BelowMinimum(f"{what}: amount {amount} truncates to 0 ({exc})") from exc
+        out = dec(text)
+        if out is None or out <= 0:
+            raise BelowMinimum(f"{what}: amount {amount} truncates to {text!r}")
+        return out
+
+    def _settle_or_unknown(
+        self, raw: Mapping[str, Any], asset: str, symbol: str, cid: str, what: str
+    ) -> Fill:
+        """:meth:`_settle`, where a failed read means "placed, final state unknown"."""
+        try:
+            return self._settle(raw, asset, symbol, cid, what)
+        except RetryLater as exc:
+            raise OrderOutcomeUnknown(
+                f"{what}: the order was placed but its final state could not be read ({exc}); "
+                "look it up later by client order id",
+                cid,
+            ) from exc
+
+    def _settle(self, raw: Mapping[str, Any], asset: str, symbol: str, cid: str, what: str) -> Fill:
+        """Wait until the order is final and translate it; poll by client id."""
+        order = raw
+        polls = 0
+        while order.get("status") not in FINAL_STATUSES:
+            if polls >= self.max_polls:
+                raise OrderOutcomeUnknown(
+                    f"{what}: still {order.get('status')!r} after {polls} polls; look it up "
+                    "later by client order id",
+                    cid,
+                )
+            self.sleep(self.poll_interval)
+            polls += 1
+            order = self._fetch_raw(cid, symbol) or order
+        fill = self._to_fill(order, asset, symbol, cid)
+        if fill.amount <= 0:
+            raise OrderRejected(
+                f"{what}: order ended {order.get('status')!r} with nothing filled "
+                "(no liquidity or the exchange cancelled it)"
+            )
+        return fill
+
+    def _fetch_raw(self, cid: str, symbol: str) -> Any:
+        """The CCXT order with our client id ``cid``, or None if the exchange has none."""
+        try:
+            if self.venue.lookup_param is not None:
+                return self.client.fetch_order(cid, symbol, {self.venue.lookup_param: cid})
+            for method in (self.client.fetch_closed_orders, self.client.fetch_open_orders):
+                for found in method(symbol, None, None, {"clientOrderId": cid}):
+                    if found.get("clientOrderId") == cid:
+                        return found
+            return None
+        except ccxt.OrderNotFound:
+            return None
+        except ccxt.BaseError as exc:
+            what = f"fetch_order {symbol} client id {cid}"
+            raise errors.translate(exc, what=what, secrets=self._secrets) from exc
+
+    def fetch_order(self, client_order_id: str, symbol: str) -> Fill | None:
+        market = resolve(self.markets(), symbol)
+        order = self._fetch_raw(client_order_id, str(market["symbol"]))
+        if order is None:
+            return None
+        return self._to_fill(order, str(market["base"]), str(market["symbol"]), client_order_id)
+
+    def _to_fill(self, order: Mapping[str, Any], asset: str, symbol: str, cid: str) -> Fill:
+        filled = dec(order.get("filled")) or ZERO
+        cost = dec(order.get("cost"))
+        average = dec(order.get("average"))
+        if average is None and cost is not None and filled > 0:
+            average = cost / filled
+        if cost is None and average is not None:
+            cost = average * filled
+        fee, fee_asset = self._fee(order, symbol, filled)
+        return Fill(
+            client_order_id=str(order.get("clientOrderId") or cid),
+            asset=asset,
+            symbol=symbol,
+            side=Side(str(order.get("side"))),
+            amount=filled,
+            price=average or ZERO,
+            cost=cost or ZERO,
+            fee=fee,
+            fee_asset=fee_asset,
+            status=str(order.get("status")),
+            exchange_order_id=str(order.get("id") or ""),
+        )
+
+    def _fee(self, order: Mapping[str, Any], symbol: str, filled: Decimal) -> tuple[Decimal, str]:
+        """Fee as given by the exchange (base, quote or a third asset such as BNB).
+
+        An order look-up may carry no fee (Binance's GET /api/v3/order has no fills): the
+        order's trades are fetched then. With several fee currencies the first is kept and
+        the rest logged (a Fill has one fee asset).
+        """
+        fees = list(order.get("fees") or ([order["fee"]] if order.get("fee") else []))
+        by_currency = sum_by_currency(fees)
+        if not by_currency and filled > 0 and self.client.has.get("fetchOrderTrades"):
+            order_id = order.get("id")
+            trades = self._read(
+                f"fetch_order_trades {symbol} {order_id}",
+                lambda: self.client.fetch_order_trades(order_id, symbol),
+            )
+            by_currency = sum_by_currency(t["fee"] for t in trades if t.get("fee"))
+        if not by_currency:
+            return ZERO, ""
+        if len(by_currency) > 1:
+            log.warning("order %s: fees in several currencies %s", order.get("id"), by_currency)
+        currency, amount = next(iter(by_currency.items()))
+        return amount, currency

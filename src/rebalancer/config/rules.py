@@ -1,0 +1,136 @@
+"""The ``[trigger]`` rules: one model per ``kind``, chosen by its ``kind`` key.
+
+A missing ``kind`` means ``"threshold"``; a threshold or hybrid without a band gets
+``band_abs = 0.05``; ``any_of``/``all_of`` nest rules. :mod:`rebalancer.config.settings`
+turns them into :mod:`rebalancer.core.triggers` values.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
+
+from rebalancer.config.fields import DEFAULT_BAND_ABS, Band, cron_text, parse_period, period_text
+from rebalancer.config.problems import rule_error, show
+
+
+class ConfigModel(BaseModel):
+    """Base of every config table: unknown keys are errors, values immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Bands(ConfigModel):
+    band_abs: Band | None = None
+    band_rel: Band | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_band(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "band_abs" not in data and "band_rel" not in data:
+            return {**data, "band_abs": DEFAULT_BAND_ABS}
+        return data
+
+
+class _Schedule(ConfigModel):
+    every: Annotated[str, AfterValidator(period_text)] | None = None
+    cron: Annotated[str, AfterValidator(cron_text)] | None = None
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> Any:
+        if (self.every is None) == (self.cron is None):
+            both = self.every is not None
+            raise rule_error(
+                "needs exactly one of every or cron",
+                "keep one of them and remove the other"
+                if both
+                else 'add every = "1d" (or cron = "0 0 * * *")',
+                found=f"every = {show(self.every)} and cron = {show(self.cron)}"
+                if both
+                else "neither",
+            )
+        return self
+
+    @property
+    def period(self) -> timedelta | None:
+        return None if self.every is None else parse_period(self.every)
+
+
+class ThresholdRule(_Bands):
+    """Fire when a weight leaves its band (``band_abs`` and/or ``band_rel``)."""
+
+    kind: Literal["threshold"] = "threshold"
+
+
+class CalendarRule(_Schedule):
+    """Fire on a schedule: ``every`` a period (aligned to the epoch, UTC) or a ``cron``."""
+
+    kind: Literal["calendar"] = "calendar"
+
+
+class HybridRule(_Schedule, _Bands):
+    """Look on a schedule, act only when out of band."""
+
+    kind: Literal["hybrid"] = "hybrid"
+
+
+class AnyOfRule(ConfigModel):
+    kind: Literal["any_of"] = "any_of"
+    rules: list[TriggerRule] = Field(min_length=1)
+
+
+class AllOfRule(ConfigModel):
+    kind: Literal["all_of"] = "all_of"
+    rules: list[TriggerRule] = Field(min_length=1)
+
+
+class NeverRule(ConfigModel):
+    """Buy and hold."""
+
+    kind: Literal["never"] = "never"
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        kind = value.get("kind", "threshold")
+        return kind if isinstance(kind, str) else show(kind)
+    return str(getattr(value, "kind", "threshold"))
+
+
+TriggerRule = Annotated[
+    Annotated[ThresholdRule, Tag("threshold")]
+    | Annotated[CalendarRule, Tag("calendar")]
+    | Annotated[HybridRule, Tag("hybrid")]
+    | Annotated[AnyOfRule, Tag("any_of")]
+    | Annotated[AllOfRule, Tag("all_of")]
+    | Annotated[NeverRule, Tag("never")],
+    Discriminator(_kind),
+]
+RULE_MODELS: dict[str, type[ConfigModel]] = {
+    "threshold": ThresholdRule,
+    "calendar": CalendarRule,
+    "hybrid": HybridRule,
+    "any_of": AnyOfRule,
+    "all_of": AllOfRule,
+    "never": NeverRule,
+}
+AnyOfRule.model_rebuild()
+AllOfRule.model_rebuild()
+
+
+def has_threshold(rule: Any) -> bool:
+    if isinstance(rule, ThresholdRule | HybridRule):
+        return True
+    if isinstance(rule, AnyOfRule | AllOfRule):
+        return any(has_threshold(r) for r in rule.rules)
+    return False

@@ -1,0 +1,196 @@
+"""The config's shape as pydantic models (``extra="forbid"`` everywhere) and its rules.
+
+Each rule lives in the validator of the field it is about, so pydantic reports every
+broken rule at once; rules spanning fields look back at earlier fields through
+``info.data`` (hence the field order: ``quote`` before ``targets``, ``trigger`` before
+``rebalance``). Numbers are :class:`~decimal.Decimal` as written in the TOML text.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator
+
+from rebalancer.config.fields import (
+    DEFAULT_PAPER_CAPITAL,
+    ONE,
+    SUM_TOLERANCE,
+    ZERO,
+    Amount,
+    Asset,
+    OptionalDir,
+    Rate,
+    StateDir,
+    Step,
+    Weight,
+    check_assets_once,
+    default_data_dir,
+    exchange_id,
+)
+from rebalancer.config.problems import one_of, rule_error, show
+from rebalancer.config.rules import (
+    RULE_MODELS,
+    ConfigModel,
+    ThresholdRule,
+    TriggerRule,
+    has_threshold,
+)
+
+
+class Rebalance(ConfigModel):
+    style: Literal["target", "band_edge"] = "target"
+    min_trade: Amount = Decimal(10)
+    slippage: Rate = Decimal("0.001")
+    unmanaged: Literal["ignore", "sell"] = "ignore"
+
+
+class Fees(ConfigModel):
+    taker: Rate = Decimal("0.001")
+
+
+class Paper(ConfigModel):
+    """``initial_balances`` empty (not given) means 10000 of the quote."""
+
+    initial_balances: dict[Asset, Amount] = Field(default_factory=dict)
+    data_dir: OptionalDir = None
+
+    _assets_once = field_validator("initial_balances", mode="before")(check_assets_once)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise rule_error(
+                "must be an existing folder of candle files",
+                "create it, correct the path (relative paths start at the config file's "
+                'folder), or write data_dir = "" for the embedded demo data',
+                found=show(str(value)),
+            )
+        return value
+
+
+class MarketOverride(ConfigModel):
+    """Paper-trading market rules for one asset; unset fields keep the adapter's default."""
+
+    amount_step: Step | None = None
+    min_amount: Amount | None = None
+    min_notional: Amount | None = None
+
+
+class SettingsBase(ConfigModel):
+    """Fields and rules of the whole config (``Settings`` adds the behaviour)."""
+
+    mode: Literal["paper", "live"] = "paper"
+    exchange: Annotated[str, AfterValidator(exchange_id)] = "binance"
+    quote: Asset = "USDT"
+    sandbox: bool = False
+    state_dir: StateDir = Field(default_factory=default_data_dir)
+    targets: dict[Asset, Weight]
+    trigger: TriggerRule = Field(default_factory=ThresholdRule)
+    rebalance: Rebalance = Field(default_factory=Rebalance)
+    fees: Fees = Field(default_factory=Fees)
+    paper: Paper = Field(default_factory=Paper, validate_default=True)
+    markets: dict[Asset, MarketOverride] = Field(default_factory=dict)
+
+    _targets_once = field_validator("targets", "markets", mode="before")(check_assets_once)
+
+    @field_validator("state_dir")
+    @classmethod
+    def _not_a_file(cls, value: Path) -> Path:
+        if value.exists() and not value.is_dir():
+            raise rule_error(
+                "must be a folder",
+                "point it at a folder (it is created if missing)",
+                found=show(str(value)),
+            )
+        return value
+
+    @field_validator("targets")
+    @classmethod
+    def _sum_to_one(cls, value: dict[str, Decimal], info: ValidationInfo) -> dict[str, Decimal]:
+        quote = info.data.get("quote")
+        if quote is not None and not any(a != quote for a in value):
+            raise rule_error(
+                f"needs at least one asset besides the quote {quote}",
+                "add assets with their weights, e.g. BTC = 0.5",
+                found=show(value) if value else "an empty table",
+            )
+        total = sum(value.values(), ZERO)
+        gap = ONE - total
+        if abs(gap) > SUM_TOLERANCE:
+            cash = f" (e.g. to {quote}, the cash leg)" if quote and gap > 0 else ""
+            fix = f"add {gap} somewhere{cash}" if gap > 0 else f"take {-gap} away somewhere"
+            if total >= 50:
+                fix = "weights are fractions, not percent: divide each by 100"
+            raise rule_error("weights must sum to 1 (±1e-9)", fix, found=str(total))
+        return value
+
+    @field_validator("rebalance")
+    @classmethod
+    def _band_edge_needs_band(cls, value: Rebalance, info: ValidationInfo) -> Rebalance:
+        trigger = info.data.get("trigger")
+        if value.style == "band_edge" and trigger is not None and not has_threshold(trigger):
+            raise rule_error(
+                'style "band_edge" trades back to the band edge, so the trigger needs a band',
+                'use trigger kind "threshold" or "hybrid" (or add a threshold rule), '
+                'or write style = "target"',
+                found=f"trigger kind {show(trigger.kind)}",
+                at="style",
+            )
+        return value
+
+    @field_validator("paper")
+    @classmethod
+    def _default_balances(cls, value: Paper, info: ValidationInfo) -> Paper:
+        quote = info.data.get("quote")
+        if value.initial_balances or quote is None:
+            return value
+        return value.model_copy(update={"initial_balances": {quote: DEFAULT_PAPER_CAPITAL}})
+
+    @field_validator("markets")
+    @classmethod
+    def _no_quote_market(
+        cls, value: dict[str, MarketOverride], info: ValidationInfo
+    ) -> dict[str, MarketOverride]:
+        quote = info.data.get("quote")
+        if quote in value:
+            raise rule_error(
+                f"the quote {quote} has no market of its own",
+                f"remove [markets.{quote}]",
+                found="a table",
+                at=str(quote),
+            )
+        return value
+
+
+def allowed_keys(raw_loc: tuple[str | int, ...]) -> list[str]:
+    """Keys allowed in the table that holds the last key of ``raw_loc``."""
+    container = raw_loc[:-1]
+    model: type[BaseModel] | None
+    if not container:
+        model = SettingsBase
+    elif isinstance(container[-1], str) and container[-1] in RULE_MODELS:
+        model = RULE_MODELS[container[-1]]
+    elif container[0] == "markets" and len(container) == 2:
+        model = MarketOverride
+    else:
+        sections: dict[tuple[str | int, ...], type[BaseModel]] = {
+            ("rebalance",): Rebalance,
+            ("fees",): Fees,
+            ("paper",): Paper,
+        }
+        model = sections.get(container)
+    return list(model.model_fields) if model is not None else []
+
+
+TYPE_FIXES = {
+    "mode": 'write mode = "paper" to simulate, or mode = "live" to trade with real money',
+    "rebalance.style": f"write one of {one_of(['target', 'band_edge'])}",
+    "rebalance.unmanaged": 'write "ignore" to leave other holdings alone or "sell" to sell them',
+    "targets": "add a [targets] table with a weight per asset, e.g. BTC = 0.6 and USDT = 0.4",
+    "trigger.rules": 'write rules = [ { kind = "calendar", every = "30d" }, '
+    '{ kind = "threshold", band_abs = 0.05 } ]',
+}

@@ -1,0 +1,136 @@
+"""Exchange keys: read from the environment or a ``.env`` file, never from the TOML.
+
+Variables are named after the exchange id: ``BINANCE_API_KEY``, ``BINANCE_API_SECRET`` and,
+for exchanges that need one (OKX, KuCoin, ...), ``OKX_API_PASSWORD``. The process
+environment wins over the ``.env`` file; ``os.environ`` is never modified. Values are held as
+:class:`~pydantic.SecretStr` and never appear in ``repr``/``str`` or in error messages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import dotenv_values
+from pydantic import SecretStr
+
+from rebalancer.config.exchanges import PASSWORD_EXCHANGES
+from rebalancer.core.errors import AuthError
+
+_FIELDS = ("api_key", "secret", "password")
+_SUFFIX = {"api_key": "API_KEY", "secret": "API_SECRET", "password": "API_PASSWORD"}
+_CCXT_NAME = {"api_key": "apiKey", "secret": "secret", "password": "password"}
+
+
+def env_prefix(exchange: str) -> str:
+    """``"binance"`` -> ``"BINANCE"`` (anything but letters and digits becomes ``_``)."""
+    return re.sub(r"[^A-Z0-9]", "_", exchange.upper())
+
+
+def env_names(exchange: str) -> dict[str, str]:
+    """Field -> environment variable name, e.g. ``{"api_key": "BINANCE_API_KEY", ...}``."""
+    prefix = env_prefix(exchange)
+    return {f: f"{prefix}_{_SUFFIX[f]}" for f in _FIELDS}
+
+
+def password_required(exchange: str) -> bool:
+    """Whether ``exchange`` needs a password (passphrase) besides key and secret."""
+    return exchange in PASSWORD_EXCHANGES
+
+
+@dataclass(frozen=True, repr=False)
+class ExchangeKeys:
+    """The credentials for one exchange; any may be None (not set)."""
+
+    exchange: str
+    api_key: SecretStr | None = None
+    secret: SecretStr | None = None
+    password: SecretStr | None = None
+    needs_password: bool = False
+    searched: tuple[str, ...] = ("the environment",)
+
+    @property
+    def names(self) -> dict[str, str]:
+        return env_names(self.exchange)
+
+    def _needed(self) -> tuple[str, ...]:
+        return _FIELDS if self.needs_password else _FIELDS[:2]
+
+    def status(self) -> dict[str, str]:
+        """Variable name -> ``"set"``, ``"missing"`` or ``"not needed"`` (never a value)."""
+        out: dict[str, str] = {}
+        for field in _FIELDS:
+            if getattr(self, field) is not None:
+                out[self.names[field]] = "set"
+            else:
+                out[self.names[field]] = "missing" if field in self._needed() else "not needed"
+        return out
+
+    @property
+    def missing(self) -> list[str]:
+        """Names of the needed variables that are not set."""
+        return [self.names[f] for f in self._needed() if getattr(self, f) is None]
+
+    def require_keys(self) -> ExchangeKeys:
+        """Return self when every needed key is set; else raise :class:`AuthError`."""
+        missing = self.missing
+        if missing:
+            raise AuthError(
+                f"live trading on {self.exchange} needs API keys, but {' and '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} not set (looked in "
+                f"{' and '.join(self.searched)}). Fix: put them in a .env file next to your "
+                "config (or export them), never in the TOML; create the keys with trade "
+                "permission only, withdrawals disabled"
+            )
+        return self
+
+    def ccxt_credentials(self) -> dict[str, str]:
+        """The keys as CCXT's constructor wants them (``apiKey``, ``secret``, ``password``)."""
+        out: dict[str, str] = {}
+        for field in _FIELDS:
+            value: SecretStr | None = getattr(self, field)
+            if value is not None:
+                out[_CCXT_NAME[field]] = value.get_secret_value()
+        return out
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f}={'set' if getattr(self, f) else 'missing'}" for f in _FIELDS)
+        return f"ExchangeKeys(exchange={self.exchange!r}, {shown})"
+
+    __str__ = __repr__
+
+
+def load_secrets(
+    exchange: str,
+    env: Mapping[str, str] | None = None,
+    dotenv_path: Path | None = None,
+) -> ExchangeKeys:
+    """Read ``exchange``'s keys from ``env`` (default ``os.environ``) and a ``.env`` file.
+
+    ``dotenv_path`` defaults to ``./.env``; a missing file is simply not used. Empty values
+    count as not set. The environment wins over the file.
+    """
+    environ = os.environ if env is None else env
+    path = Path(".env") if dotenv_path is None else dotenv_path
+    searched = ["the environment"]
+    from_file: dict[str, str] = {}
+    if path.is_file():
+        searched.append(str(path))
+        from_file = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    else:
+        searched.append(f"{path} (no such file)")
+    values: dict[str, SecretStr | None] = {}
+    for field, name in env_names(exchange).items():
+        raw = (environ.get(name) or "").strip() or from_file.get(name, "").strip()
+        values[field] = SecretStr(raw) if raw else None
+    return ExchangeKeys(
+        exchange=exchange,
+        api_key=values["api_key"],
+        secret=values["secret"],
+        password=values["password"],
+        needs_password=password_required(exchange),
+        searched=tuple(searched),
+    )

@@ -1,0 +1,105 @@
+"""The validated config (:class:`Settings`) and the core values built from it."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from pydantic import PrivateAttr
+
+from rebalancer.config.fields import ZERO
+from rebalancer.config.rules import (
+    AllOfRule,
+    AnyOfRule,
+    CalendarRule,
+    HybridRule,
+    NeverRule,
+    ThresholdRule,
+)
+from rebalancer.config.schema import MarketOverride, SettingsBase
+from rebalancer.core.cron import Cron
+from rebalancer.core.model import MarketRules
+from rebalancer.core.planner import PlanPolicy
+from rebalancer.core.strategy import Strategy
+from rebalancer.core.triggers import AllOf, AnyOf, Calendar, Never, Threshold, Trigger, hybrid
+
+if TYPE_CHECKING:
+    from rebalancer.config.secrets import ExchangeKeys
+
+
+def build_trigger(rule: Any) -> Trigger:
+    """The core trigger for one validated ``[trigger]`` rule."""
+    if isinstance(rule, ThresholdRule):
+        return Threshold(rule.band_abs, rule.band_rel)
+    if isinstance(rule, HybridRule):
+        return hybrid(_calendar(rule), Threshold(rule.band_abs, rule.band_rel))
+    if isinstance(rule, CalendarRule):
+        return _calendar(rule)
+    if isinstance(rule, AnyOfRule):
+        return AnyOf(tuple(build_trigger(r) for r in rule.rules))
+    if isinstance(rule, AllOfRule):
+        return AllOf(tuple(build_trigger(r) for r in rule.rules))
+    if isinstance(rule, NeverRule):
+        return Never()
+    raise TypeError(f"not a trigger rule: {rule!r}")
+
+
+def _calendar(rule: CalendarRule | HybridRule) -> Calendar:
+    cron = None if rule.cron is None else Cron.parse(rule.cron)
+    return Calendar(period=rule.period, cron=cron)
+
+
+def apply_override(rules: MarketRules, override: MarketOverride) -> MarketRules:
+    """``rules`` with the fields ``override`` sets replaced."""
+    changes = {k: v for k, v in override.model_dump().items() if v is not None}
+    return dataclasses.replace(rules, **changes)
+
+
+class Settings(SettingsBase):
+    """The whole validated config. Immutable; build with ``load_config``/``parse_config``.
+
+    ``source`` tells where it came from (a file path, ``"built-in defaults"``, ...); it
+    takes no part in equality.
+    """
+
+    _source: str = PrivateAttr(default="<string>")
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Settings):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    @property
+    def needs_keys(self) -> bool:
+        """Live mode trades a real account and needs the exchange's API keys."""
+        return self.mode == "live"
+
+    def strategy(self) -> Strategy:
+        """Targets (the quote included, weight 0 when not listed), trigger and plan policy."""
+        targets = dict(self.targets)
+        targets.setdefault(self.quote, ZERO)
+        policy = PlanPolicy(
+            min_trade=self.rebalance.min_trade,
+            slippage=self.rebalance.slippage,
+            style=self.rebalance.style,
+            unmanaged=self.rebalance.unmanaged,
+        )
+        return Strategy(self.quote, targets, build_trigger(self.trigger), policy)
+
+    def market_rules(self, defaults: dict[str, MarketRules]) -> dict[str, MarketRules]:
+        """``defaults`` (asset -> rules) with the ``[markets.ASSET]`` overrides applied."""
+        return {
+            asset: apply_override(rules, self.markets[asset]) if asset in self.markets else rules
+            for asset, rules in defaults.items()
+        }
+
+    def redacted(self, keys: ExchangeKeys | None = None) -> dict[str, Any]:
+        """The effective config as plain data, secrets as ``"***"``; with ``keys``, an
+        ``env`` table telling which key variables are ``"set"``/``"missing"`` (no values)."""
+        from rebalancer.config.show import redacted
+
+        return redacted(self, keys)

@@ -1,0 +1,547 @@
+"""A local Binance spot exchange speaking the real wire format, under the real ``ccxt.binance``.
+
+:class:`BinanceDouble` is a ``requests`` transport adapter: mount it on a CCXT client's
+``session`` (:meth:`BinanceDouble.mount`) and every HTTP request CCXT makes -- signed by
+CCXT, answered here, parsed and error-mapped by CCXT -- stays in this process. A request the
+double does not handle raises :class:`UnhandledRequest`: nothing can reach the network.
+
+Served on ``https://api.binance.com`` (or ``host=``, e.g. ``testnet.binance.vision``):
+``GET /api/v3/exchangeInfo`` (the fixture markets' raw ``info`` objects, plus synthetic
+BNB/SOL/LINK markets), ``/api/v3/time``,
+``/api/v3/ticker/24hr`` (``symbols=[...]`` or ``symbol=``), signed ``/api/v3/account``,
+``POST /api/v3/order`` (market orders by ``quantity`` or ``quoteOrderQty``, LOT_SIZE and
+NOTIONAL filters, balances), ``GET /api/v3/order`` (``origClientOrderId`` or ``orderId``)
+and ``/api/v3/myTrades``. Signed requests need the right API key and HMAC-SHA256 signature
+and a timestamp inside ``recvWindow`` of the double's clock; errors are Binance's bodies.
+
+Faults: :meth:`BinanceDouble.inject` queues one fault for the next request to an endpoint
+(timeout before or after the order is accepted, 5xx, 429, 418, truncated body, or any
+Binance error body); ``liquidity`` caps what a market order fills (the rest expires, as
+Binance's market orders do); ``fill_after_polls`` keeps new orders open for that many
+look-ups. ``calls`` counts requests per ``(method, path)``; ``log`` keeps each
+request's parsed parameters.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import requests
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
+
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "ccxt-fixtures" / "binance"
+HOST = "api.binance.com"
+ZERO = Decimal(0)
+
+
+class UnhandledRequest(AssertionError):
+    """The code under test made a request the double does not serve."""
+
+
+class Fault(Enum):
+    TIMEOUT_BEFORE = "timeout_before"  # the request never reached the exchange
+    TIMEOUT_AFTER = "timeout_after"  # processed (order placed), the response was lost
+    HTTP_500 = "http_500"
+    HTTP_503 = "http_503"
+    HTTP_429 = "http_429"
+    HTTP_418 = "http_418"
+    TRUNCATED = "truncated"  # processed, body cut in half
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    params: dict[str, str]
+    signed: bool
+
+
+@dataclass
+class Order:
+    order_id: int
+    client_order_id: str
+    symbol: str
+    side: str
+    orig_qty: Decimal
+    executed_qty: Decimal
+    quote_qty: Decimal
+    status: str
+    time_ms: int
+    orig_quote_qty: Decimal = ZERO
+    fills: list[dict[str, str]] = field(default_factory=list)
+    polls_left: int = 0
+    pending: Callable[[], None] | None = None
+
+
+def fixture_markets() -> dict[str, Any]:
+    """The fixture's markets, unified symbol -> CCXT market (with raw ``info``)."""
+    data = json.loads((FIXTURES / "binance_markets.json").read_text())
+    markets: dict[str, Any] = data["markets"]
+    return markets
+
+
+def _synthetic(template: dict[str, Any], base: str, step: str) -> dict[str, Any]:
+    info = copy.deepcopy(template)
+    info["symbol"] = f"{base}USDT"
+    info["baseAsset"] = base
+    for f in info["filters"]:
+        if f["filterType"] == "LOT_SIZE":
+            f["minQty"] = step
+            f["stepSize"] = step
+    return info
+
+
+def exchange_symbols() -> list[dict[str, Any]]:
+    """Raw ``exchangeInfo`` symbol objects: the 7 fixture markets plus BNB, SOL, LINK."""
+    infos = [m["info"] for m in fixture_markets().values()]
+    eth = next(i for i in infos if i["symbol"] == "ETHUSDT")
+    extra = [("BNB", "0.00100000"), ("SOL", "0.00100000"), ("LINK", "0.01000000")]
+    return infos + [_synthetic(eth, base, step) for base, step in extra]
+
+
+def _d(text: str) -> str:
+    """Binance prints numbers with 8 decimals."""
+    return f"{Decimal(text):.8f}"
+
+
+class BinanceDouble(BaseAdapter):
+    def __init__(
+        self,
+        api_key: str,
+        secret: str,
+        *,
+        balances: dict[str, str] | None = None,
+        books: dict[str, tuple[str, str]] | None = None,
+        taker_fee: str = "0.001",
+        bnb_fees: bool = False,
+        clock_offset_ms: int = 0,
+        host: str = HOST,
+    ) -> None:
+        super().__init__()
+        self.host = host
+        self.api_key = api_key
+        self.secret = secret
+        self.symbols = {s["symbol"]: s for s in exchange_symbols()}
+        self.balances: dict[str, Decimal] = {a: Decimal(v) for a, v in (balances or {}).items()}
+        # symbol id -> (bid, ask); last trade = ask
+        self.books: dict[str, tuple[Decimal, Decimal]] = {
+            s: (Decimal(b), Decimal(a)) for s, (b, a) in (books or {}).items()
+        }
+        self.ticker_age_ms: dict[str, int] = {}
+        # symbol id -> most base units a market order can fill (the rest expires)
+        self.liquidity: dict[str, Decimal] = {}
+        self.taker_fee = Decimal(taker_fee)
+        self.bnb_fees = bnb_fees
+        self.bnb_discount = Decimal("0.75")
+        self.clock_offset_ms = clock_offset_ms
+        self.fill_after_polls = 0
+        self.orders: list[Order] = []
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self.log: list[Recorded] = []
+        self._faults: dict[tuple[str, str], list[Fault | tuple[int, int, str]]] = {}
+        self._next_id = 1000
+        self._next_trade = 5000
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def mount(self, client: Any) -> BinanceDouble:
+        client.session.mount("https://", self)
+        client.session.mount("http://", self)
+        return self
+
+    def set_book(self, symbol_id: str, bid: str, ask: str) -> None:
+        self.books[symbol_id] = (Decimal(bid), Decimal(ask))
+
+    def inject(self, method: str, path: str, fault: Fault | tuple[int, int, str]) -> None:
+        """Make the next ``method path`` request fail with ``fault``.
+
+        A tuple ``(http_status, binance_code, msg)`` answers with that Binance error body.
+        """
+        self._faults.setdefault((method, path), []).append(fault)
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000) + self.clock_offset_ms
+
+    def placed(self, path: str = "/api/v3/order") -> list[Recorded]:
+        return [r for r in self.log if r.method == "POST" and r.path == path]
+
+    # -- transport ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        pass
+
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
+        url = urlsplit(request.url or "")
+        method = request.method or "GET"
+        if url.scheme != "https" or url.hostname != self.host:
+            raise UnhandledRequest(f"no network in tests: {method} {request.url}")
+        query = url.query
+        body = request.body.decode() if isinstance(request.body, bytes) else (request.body or "")
+        payload = query + body  # Binance signs the query string followed by the body
+        params = dict(parse_qsl(query)) | dict(parse_qsl(body))
+        path = url.path
+        signed = "signature" in params
+        self.calls[(method, path)] += 1
+        self.log.append(Recorded(method, path, params, signed))
+        fault = self._next_fault(method, path)
+        if fault is Fault.TIMEOUT_BEFORE:
+            raise requests.exceptions.ConnectTimeout(f"injected: connect timeout {path}")
+        if isinstance(fault, tuple):
+            return self._error(request, fault[0], fault[1], fault[2])
+        if fault in (Fault.HTTP_500, Fault.HTTP_503):
+            status = 500 if fault is Fault.HTTP_500 else 503
+            return self._respond(request, status, "<html>Service Unavailable</html>", "text/html")
+        if fault in (Fault.HTTP_429, Fault.HTTP_418):
+            status = 429 if fault is Fault.HTTP_429 else 418
+            return self._error(request, status, -1003, "Too many requests; IP banned.")
+        handler = self._route(method, path)
+        if handler is None:
+            raise UnhandledRequest(f"the Binance double does not serve {method} {path}")
+        if handler[1]:
+            problem = self._check_signature(request, payload, params)
+            if problem is not None:
+                return self._error(request, *problem)
+        status, data = handler[0](params)
+        if fault is Fault.TIMEOUT_AFTER:
+            raise requests.exceptions.ReadTimeout(f"injected: read timeout {path}")
+        text = json.dumps(data)
+        if fault is Fault.TRUNCATED:
+            text = text[: len(text) // 2]
+        return self._respond(request, status, text)
+
+    def _next_fault(self, method: str, path: str) -> Fault | tuple[int, int, str] | None:
+        queue = self._faults.get((method, path))
+        return queue.pop(0) if queue else None
+
+    def _route(
+        self, method: str, path: str
+    ) -> tuple[Callable[[dict[str, str]], tuple[int, Any]], bool] | None:
+        routes: dict[tuple[str, str], tuple[Callable[[dict[str, str]], tuple[int, Any]], bool]] = {
+            ("GET", "/api/v3/exchangeInfo"): (self._exchange_info, False),
+            ("GET", "/api/v3/time"): (lambda p: (200, {"serverTime": self.now_ms()}), False),
+            ("GET", "/api/v3/ticker/24hr"): (self._ticker_24hr, False),
+            ("GET", "/api/v3/account"): (self._account, True),
+            ("POST", "/api/v3/order"): (self._new_order, True),
+            ("GET", "/api/v3/order"): (self._query_order, True),
+            ("GET", "/api/v3/myTrades"): (self._my_trades, True),
+        }
+        return routes.get((method, path))
+
+    def _check_signature(
+        self, request: requests.PreparedRequest, payload: str, params: dict[str, str]
+    ) -> tuple[int, int, str] | None:
+        if request.headers.get("X-MBX-APIKEY") != self.api_key:
+            return 401, -2015, "Invalid API-key, IP, or permissions for action."
+        signed_part, _, signature = payload.rpartition("&signature=")
+        expected = hmac.new(self.secret.encode(), signed_part.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(signature, expected):
+            return 400, -1022, "Signature for this request is not valid."
+        stamp = int(params.get("timestamp", "0"))
+        window = int(params.get("recvWindow", "5000"))
+        now = self.now_ms()
+        if not (stamp < now + 1000 and now - stamp <= window):
+            return 400, -1021, "Timestamp for this request is outside of the recvWindow."
+        return None
+
+    def _respond(
+        self,
+        request: requests.PreparedRequest,
+        status: int,
+        text: str,
+        content_type: str = "application/json;charset=UTF-8",
+    ) -> requests.Response:
+        response = requests.Response()
+        response.status_code = status
+        response._content = text.encode()
+        response.headers = CaseInsensitiveDict({"Content-Type": content_type})
+        response.reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized"}.get(status, "Error")
+        response.url = request.url or ""
+        response.request = request
+        response.encoding = "utf-8"
+        return response
+
+    def _error(
+        self, request: requests.PreparedRequest, status: int, code: int, msg: str
+    ) -> requests.Response:
+        return self._respond(request, status, json.dumps({"code": code, "msg": msg}))
+
+    # -- public endpoints -----------------------------------------------------------------
+
+    def _exchange_info(self, params: dict[str, str]) -> tuple[int, Any]:
+        return 200, {
+            "timezone": "UTC",
+            "serverTime": self.now_ms(),
+            "rateLimits": [],
+            "exchangeFilters": [],
+            "symbols": list(self.symbols.values()),
+        }
+
+    def _ticker(self, symbol: str) -> dict[str, Any]:
+        bid, ask = self.books[symbol]
+        close = self.now_ms() - self.ticker_age_ms.get(symbol, 50)
+        return {
+            "symbol": symbol,
+            "priceChange": "0.00000000",
+            "priceChangePercent": "0.000",
+            "weightedAvgPrice": _d(str(ask)),
+            "prevClosePrice": _d(str(ask)),
+            "lastPrice": _d(str(ask)),
+            "lastQty": "0.10000000",
+            "bidPrice": _d(str(bid)),
+            "bidQty": "5.00000000",
+            "askPrice": _d(str(ask)),
+            "askQty": "5.00000000",
+            "openPrice": _d(str(ask)),
+            "highPrice": _d(str(ask)),
+            "lowPrice": _d(str(bid)),
+            "volume": "1000.00000000",
+            "quoteVolume": "1000000.00000000",
+            "openTime": close - 86_400_000,
+            "closeTime": close,
+            "firstId": 1,
+            "lastId": 2,
+            "count": 2,
+        }
+
+    def _ticker_24hr(self, params: dict[str, str]) -> tuple[int, Any]:
+        if "symbols" in params:
+            wanted = json.loads(params["symbols"])
+        elif "symbol" in params:
+            wanted = [params["symbol"]]
+        else:
+            wanted = sorted(self.books)
+        unknown = [s for s in wanted if s not in self.books]
+        if unknown:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        tickers = [self._ticker(s) for s in wanted]
+        return 200, tickers[0] if "symbol" in params else tickers
+
+    # -- signed endpoints -----------------------------------------------------------------
+
+    def _account(self, params: dict[str, str]) -> tuple[int, Any]:
+        rate = f"{self.taker_fee:.8f}"
+        return 200, {
+            "makerCommission": 10,
+            "takerCommission": 10,
+            "buyerCommission": 0,
+            "sellerCommission": 0,
+            "commissionRates": {
+                "maker": rate,
+                "taker": rate,
+                "buyer": "0.00000000",
+                "seller": "0.00000000",
+            },
+            "canTrade": True,
+            "canWithdraw": True,
+            "canDeposit": True,
+            "brokered": False,
+            "requireSelfTradePrevention": False,
+            "preventSor": False,
+            "updateTime": self.now_ms(),
+            "accountType": "SPOT",
+            "balances": [
+                {"asset": a, "free": f"{v:.8f}", "locked": "0.00000000"}
+                for a, v in sorted(self.balances.items())
+            ],
+            "permissions": ["SPOT"],
+            "uid": 365859102,
+        }
+
+    def _filter(self, info: dict[str, Any], kind: str) -> dict[str, str] | None:
+        return next((f for f in info["filters"] if f["filterType"] == kind), None)
+
+    def _new_order(self, params: dict[str, str]) -> tuple[int, Any]:
+        symbol = params.get("symbol", "")
+        info = self.symbols.get(symbol)
+        if info is None or symbol not in self.books:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        if params.get("type") != "MARKET":
+            return 400, {"code": -1116, "msg": "Invalid orderType."}
+        side = params.get("side", "")
+        cid = params.get("newClientOrderId", "")
+        if any(o.client_order_id == cid and o.status == "NEW" for o in self.orders):
+            return 400, {"code": -2010, "msg": "Duplicate order sent."}
+        bid, ask = self.books[symbol]
+        price = ask if side == "BUY" else bid
+        lot = self._filter(info, "LOT_SIZE") or {}
+        step = Decimal(lot.get("stepSize", "0"))
+        if "quoteOrderQty" in params:
+            if not info.get("quoteOrderQtyMarketAllowed"):
+                return 400, {
+                    "code": -1013,
+                    "msg": "Quote order qty market orders are not support for this symbol.",
+                }
+            quote_qty = Decimal(params["quoteOrderQty"])
+            qty = (quote_qty / price / step).to_integral_value(ROUND_DOWN) * step
+        else:
+            quote_qty = ZERO
+            qty = Decimal(params.get("quantity", "0"))
+            if qty.as_tuple().exponent < -int(info["baseAssetPrecision"]):  # type: ignore[operator]
+                return 400, {"code": -1111, "msg": "Parameter 'quantity' has too much precision."}
+        problem = self._check_filters(info, qty, price)
+        if problem:
+            return 400, {"code": -1013, "msg": f"Filter failure: {problem}"}
+        base, quote = info["baseAsset"], info["quoteAsset"]
+        cost = qty * price
+        pay, pay_amount = (quote, cost) if side == "BUY" else (base, qty)
+        if self.balances.get(pay, ZERO) < pay_amount:
+            return 400, {
+                "code": -2010,
+                "msg": "Account has insufficient balance for requested action.",
+            }
+        self._next_id += 1
+        order = Order(
+            self._next_id, cid, symbol, side, qty, ZERO, ZERO, "NEW", self.now_ms(), quote_qty
+        )
+        self.orders.append(order)
+        order.pending = lambda: self._execute(order, info, price)
+        order.polls_left = self.fill_after_polls
+        if order.polls_left == 0:
+            order.pending()
+        return 200, self._order_json(order, full=True)
+
+    def _check_filters(self, info: dict[str, Any], qty: Decimal, price: Decimal) -> str | None:
+        lot = self._filter(info, "LOT_SIZE")
+        if lot:
+            step = Decimal(lot["stepSize"])
+            if qty < Decimal(lot["minQty"]) or qty > Decimal(lot["maxQty"]):
+                return "LOT_SIZE"
+            if step > 0 and (qty - Decimal(lot["minQty"])) % step != 0:
+                return "LOT_SIZE"
+        market_lot = self._filter(info, "MARKET_LOT_SIZE")
+        if market_lot and Decimal(market_lot["maxQty"]) > 0 and qty > Decimal(market_lot["maxQty"]):
+            return "MARKET_LOT_SIZE"
+        notional = self._filter(info, "NOTIONAL")
+        if (
+            notional
+            and notional.get("applyMinToMarket")
+            and qty * price < Decimal(notional["minNotional"])
+        ):
+            return "NOTIONAL"
+        legacy = self._filter(info, "MIN_NOTIONAL")
+        if legacy and legacy.get("applyToMarket") and qty * price < Decimal(legacy["minNotional"]):
+            return "MIN_NOTIONAL"
+        return None
+
+    def _execute(self, order: Order, info: dict[str, Any], price: Decimal) -> None:
+        base, quote = info["baseAsset"], info["quoteAsset"]
+        qty = min(order.orig_qty, self.liquidity.get(order.symbol, order.orig_qty))
+        cost = qty * price
+        if qty <= 0:
+            order.status, order.pending = "EXPIRED", None
+            return
+        fee_asset, fee = (
+            (base, qty * self.taker_fee) if order.side == "BUY" else (quote, cost * self.taker_fee)
+        )
+        if self.bnb_fees and "BNBUSDT" in self.books:
+            bnb_fee = (
+                cost * self.taker_fee * self.bnb_discount / self.books["BNBUSDT"][1]
+            ).quantize(Decimal("0.00000001"), ROUND_DOWN)
+            if self.balances.get("BNB", ZERO) >= bnb_fee:
+                fee_asset, fee = "BNB", bnb_fee
+        fee = fee.quantize(Decimal("0.00000001"), ROUND_DOWN)
+        sign = 1 if order.side == "BUY" else -1
+        self.balances[base] = self.balances.get(base, ZERO) + sign * qty
+        self.balances[quote] = self.balances.get(quote, ZERO) - sign * cost
+        self.balances[fee_asset] = self.balances.get(fee_asset, ZERO) - fee
+        self._next_trade += 1
+        order.fills = [
+            {
+                "price": _d(str(price)),
+                "qty": _d(str(qty)),
+                "commission": _d(str(fee)),
+                "commissionAsset": fee_asset,
+                "tradeId": self._next_trade,  # type: ignore[dict-item]
+            }
+        ]
+        order.executed_qty, order.quote_qty = qty, cost
+        order.status = "FILLED" if qty == order.orig_qty else "EXPIRED"
+        order.pending = None
+
+    def _order_json(self, order: Order, *, full: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "symbol": order.symbol,
+            "orderId": order.order_id,
+            "orderListId": -1,
+            "clientOrderId": order.client_order_id,
+            "price": "0.00000000",
+            "origQty": _d(str(order.orig_qty)),
+            "executedQty": _d(str(order.executed_qty)),
+            "cummulativeQuoteQty": _d(str(order.quote_qty)),
+            "status": order.status,
+            "timeInForce": "GTC",
+            "type": "MARKET",
+            "side": order.side,
+        }
+        if full:
+            out["transactTime"] = order.time_ms
+            out["fills"] = order.fills
+        else:
+            out |= {
+                "stopPrice": "0.00000000",
+                "icebergQty": "0.00000000",
+                "time": order.time_ms,
+                "updateTime": order.time_ms,
+                "isWorking": True,
+                "workingTime": order.time_ms,
+                "origQuoteOrderQty": _d(str(order.orig_quote_qty)),
+                "selfTradePreventionMode": "NONE",
+            }
+        return out
+
+    def _find(self, params: dict[str, str]) -> Order | None:
+        cid, oid = params.get("origClientOrderId"), params.get("orderId")
+        for order in self.orders:
+            if order.symbol != params.get("symbol"):
+                continue
+            if (cid and order.client_order_id == cid) or (oid and str(order.order_id) == oid):
+                return order
+        return None
+
+    def _query_order(self, params: dict[str, str]) -> tuple[int, Any]:
+        order = self._find(params)
+        if order is None:
+            return 400, {"code": -2013, "msg": "Order does not exist."}
+        if order.pending is not None:
+            order.polls_left -= 1
+            if order.polls_left <= 0:
+                order.pending()
+        return 200, self._order_json(order, full=False)
+
+    def _my_trades(self, params: dict[str, str]) -> tuple[int, Any]:
+        order = self._find(params)
+        if order is None:
+            return 200, []
+        return 200, [
+            {
+                "symbol": order.symbol,
+                "id": f["tradeId"],
+                "orderId": order.order_id,
+                "orderListId": -1,
+                "price": f["price"],
+                "qty": f["qty"],
+                "quoteQty": _d(str(Decimal(f["price"]) * Decimal(f["qty"]))),
+                "commission": f["commission"],
+                "commissionAsset": f["commissionAsset"],
+                "time": order.time_ms,
+                "isBuyer": order.side == "BUY",
+                "isMaker": False,
+                "isBestMatch": True,
+            }
+            for f in order.fills
+        ]

@@ -1,0 +1,331 @@
+"""A local Kraken spot exchange speaking the wire format CCXT's ``kraken`` expects.
+
+Like :mod:`doubles.binance`: a ``requests`` transport adapter mounted on the client's
+``session``; CCXT signs, parses and maps errors for real; an unhandled request raises.
+No recorded Kraken fixtures exist in ../shared, so the bodies follow the examples in CCXT's
+own kraken.py (AssetPairs, Assets, Ticker, BalanceEx, AddOrder, Open/ClosedOrders) and
+Kraken's documented error strings (``{"error": ["EOrder:Insufficient funds"]}``, HTTP 200).
+
+Served on ``https://api.kraken.com``: ``GET /0/public/Assets``, ``/0/public/AssetPairs``,
+``/0/public/Ticker?pair=...``; signed ``POST /0/private/BalanceEx``, ``AddOrder`` (market
+orders, ``cl_ord_id``, ``oflags`` fciq/fcib, ``ordermin``/``costmin``), ``ClosedOrders``
+and ``OpenOrders`` (``cl_ord_id`` filter). Signed requests need the right ``API-Key``,
+``API-Sign`` (HMAC-SHA512 of path + SHA256(nonce + body) with the base64 secret) and a
+nonce above the last one seen.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import requests
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
+
+from doubles.binance import Fault, Recorded, UnhandledRequest
+
+HOST = "api.kraken.com"
+ZERO = Decimal(0)
+
+# asset id -> (altname, decimals)
+ASSETS = {
+    "XXBT": ("XBT", 10),
+    "XETH": ("ETH", 10),
+    "ZUSD": ("USD", 4),
+    "SOL": ("SOL", 10),
+}
+# pair id -> (altname, base id, quote id, pair_decimals, lot_decimals, ordermin, costmin)
+PAIRS = {
+    "XXBTZUSD": ("XBTUSD", "XXBT", "ZUSD", 1, 8, "0.00005", "0.5"),
+    "XETHZUSD": ("ETHUSD", "XETH", "ZUSD", 2, 8, "0.002", "0.5"),
+    "SOLUSD": ("SOLUSD", "SOL", "ZUSD", 2, 8, "0.02", "0.5"),
+}
+
+
+def asset_pair(pair_id: str) -> dict[str, Any]:
+    alt, base, quote, pair_dec, lot_dec, ordermin, costmin = PAIRS[pair_id]
+    return {
+        "altname": alt,
+        "wsname": f"{ASSETS[base][0]}/{ASSETS[quote][0]}",
+        "aclass_base": "currency",
+        "base": base,
+        "aclass_quote": "currency",
+        "quote": quote,
+        "lot": "unit",
+        "cost_decimals": 5,
+        "pair_decimals": pair_dec,
+        "lot_decimals": lot_dec,
+        "lot_multiplier": 1,
+        "leverage_buy": [],
+        "leverage_sell": [],
+        "fees": [[0, 0.4], [10000, 0.35], [50000, 0.24]],
+        "fees_maker": [[0, 0.25], [10000, 0.2], [50000, 0.14]],
+        "fee_volume_currency": "ZUSD",
+        "margin_call": 80,
+        "margin_stop": 40,
+        "ordermin": ordermin,
+        "costmin": costmin,
+        "tick_size": str(Decimal(1).scaleb(-pair_dec)),
+        "status": "online",
+    }
+
+
+@dataclass
+class KrakenOrder:
+    txid: str
+    cl_ord_id: str
+    pair: str
+    side: str
+    volume: Decimal
+    price: Decimal
+    fee: Decimal
+    oflags: str
+    opentm: float
+    status: str = "closed"
+
+
+class KrakenDouble(BaseAdapter):
+    def __init__(
+        self,
+        api_key: str,
+        secret_b64: str,
+        *,
+        balances: dict[str, str] | None = None,
+        books: dict[str, tuple[str, str]] | None = None,
+        taker_fee: str = "0.004",
+    ) -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.secret = base64.b64decode(secret_b64)
+        self.balances = {a: Decimal(v) for a, v in (balances or {}).items()}
+        self.books = {p: (Decimal(b), Decimal(a)) for p, (b, a) in (books or {}).items()}
+        self.taker_fee = Decimal(taker_fee)
+        self.last_nonce = 0
+        self.orders: list[KrakenOrder] = []
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self.log: list[Recorded] = []
+        self._faults: dict[tuple[str, str], list[Fault]] = {}
+        self._next = 1
+
+    def mount(self, client: Any) -> KrakenDouble:
+        client.session.mount("https://", self)
+        client.session.mount("http://", self)
+        return self
+
+    def inject(self, method: str, path: str, fault: Fault) -> None:
+        self._faults.setdefault((method, path), []).append(fault)
+
+    def placed(self) -> list[Recorded]:
+        return [r for r in self.log if r.path == "/0/private/AddOrder"]
+
+    def close(self) -> None:
+        pass
+
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
+        url = urlsplit(request.url or "")
+        method = request.method or "GET"
+        if url.scheme != "https" or url.hostname != HOST:
+            raise UnhandledRequest(f"no network in tests: {method} {request.url}")
+        body = request.body.decode() if isinstance(request.body, bytes) else (request.body or "")
+        params = dict(parse_qsl(url.query)) | dict(parse_qsl(body))
+        path = url.path
+        self.calls[(method, path)] += 1
+        self.log.append(Recorded(method, path, params, "nonce" in params))
+        queue = self._faults.get((method, path))
+        fault = queue.pop(0) if queue else None
+        if fault is Fault.TIMEOUT_BEFORE:
+            raise requests.exceptions.ConnectTimeout(f"injected: connect timeout {path}")
+        routes: dict[tuple[str, str], Callable[[dict[str, str]], Any]] = {
+            ("GET", "/0/public/Assets"): self._assets,
+            ("GET", "/0/public/AssetPairs"): self._asset_pairs,
+            ("GET", "/0/public/Ticker"): self._ticker,
+            ("POST", "/0/private/BalanceEx"): self._balance,
+            ("POST", "/0/private/AddOrder"): self._add_order,
+            ("POST", "/0/private/ClosedOrders"): lambda p: self._orders(p, "closed"),
+            ("POST", "/0/private/OpenOrders"): lambda p: self._orders(p, "open"),
+        }
+        handler = routes.get((method, path))
+        if handler is None:
+            raise UnhandledRequest(f"the Kraken double does not serve {method} {path}")
+        if path.startswith("/0/private/"):
+            problem = self._check_signature(request, path, body, params)
+            if problem is not None:
+                return self._respond(request, {"error": [problem]})
+        result = handler(params)
+        if fault is Fault.TIMEOUT_AFTER:
+            raise requests.exceptions.ReadTimeout(f"injected: read timeout {path}")
+        if isinstance(result, str):
+            return self._respond(request, {"error": [result]})
+        return self._respond(request, {"error": [], "result": result})
+
+    def _check_signature(
+        self, request: requests.PreparedRequest, path: str, body: str, params: dict[str, str]
+    ) -> str | None:
+        if request.headers.get("API-Key") != self.api_key:
+            return "EAPI:Invalid key"
+        nonce = params.get("nonce", "")
+        digest = hashlib.sha256((nonce + body).encode()).digest()
+        mac = hmac.new(self.secret, path.encode() + digest, hashlib.sha512).digest()
+        if not hmac.compare_digest(
+            request.headers.get("API-Sign", ""), base64.b64encode(mac).decode()
+        ):
+            return "EAPI:Invalid signature"
+        if not nonce.isdigit() or int(nonce) <= self.last_nonce:
+            return "EAPI:Invalid nonce"
+        self.last_nonce = int(nonce)
+        return None
+
+    def _respond(self, request: requests.PreparedRequest, data: Any) -> requests.Response:
+        response = requests.Response()
+        response.status_code = 200
+        response._content = json.dumps(data).encode()
+        response.headers = CaseInsensitiveDict({"Content-Type": "application/json; charset=utf-8"})
+        response.reason = "OK"
+        response.url = request.url or ""
+        response.request = request
+        response.encoding = "utf-8"
+        return response
+
+    # -- endpoints ------------------------------------------------------------------------
+
+    def _assets(self, params: dict[str, str]) -> Any:
+        return {
+            a: {
+                "aclass": "currency",
+                "altname": alt,
+                "decimals": dec,
+                "display_decimals": min(dec, 5),
+                "status": "enabled",
+            }
+            for a, (alt, dec) in ASSETS.items()
+        }
+
+    def _asset_pairs(self, params: dict[str, str]) -> Any:
+        return {p: asset_pair(p) for p in PAIRS}
+
+    def _ticker(self, params: dict[str, str]) -> Any:
+        wanted = params.get("pair", ",".join(self.books)).split(",")
+        if any(p not in self.books for p in wanted):
+            return "EQuery:Unknown asset pair"
+        out = {}
+        for p in wanted:
+            bid, ask = self.books[p]
+            out[p] = {
+                "a": [str(ask), "1", "1.000"],
+                "b": [str(bid), "2", "2.000"],
+                "c": [str(ask), "0.00100000"],
+                "v": ["100.00000000", "200.00000000"],
+                "p": [str(ask), str(ask)],
+                "t": [1000, 2000],
+                "l": [str(bid), str(bid)],
+                "h": [str(ask), str(ask)],
+                "o": str(ask),
+            }
+        return out
+
+    def _balance(self, params: dict[str, str]) -> Any:
+        return {
+            a: {"balance": f"{v:.10f}", "hold_trade": "0.0000000000"}
+            for a, v in self.balances.items()
+        }
+
+    def _add_order(self, params: dict[str, str]) -> Any:
+        pair = params.get("pair", "")
+        if pair not in PAIRS or pair not in self.books:
+            return "EQuery:Unknown asset pair"
+        alt, base, quote, _pd, lot_dec, ordermin, costmin = PAIRS[pair]
+        if params.get("ordertype") != "market":
+            return "EGeneral:Invalid arguments:ordertype"
+        side = params.get("type", "")
+        volume = Decimal(params.get("volume", "0"))
+        if volume.as_tuple().exponent < -lot_dec:  # type: ignore[operator]
+            return "EGeneral:Invalid arguments:volume"
+        if volume < Decimal(ordermin):
+            return "EOrder:Order minimum not met"
+        bid, ask = self.books[pair]
+        price = ask if side == "buy" else bid
+        cost = volume * price
+        if cost < Decimal(costmin):
+            return "EOrder:Cost minimum not met"
+        pay, amount = (quote, cost) if side == "buy" else (base, volume)
+        oflags = params.get("oflags", "")
+        fee_in_base = "fcib" in oflags
+        fee = (volume if fee_in_base else cost) * self.taker_fee
+        fee = fee.quantize(Decimal("0.00000001") if fee_in_base else Decimal("0.0001"), ROUND_DOWN)
+        if self.balances.get(pay, ZERO) < amount + (fee if (pay == quote) != fee_in_base else ZERO):
+            return "EOrder:Insufficient funds"
+        sign = 1 if side == "buy" else -1
+        self.balances[base] = self.balances.get(base, ZERO) + sign * volume
+        self.balances[quote] = self.balances.get(quote, ZERO) - sign * cost
+        fee_asset = base if fee_in_base else quote
+        self.balances[fee_asset] -= fee
+        txid = f"O{self._next:05d}-KRKN-TXID{self._next:02d}"
+        self._next += 1
+        self.orders.append(
+            KrakenOrder(
+                txid,
+                params.get("cl_ord_id", ""),
+                pair,
+                side,
+                volume,
+                price,
+                fee,
+                oflags,
+                time.time(),
+            )
+        )
+        return {"descr": {"order": f"{side} {volume:.8f} {alt} @ market"}, "txid": [txid]}
+
+    def _order_json(self, o: KrakenOrder) -> dict[str, Any]:
+        alt = PAIRS[o.pair][0]
+        return {
+            "refid": None,
+            "userref": 0,
+            "cl_ord_id": o.cl_ord_id,
+            "status": o.status,
+            "reason": None,
+            "opentm": o.opentm,
+            "closetm": o.opentm + 0.01,
+            "starttm": 0,
+            "expiretm": 0,
+            "descr": {
+                "pair": alt,
+                "type": o.side,
+                "ordertype": "market",
+                "price": "0",
+                "price2": "0",
+                "leverage": "none",
+                "order": f"{o.side} {o.volume:.8f} {alt} @ market",
+                "close": "",
+            },
+            "vol": f"{o.volume:.8f}",
+            "vol_exec": f"{o.volume:.8f}",
+            "cost": f"{o.volume * o.price:.5f}",
+            "fee": f"{o.fee:.8f}",
+            "price": str(o.price),
+            "stopprice": "0.00000",
+            "limitprice": "0.00000",
+            "misc": "",
+            "oflags": o.oflags,
+        }
+
+    def _orders(self, params: dict[str, str], kind: str) -> Any:
+        cid = params.get("cl_ord_id")
+        found = {
+            o.txid: self._order_json(o)
+            for o in self.orders
+            if o.status == kind and (cid is None or o.cl_ord_id == cid)
+        }
+        return {kind: found, "count": len(found)} if kind == "closed" else {kind: found}

@@ -1,0 +1,135 @@
+"""One cycle through the service, against the paper exchange and small fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+
+from rebalancer.adapters.notify import MemoryNotifier
+from rebalancer.adapters.paper import PaperExchange
+from rebalancer.adapters.state_file import MemoryJournal
+from rebalancer.core.errors import InsufficientFunds, OrderOutcomeUnknown
+from rebalancer.core.model import Fill, OrderRequest, Side, Snapshot
+from rebalancer.core.planner import PlanPolicy
+from rebalancer.core.strategy import Strategy
+from rebalancer.core.triggers import Calendar, Threshold, hybrid
+from rebalancer.service import client_order_id, run_cycle
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+TARGETS = {"BTC": D("0.5"), "ETH": D("0.3"), "USDT": D("0.2")}
+
+
+def strategy(trigger: object = None, slippage: str = "0") -> Strategy:
+    return Strategy(
+        "USDT",
+        TARGETS,
+        trigger or Threshold(D("0.05")),  # type: ignore[arg-type]
+        PlanPolicy(min_trade=D(10), slippage=D(slippage)),
+    )
+
+
+@dataclass
+class RecordingExchange:
+    """Paper exchange that records calls and can fail chosen orders."""
+
+    inner: PaperExchange
+    fail: dict[str, Exception] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    name: str = "recording"
+
+    def snapshot(self, assets: Sequence[str], quote: str) -> Snapshot:
+        self.calls.append("snapshot")
+        return self.inner.snapshot(assets, quote)
+
+    def create_market_order(self, order: OrderRequest) -> Fill:
+        self.calls.append(f"{order.side.value} {order.asset}")
+        if order.asset in self.fail:
+            raise self.fail[order.asset]
+        return self.inner.create_market_order(order)
+
+    def fetch_order(self, client_order_id: str, symbol: str) -> Fill | None:
+        return self.inner.fetch_order(client_order_id, symbol)
+
+
+def paper(balances: dict[str, str], slippage: str = "0") -> PaperExchange:
+    ex = PaperExchange("USDT", {k: D(v) for k, v in balances.items()}, D("0.001"), D(slippage))
+    ex.set_prices({"BTC": D(40000), "ETH": D(2000)}, T0)
+    return ex
+
+
+def test_sells_go_first_and_balances_are_read_again_before_buys() -> None:
+    ex = RecordingExchange(paper({"BTC": "0.2", "USDT": "0"}))
+    report = run_cycle(ex, MemoryJournal(), MemoryNotifier(), strategy(), T0)
+    assert report.decision.fire
+    assert ex.calls[:3] == ["snapshot", "sell BTC", "snapshot"]
+    assert ex.calls[3] == "buy ETH"
+    assert report.drift_after is not None
+    for a in report.drift_after.assets:
+        assert abs(a.drift) < D("0.01"), a
+
+
+def test_buys_are_sized_from_real_proceeds_when_fills_are_worse_than_planned() -> None:
+    # the exchange slips 2 % while the plan allows none: the buy must shrink, not overdraw
+    inner = paper({"BTC": "0.2", "USDT": "0"}, slippage="0.02")
+    ex = RecordingExchange(inner)
+    report = run_cycle(ex, MemoryJournal(), MemoryNotifier(), strategy(), T0)
+    assert report.plan is not None and report.buy_plan is not None
+    planned = report.plan.buys[0].expected_cost
+    sent = report.buy_plan.buys[0].expected_cost
+    assert sent < planned
+    assert inner.balances["USDT"] >= 0
+    assert all(v >= 0 for v in inner.balances.values())
+
+
+def test_a_failed_leg_is_reported_and_the_rest_goes_on() -> None:
+    ex = RecordingExchange(paper({"USDT": "10000"}), fail={"BTC": InsufficientFunds("no")})
+    notifier = MemoryNotifier()
+    report = run_cycle(ex, MemoryJournal(), notifier, strategy(), T0)
+    assert [f.asset for f in report.fills] == ["ETH"]
+    assert [(x.order.asset, x.kind) for x in report.failed] == [("BTC", "InsufficientFunds")]
+    assert any(e.kind == "skip" for e in notifier.events)
+
+
+def test_unknown_outcome_stops_the_cycle_before_the_buys() -> None:
+    ex = RecordingExchange(
+        paper({"BTC": "0.2", "USDT": "0"}), fail={"BTC": OrderOutcomeUnknown("timeout", "x")}
+    )
+    report = run_cycle(ex, MemoryJournal(), MemoryNotifier(), strategy(), T0)
+    assert report.stopped and "look it up" in report.stopped
+    assert not any(c.startswith("buy") for c in ex.calls)
+
+
+def test_client_order_ids_are_deterministic_and_unique_per_leg() -> None:
+    ex = RecordingExchange(paper({"BTC": "0.2", "USDT": "0"}))
+    report = run_cycle(ex, MemoryJournal(), MemoryNotifier(), strategy(), T0)
+    ids = [f.client_order_id for f in report.fills]
+    assert ids[0] == client_order_id(T0, Side.SELL, 0) == "rb260101000000s0"
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) <= 36 for i in ids)
+
+
+def test_plan_only_sends_nothing_and_records_nothing() -> None:
+    inner = paper({"BTC": "0.2", "USDT": "0"})
+    journal = MemoryJournal()
+    report = run_cycle(inner, journal, MemoryNotifier(), strategy(), T0, execute=False)
+    assert report.plan is not None and report.plan.orders
+    assert inner.balances == {"BTC": D("0.2"), "USDT": D(0)}
+    assert journal.cycles == []
+
+
+def test_hybrid_checks_on_the_calendar_and_acts_only_out_of_band() -> None:
+    rule = hybrid(Calendar(period=timedelta(days=7)), Threshold(D("0.05")))
+    inner = paper({"BTC": "0.2", "USDT": "0"})
+    journal = MemoryJournal()
+    first = run_cycle(inner, journal, MemoryNotifier(), strategy(rule), T0)
+    assert first.decision.fire and first.fills
+    # a day later: the calendar is not due, even after a big move
+    inner.set_prices({"BTC": D(80000), "ETH": D(2000)}, T0 + timedelta(days=1))
+    later = run_cycle(inner, journal, MemoryNotifier(), strategy(rule), T0 + timedelta(days=1))
+    assert not later.decision.fire and "not due" in later.decision.reason
+    # the next week: due and out of band
+    week = T0 + timedelta(days=8)
+    due = run_cycle(inner, journal, MemoryNotifier(), strategy(rule), week)
+    assert due.decision.fire and due.fills
