@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from rebalancer.core.model import Fill, OrderRequest, Snapshot
@@ -72,9 +73,68 @@ class TriggerTimes:
     last_fired: datetime | None = None
 
 
+@dataclass(frozen=True)
+class OrderOutcome:
+    """What became of an order intent, and how we know.
+
+    ``status``: ``filled`` (``fill`` set; a partial fill too), ``rejected`` (refused, never
+    placed), ``not_found`` (looked up: the exchange has no such order), or ``unknown`` (it
+    may exist: the intent stays unresolved until reconciliation finds it). ``source`` says
+    where the outcome came from: ``exchange reply``, ``reconciled: filled``, ``not found:
+    never placed``, ...
+    """
+
+    status: str
+    source: str
+    fill: Fill | None = None
+    error: str = ""
+
+    @property
+    def resolved(self) -> bool:
+        return self.status != "unknown"
+
+
+@dataclass(frozen=True)
+class Halt:
+    """A circuit-breaker halt: no order is sent until the user resumes."""
+
+    at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class HaltStatus:
+    """The active halt (None when trading is allowed) and when the last one was lifted."""
+
+    active: Halt | None = None
+    last_resume: datetime | None = None
+
+
 class Journal(Protocol):
-    """The bot's memory of cycles (a fuller, SQL-backed journal comes with the safety work)."""
+    """The bot's memory: cycles, write-ahead order intents and their outcomes, halts."""
 
     def trigger_times(self) -> TriggerTimes: ...
 
     def record_cycle(self, report: Any) -> None: ...
+
+    def record_intent(self, order: OrderRequest, at: datetime) -> None:
+        """Make the intent to send ``order`` durable; called *before* the request is sent."""
+        ...
+
+    def record_outcome(self, client_order_id: str, outcome: OrderOutcome, at: datetime) -> None:
+        """Record a state change of an intent (its fill, once, deduplicated)."""
+        ...
+
+    def unresolved_intents(self) -> list[OrderRequest]:
+        """Intents whose outcome is not known yet (sent, or perhaps sent), oldest first."""
+        ...
+
+    def value_history(self, since: datetime) -> list[tuple[datetime, Decimal]]:
+        """Journaled portfolio totals of the cycles at or after ``since``, oldest first."""
+        ...
+
+    def halt_status(self) -> HaltStatus: ...
+
+    def record_halt(self, reason: str, at: datetime) -> None: ...
+
+    def record_resume(self, at: datetime, note: str = "") -> None: ...

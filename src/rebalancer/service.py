@@ -5,22 +5,29 @@ passed in differ. Sells go first; balances are read again before the buys, which
 re-planned from the cash the sells really produced. A leg that fails is reported and the
 rest of the plan goes on; an order whose outcome is unknown stops the cycle (it must be
 looked up, never re-sent).
+
+Safety, in the order it runs: :func:`reconcile` first resolves every order intent left
+unresolved by an earlier cycle (by looking it up on the exchange) and no order is sent
+while any outcome stays unknown; an active halt blocks every order; the circuit breaker
+(:mod:`rebalancer.core.risk`) halts on a drawdown, too much turnover or a notional cap;
+each order's intent is journaled before the request is sent and its outcome after.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from rebalancer.core.drift import PortfolioDrift, compute_drift
-from rebalancer.core.errors import OrderOutcomeUnknown, SkipLeg
+from rebalancer.core.errors import OrderOutcomeUnknown, RebalancerError, SkipLeg
 from rebalancer.core.model import ZERO, Fill, OrderRequest, Side, Snapshot
 from rebalancer.core.planner import Plan, effective_targets, plan
+from rebalancer.core.risk import RiskLimits, drawdown_breach, plan_breach
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import Decision, TriggerContext
-from rebalancer.ports import Event, Exchange, Journal, Notifier
+from rebalancer.ports import Event, Exchange, Journal, Notifier, OrderOutcome
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,43 @@ def evaluate(
     return snapshot, drift, decision
 
 
+@dataclass
+class ReconcileReport:
+    """What reconciliation found: resolved intents (id -> outcome) and those still unknown."""
+
+    resolved: dict[str, OrderOutcome] = field(default_factory=dict)
+    unknown: list[str] = field(default_factory=list)
+
+    @property
+    def clear(self) -> bool:
+        return not self.unknown
+
+
+def reconcile(exchange: Exchange, journal: Journal, now: datetime) -> ReconcileReport:
+    """Look every unresolved intent up by its client order id and journal what was found.
+
+    An order the exchange knows is recorded as filled ("reconciled: filled"), one it does
+    not know as never placed ("not found: never placed"); a failed look-up leaves the
+    intent unknown, and no new order may be sent until a later reconciliation resolves it.
+    """
+    result = ReconcileReport()
+    for order in journal.unresolved_intents():
+        cid = order.client_order_id
+        try:
+            found = exchange.fetch_order(cid, order.symbol)
+        except RebalancerError as exc:
+            result.unknown.append(f"{cid} ({exc})")
+            continue
+        outcome = (
+            OrderOutcome("not_found", "not found: never placed")
+            if found is None
+            else OrderOutcome("filled", f"reconciled: {found.status or 'filled'}", found)
+        )
+        journal.record_outcome(cid, outcome, now)
+        result.resolved[cid] = outcome
+    return result
+
+
 def run_cycle(
     exchange: Exchange,
     journal: Journal,
@@ -126,51 +170,122 @@ def run_cycle(
     *,
     execute: bool = True,
     force: bool = False,
+    risk: RiskLimits | None = None,
 ) -> CycleReport:
-    """Run one cycle at ``now``. ``execute=False`` plans only; ``force`` ignores the rule."""
+    """Run one cycle at ``now``. ``execute=False`` plans only; ``force`` ignores the rule.
+
+    ``risk``: the circuit breaker's limits (None: no breaker, as in backtests); an active
+    halt in the journal blocks orders either way.
+    """
+    reconciled = reconcile(exchange, journal, now) if execute else ReconcileReport()
     snapshot, drift, decision = evaluate(exchange, journal, strategy, now)
     if force and not decision.fire:
         decision = Decision(True, f"forced by the user ({decision.reason})")
     report = CycleReport(now, snapshot, drift, decision)
     if decision.fire:
         report.plan = plan(snapshot, strategy.targets, strategy.policy, strategy.threshold)
-        if execute:
-            _execute(exchange, strategy, report)
     if execute:
+        report.stopped = _blocked(journal, notifier, reconciled, report, risk)
+        if report.plan is not None and not report.stopped:
+            _execute(exchange, journal, notifier, strategy, report, risk)
         journal.record_cycle(report)
         _notify(notifier, report)
     return report
 
 
-def _send(
-    exchange: Exchange, orders: tuple[OrderRequest, ...], side: Side, report: CycleReport
-) -> bool:
-    """Send ``orders``; False when an outcome is unknown (the cycle must stop)."""
-    for i, order in enumerate(orders):
-        order = OrderRequest(
-            **{**order.__dict__, "client_order_id": client_order_id(report.at, side, i)}
+def _blocked(
+    journal: Journal,
+    notifier: Notifier,
+    reconciled: ReconcileReport,
+    report: CycleReport,
+    risk: RiskLimits | None,
+) -> str:
+    """Why this cycle may send no order ("" when it may)."""
+    if not reconciled.clear:
+        return (
+            f"outcome of {', '.join(reconciled.unknown)} still unknown: no new order until "
+            "it is found"
         )
+    status = journal.halt_status()
+    if status.active is not None:
+        halt = status.active
+        return f"halted since {halt.at:%Y-%m-%d %H:%M} UTC: {halt.reason}; run `rebalancer resume`"
+    if risk is None:
+        return ""
+    since = report.at - risk.window
+    if status.last_resume is not None and status.last_resume > since:
+        since = status.last_resume
+    history = journal.value_history(since)
+    reason = drawdown_breach(history, report.drift.total_value, report.at, risk)
+    if reason is None and report.plan is not None:
+        notionals = [o.expected_cost for o in report.plan.orders]
+        reason = plan_breach(notionals, report.drift.total_value, risk)
+    return _halt(journal, notifier, reason, report.at) if reason else ""
+
+
+def _halt(journal: Journal, notifier: Notifier, reason: str, at: datetime) -> str:
+    journal.record_halt(reason, at)
+    notifier.send(Event("halt", "trading halted by the circuit breaker", reason))
+    return f"halted: {reason}; run `rebalancer resume` to trade again"
+
+
+def _send(
+    exchange: Exchange,
+    journal: Journal,
+    orders: tuple[OrderRequest, ...],
+    side: Side,
+    report: CycleReport,
+) -> bool:
+    """Send ``orders``, each journaled first; False when an outcome is unknown (stop)."""
+    for i, order in enumerate(orders):
+        order = replace(order, client_order_id=client_order_id(report.at, side, i))
+        journal.record_intent(order, report.at)
         try:
-            report.fills.append(exchange.create_market_order(order))
+            fill = exchange.create_market_order(order)
         except SkipLeg as exc:
             report.failed.append(FailedOrder(order, str(exc), type(exc).__name__))
+            outcome = OrderOutcome("rejected", "exchange reply", error=str(exc))
         except OrderOutcomeUnknown as exc:
             report.failed.append(FailedOrder(order, str(exc), "OrderOutcomeUnknown"))
             report.stopped = f"outcome of {exc.client_order_id} unknown: look it up first"
+            journal.record_outcome(
+                order.client_order_id,
+                OrderOutcome("unknown", "exchange reply", error=str(exc)),
+                report.at,
+            )
             return False
+        else:
+            report.fills.append(fill)
+            outcome = OrderOutcome("filled", "exchange reply", fill)
+        journal.record_outcome(order.client_order_id, outcome, report.at)
     return True
 
 
-def _execute(exchange: Exchange, strategy: Strategy, report: CycleReport) -> None:
+def _execute(
+    exchange: Exchange,
+    journal: Journal,
+    notifier: Notifier,
+    strategy: Strategy,
+    report: CycleReport,
+    risk: RiskLimits | None,
+) -> None:
     assert report.plan is not None
     report.executed = True
-    if not _send(exchange, report.plan.sells, Side.SELL, report):
+    if not _send(exchange, journal, report.plan.sells, Side.SELL, report):
         return
     after_sells = exchange.snapshot(strategy.assets, strategy.quote)
     report.buy_plan = plan(
         after_sells, strategy.targets, strategy.policy, strategy.threshold, phase="buys"
     )
-    if not _send(exchange, report.buy_plan.buys, Side.BUY, report):
+    if risk is not None:
+        buys = [o.expected_cost for o in report.buy_plan.buys]
+        reason = plan_breach(
+            buys, report.drift.total_value, risk, already_traded=report.traded_value
+        )
+        if reason:
+            report.stopped = _halt(journal, notifier, reason, report.at)
+            return
+    if not _send(exchange, journal, report.buy_plan.buys, Side.BUY, report):
         return
     final = exchange.snapshot(strategy.assets, strategy.quote)
     report.drift_after = compute_drift(

@@ -336,6 +336,32 @@ def test_our_client_id_is_the_one_on_the_wire(env: Any) -> None:
     assert double.orders[0].client_order_id == "cycle-42-BTC-sell"
     assert fill.client_order_id == "cycle-42-BTC-sell"
     assert fill.exchange_order_id == str(double.orders[0].order_id)
+    # one look-up (-2013: no such order yet), one POST; the FULL response is final
+    assert sum(n for (method, _), n in double.calls.items() if method == "POST") == 1
+    assert double.calls[("GET", "/api/v3/order")] == 1
+    assert double.calls[("GET", "/api/v3/myTrades")] == 0
+
+
+def test_sending_the_same_client_id_twice_trades_once(env: Any) -> None:
+    _, double, exchange = env
+    first = exchange.create_market_order(sell("BTC", "0.01", "once-only"))
+    again = exchange.create_market_order(sell("BTC", "0.01", "once-only"))
+    assert len(double.placed()) == 1  # Binance itself would accept the reused id
+    assert (again.exchange_order_id, again.amount, again.fee) == (
+        first.exchange_order_id,
+        first.amount,
+        first.fee,
+    )
+    assert double.balances["BTC"] == Decimal("0.04")
+
+
+def test_failed_check_before_send_skips_the_leg_without_sending(env: Any) -> None:
+    _, double, exchange = env
+    exchange.markets()
+    double.inject("GET", "/api/v3/order", Fault.HTTP_503)
+    with pytest.raises(OrderRejected, match="NOT sent"):
+        exchange.create_market_order(sell("BTC", "0.01", "unchecked"))
+    assert double.placed() == []
 
 
 def test_sell_amount_is_truncated_to_the_step(env: Any) -> None:
@@ -372,6 +398,17 @@ def test_fees_in_quote_for_a_sell_and_in_base_for_a_buy(env: Any) -> None:
     bought = exchange.create_market_order(buy("ETH", "0.1", "fee-buy", price="3000.01"))
     assert bought.fee_asset == "ETH"
     assert bought.fee == bought.amount * Decimal("0.001")
+
+
+def test_two_fills_give_the_average_price_and_the_summed_fee(env: Any) -> None:
+    _, double, exchange = env
+    double.split_fills = True
+    fill = exchange.create_market_order(sell("BTC", "0.01", "two-fills"))
+    assert len(double.orders[0].fills) == 2
+    assert fill.amount == Decimal("0.01")
+    assert fill.cost == Decimal("0.005") * Decimal("60000") + Decimal("0.005") * Decimal("59999.99")
+    assert fill.price == fill.cost / fill.amount
+    assert (fill.fee_asset, fill.fee) == ("USDT", Decimal("0.3") + Decimal("0.29999995"))
 
 
 def test_fee_in_bnb_when_the_account_pays_fees_in_bnb() -> None:
@@ -466,10 +503,19 @@ def test_fetch_order_returns_none_for_order_does_not_exist(env: Any) -> None:
 
 
 def test_timestamp_outside_recv_window_on_create_is_rejected_not_placed() -> None:
-    _, double, exchange = build(clock_offset_ms=-60_000)
+    client, double, exchange = build(clock_offset_ms=-60_000)
     exchange.markets()
-    with pytest.raises(OrderRejected, match="NOT placed"):
-        exchange.create_market_order(sell("BTC", "0.01", "clock-skew"))
+    with pytest.raises(OrderRejected, match="NOT sent, could not check"):
+        exchange.create_market_order(sell("BTC", "0.01", "clock-skew"))  # the check fails
+    unchecked = CcxtExchange(
+        client,
+        max_ticker_age=timedelta(seconds=30),
+        max_price_jump=Decimal("0.2"),
+        check_before_send=False,
+    )
+    with pytest.raises(OrderRejected, match=r"NOT placed.*-1021"):
+        unchecked.create_market_order(sell("BTC", "0.01", "clock-skew"))
+    assert len(double.placed()) == 1
     assert double.orders == []
 
 
@@ -477,21 +523,24 @@ def test_order_still_open_is_polled_until_filled() -> None:
     _, double, exchange = build()
     double.fill_after_polls = 2
     fill = exchange.create_market_order(sell("BTC", "0.01", "slow-1"))
-    assert double.calls[("GET", "/api/v3/order")] == 2
+    assert double.calls[("GET", "/api/v3/order")] == 1 + 2  # the check, then two polls
     assert (fill.amount, fill.status, fill.fee_asset) == (Decimal("0.01"), "closed", "USDT")
 
 
 def test_failed_poll_after_acceptance_is_outcome_unknown_not_retry_later() -> None:
     _, double, exchange = build()
     double.fill_after_polls = 1
-    double.inject("GET", "/api/v3/order", Fault.HTTP_503)
+    double.inject("GET", "/api/v3/order", Fault.HTTP_503, after=1)  # the poll, not the check
     with pytest.raises(OrderOutcomeUnknown, match="placed but its final state"):
         exchange.create_market_order(sell("BTC", "0.01", "poll-fails"))
     found = exchange.fetch_order("poll-fails", "BTC/USDT")
     assert found is not None and found.amount == Decimal("0.01")
 
 
-def test_duplicate_order_sent_looks_the_order_up_instead_of_failing() -> None:
+@pytest.mark.parametrize("check_before_send", [True, False])
+def test_resending_an_open_order_finds_it_instead_of_trading_again(
+    check_before_send: bool,
+) -> None:
     client, double, _ = build()
     double.fill_after_polls = 3
     exchange = CcxtExchange(
@@ -500,6 +549,7 @@ def test_duplicate_order_sent_looks_the_order_up_instead_of_failing() -> None:
         max_price_jump=Decimal("0.2"),
         max_polls=1,
         sleep=lambda _s: None,
+        check_before_send=check_before_send,
     )
     with pytest.raises(OrderOutcomeUnknown, match="still 'open'"):
         exchange.create_market_order(sell("BTC", "0.01", "dup-1"))
@@ -507,6 +557,8 @@ def test_duplicate_order_sent_looks_the_order_up_instead_of_failing() -> None:
     assert fill.amount == Decimal("0.01")
     assert len(double.orders) == 1
     assert double.balances["BTC"] == Decimal("0.04")
+    # without the check the exchange answers the second POST "-2010 Duplicate order sent."
+    assert len(double.placed()) == (1 if check_before_send else 2)
 
 
 def test_wrong_secret_is_auth_error_and_secrets_never_leak() -> None:

@@ -18,8 +18,8 @@ Faults: :meth:`BinanceDouble.inject` queues one fault for the next request to an
 (timeout before or after the order is accepted, 5xx, 429, 418, truncated body, or any
 Binance error body); ``liquidity`` caps what a market order fills (the rest expires, as
 Binance's market orders do); ``fill_after_polls`` keeps new orders open for that many
-look-ups. ``calls`` counts requests per ``(method, path)``; ``log`` keeps each
-request's parsed parameters.
+look-ups; ``split_fills`` fills in two trades, the second one tick worse. ``calls``
+counts requests per ``(method, path)``; ``log`` keeps each request's parsed parameters.
 """
 
 from __future__ import annotations
@@ -112,6 +112,14 @@ def exchange_symbols() -> list[dict[str, Any]]:
     return infos + [_synthetic(eth, base, step) for base, step in extra]
 
 
+def body_text(request: requests.PreparedRequest) -> str:
+    """The request body as text ("" when there is none)."""
+    body = request.body
+    if isinstance(body, bytes):
+        return body.decode()
+    return body if isinstance(body, str) else ""
+
+
 def _d(text: str) -> str:
     """Binance prints numbers with 8 decimals."""
     return f"{Decimal(text):.8f}"
@@ -148,10 +156,11 @@ class BinanceDouble(BaseAdapter):
         self.bnb_discount = Decimal("0.75")
         self.clock_offset_ms = clock_offset_ms
         self.fill_after_polls = 0
+        self.split_fills = False
         self.orders: list[Order] = []
         self.calls: Counter[tuple[str, str]] = Counter()
         self.log: list[Recorded] = []
-        self._faults: dict[tuple[str, str], list[Fault | tuple[int, int, str]]] = {}
+        self._faults: dict[tuple[str, str], list[Fault | tuple[int, int, str] | None]] = {}
         self._next_id = 1000
         self._next_trade = 5000
 
@@ -165,12 +174,16 @@ class BinanceDouble(BaseAdapter):
     def set_book(self, symbol_id: str, bid: str, ask: str) -> None:
         self.books[symbol_id] = (Decimal(bid), Decimal(ask))
 
-    def inject(self, method: str, path: str, fault: Fault | tuple[int, int, str]) -> None:
-        """Make the next ``method path`` request fail with ``fault``.
+    def inject(
+        self, method: str, path: str, fault: Fault | tuple[int, int, str], *, after: int = 0
+    ) -> None:
+        """Make the next ``method path`` request (after ``after`` good ones) fail with ``fault``.
 
         A tuple ``(http_status, binance_code, msg)`` answers with that Binance error body.
         """
-        self._faults.setdefault((method, path), []).append(fault)
+        queue = self._faults.setdefault((method, path), [])
+        queue.extend([None] * after)
+        queue.append(fault)
 
     def now_ms(self) -> int:
         return int(time.time() * 1000) + self.clock_offset_ms
@@ -191,7 +204,7 @@ class BinanceDouble(BaseAdapter):
         if url.scheme != "https" or url.hostname != self.host:
             raise UnhandledRequest(f"no network in tests: {method} {request.url}")
         query = url.query
-        body = request.body.decode() if isinstance(request.body, bytes) else (request.body or "")
+        body = body_text(request)
         payload = query + body  # Binance signs the query string followed by the body
         params = dict(parse_qsl(query)) | dict(parse_qsl(body))
         path = url.path
@@ -441,10 +454,28 @@ class BinanceDouble(BaseAdapter):
     def _execute(self, order: Order, info: dict[str, Any], price: Decimal) -> None:
         base, quote = info["baseAsset"], info["quoteAsset"]
         qty = min(order.orig_qty, self.liquidity.get(order.symbol, order.orig_qty))
-        cost = qty * price
         if qty <= 0:
             order.status, order.pending = "EXPIRED", None
             return
+        for leg_qty, leg_price in self._legs(info, order.side, qty, price):
+            self._fill(order, base, quote, leg_qty, leg_price)
+        order.status = "FILLED" if qty == order.orig_qty else "EXPIRED"
+        order.pending = None
+
+    def _legs(
+        self, info: dict[str, Any], side: str, qty: Decimal, price: Decimal
+    ) -> list[tuple[Decimal, Decimal]]:
+        """One fill, or two (half at ``price``, the rest one tick worse) with split_fills."""
+        step = Decimal((self._filter(info, "LOT_SIZE") or {}).get("stepSize", "0"))
+        tick = Decimal((self._filter(info, "PRICE_FILTER") or {}).get("tickSize", "0"))
+        if not self.split_fills or step <= 0 or qty < 2 * step:
+            return [(qty, price)]
+        first = (qty / 2 / step).to_integral_value(ROUND_DOWN) * step
+        worse = price + tick if side == "BUY" else price - tick
+        return [(first, price), (qty - first, worse)]
+
+    def _fill(self, order: Order, base: str, quote: str, qty: Decimal, price: Decimal) -> None:
+        cost = qty * price
         fee_asset, fee = (
             (base, qty * self.taker_fee) if order.side == "BUY" else (quote, cost * self.taker_fee)
         )
@@ -460,7 +491,7 @@ class BinanceDouble(BaseAdapter):
         self.balances[quote] = self.balances.get(quote, ZERO) - sign * cost
         self.balances[fee_asset] = self.balances.get(fee_asset, ZERO) - fee
         self._next_trade += 1
-        order.fills = [
+        order.fills.append(
             {
                 "price": _d(str(price)),
                 "qty": _d(str(qty)),
@@ -468,10 +499,9 @@ class BinanceDouble(BaseAdapter):
                 "commissionAsset": fee_asset,
                 "tradeId": self._next_trade,  # type: ignore[dict-item]
             }
-        ]
-        order.executed_qty, order.quote_qty = qty, cost
-        order.status = "FILLED" if qty == order.orig_qty else "EXPIRED"
-        order.pending = None
+        )
+        order.executed_qty += qty
+        order.quote_qty += cost
 
     def _order_json(self, order: Order, *, full: bool) -> dict[str, Any]:
         out: dict[str, Any] = {

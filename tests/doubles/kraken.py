@@ -32,7 +32,7 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from doubles.binance import Fault, Recorded, UnhandledRequest
+from doubles.binance import Fault, Recorded, UnhandledRequest, body_text
 
 HOST = "api.kraken.com"
 ZERO = Decimal(0)
@@ -138,7 +138,7 @@ class KrakenDouble(BaseAdapter):
         method = request.method or "GET"
         if url.scheme != "https" or url.hostname != HOST:
             raise UnhandledRequest(f"no network in tests: {method} {request.url}")
-        body = request.body.decode() if isinstance(request.body, bytes) else (request.body or "")
+        body = body_text(request)
         params = dict(parse_qsl(url.query)) | dict(parse_qsl(body))
         path = url.path
         self.calls[(method, path)] += 1
@@ -179,7 +179,7 @@ class KrakenDouble(BaseAdapter):
         digest = hashlib.sha256((nonce + body).encode()).digest()
         mac = hmac.new(self.secret, path.encode() + digest, hashlib.sha512).digest()
         if not hmac.compare_digest(
-            request.headers.get("API-Sign", ""), base64.b64encode(mac).decode()
+            str(request.headers.get("API-Sign", "")), base64.b64encode(mac).decode()
         ):
             return "EAPI:Invalid signature"
         if not nonce.isdigit() or int(nonce) <= self.last_nonce:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from rebalancer.core.errors import DataError
-from rebalancer.ports import TriggerTimes
+from rebalancer.core.model import OrderRequest, Side
+from rebalancer.ports import Halt, HaltStatus, OrderOutcome, TriggerTimes
 
 KEEP_CYCLES = 500
 
@@ -65,9 +66,39 @@ def _time(value: Any) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+def order_dict(order: OrderRequest) -> dict[str, str]:
+    return {k: str(getattr(order, k)) for k in _ORDER_FIELDS}
+
+
+def order_from(data: dict[str, str]) -> OrderRequest:
+    return OrderRequest(
+        asset=data["asset"],
+        symbol=data["symbol"],
+        side=Side(data["side"]),
+        amount=Decimal(data["amount"]),
+        expected_price=Decimal(data["expected_price"]),
+        expected_cost=Decimal(data["expected_cost"]),
+        expected_fee=Decimal(data["expected_fee"]),
+        client_order_id=data["client_order_id"],
+    )
+
+
+_ORDER_FIELDS = (
+    "asset",
+    "symbol",
+    "side",
+    "amount",
+    "expected_price",
+    "expected_cost",
+    "expected_fee",
+    "client_order_id",
+)
+
+
 @dataclass
 class FileJournal:
-    """Journal port over a :class:`StateFile`: trigger times and recent cycle summaries."""
+    """Journal port over a :class:`StateFile`: trigger times, recent cycle summaries,
+    unresolved order intents and the halt (the SQL journal keeps the full history)."""
 
     state: StateFile
 
@@ -84,13 +115,49 @@ class FileJournal:
         data["cycles"] = cycles
         self.state.write(data)
 
+    def record_intent(self, order: OrderRequest, at: datetime) -> None:
+        data = self.state.read()
+        data.setdefault("intents", {})[order.client_order_id] = order_dict(order)
+        self.state.write(data)
+
+    def record_outcome(self, client_order_id: str, outcome: OrderOutcome, at: datetime) -> None:
+        if outcome.resolved:
+            data = self.state.read()
+            data.get("intents", {}).pop(client_order_id, None)
+            self.state.write(data)
+
+    def unresolved_intents(self) -> list[OrderRequest]:
+        return [order_from(d) for d in self.state.read().get("intents", {}).values()]
+
+    def value_history(self, since: datetime) -> list[tuple[datetime, Decimal]]:
+        rows = [
+            (datetime.fromisoformat(c["at"]), Decimal(c["total_value"]))
+            for c in self.state.read().get("cycles", [])
+        ]
+        return [(at, v) for at, v in rows if at >= since]
+
+    def halt_status(self) -> HaltStatus:
+        data = self.state.read()
+        halt = data.get("halt")
+        active = None if halt is None else Halt(datetime.fromisoformat(halt["at"]), halt["reason"])
+        return HaltStatus(active, _time(data.get("last_resume")))
+
+    def record_halt(self, reason: str, at: datetime) -> None:
+        self.state.update(halt={"at": at.isoformat(), "reason": reason})
+
+    def record_resume(self, at: datetime, note: str = "") -> None:
+        self.state.update(halt=None, last_resume=at.isoformat())
+
 
 class MemoryJournal:
-    """Journal port in memory (replays, tests)."""
+    """Journal port in memory (replays, tests): cheap enough for every bar of a backtest."""
 
     def __init__(self) -> None:
         self.times = TriggerTimes()
         self.cycles: list[Any] = []
+        self.intents: dict[str, OrderRequest] = {}
+        self.outcomes: list[tuple[str, OrderOutcome]] = []
+        self.halts = HaltStatus()
 
     def trigger_times(self) -> TriggerTimes:
         return self.times
@@ -99,3 +166,26 @@ class MemoryJournal:
         fired = report.at if report.decision.fire and report.executed else self.times.last_fired
         self.times = TriggerTimes(report.at, fired)
         self.cycles.append(report)
+
+    def record_intent(self, order: OrderRequest, at: datetime) -> None:
+        self.intents[order.client_order_id] = order
+
+    def record_outcome(self, client_order_id: str, outcome: OrderOutcome, at: datetime) -> None:
+        self.outcomes.append((client_order_id, outcome))
+        if outcome.resolved:
+            self.intents.pop(client_order_id, None)
+
+    def unresolved_intents(self) -> list[OrderRequest]:
+        return list(self.intents.values())
+
+    def value_history(self, since: datetime) -> list[tuple[datetime, Decimal]]:
+        return [(c.at, c.drift.total_value) for c in self.cycles if c.at >= since]
+
+    def halt_status(self) -> HaltStatus:
+        return self.halts
+
+    def record_halt(self, reason: str, at: datetime) -> None:
+        self.halts = HaltStatus(Halt(at, reason), self.halts.last_resume)
+
+    def record_resume(self, at: datetime, note: str = "") -> None:
+        self.halts = HaltStatus(None, at)

@@ -1,6 +1,6 @@
 """The embedded default: a deliberately drifted paper portfolio replayed over real history.
 
-Starts from 70 % BTC / 10 % ETH / 5 % SOL / 15 % USDT of 10,000 USDT at the first bar's
+Starts from 60 % BTC / 15 % ETH / 5 % SOL / 20 % USDT of 10,000 USDT at the first bar's
 close while the targets are the seed's 40 / 30 / 20 / 10, so the first cycle must fire;
 then runs the bot's own loop once per daily bar over the embedded Binance candles.
 """
@@ -22,10 +22,10 @@ from rebalancer.core.strategy import Strategy
 
 DEMO_CAPITAL = Decimal(10000)
 DEMO_START_WEIGHTS = {
-    "BTC": Decimal("0.70"),
-    "ETH": Decimal("0.10"),
+    "BTC": Decimal("0.60"),
+    "ETH": Decimal("0.15"),
     "SOL": Decimal("0.05"),
-    "USDT": Decimal("0.15"),
+    "USDT": Decimal("0.20"),
 }
 
 

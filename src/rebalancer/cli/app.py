@@ -110,7 +110,9 @@ def plan(
 ) -> None:
     """The orders a rebalance would send, in order, and every skipped leg with its reason.
 
-    Nothing is sent. Example: `rebalancer plan --force`
+    Nothing is sent.
+
+    Example: `rebalancer plan --force`
     """
     rt = build(settings_from(config))
     report = run_cycle(
@@ -153,6 +155,7 @@ def rebalance(
     """Run one cycle: sells first, then buys sized from the cash the sells produced.
 
     Paper unless the config says `mode = "live"` and `--live` confirms it.
+
     Example: `rebalancer rebalance --force`
     """
     rt = build(settings_from(config), confirm_live=live)
@@ -183,6 +186,10 @@ def rebalance(
 app.command(name="demo")(user_errors(demo_command))
 
 # --- backtest commands (backtest, sweep, walk-forward) are registered here ---
+
+# --- safety commands (history, resume, keys check) are registered here ---
+
+# --- daemon commands (run) are registered here ---
 
 
 @config_app.command("check")

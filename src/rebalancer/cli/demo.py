@@ -38,8 +38,9 @@ def demo_command(
 ) -> None:
     """Replay a drifted paper portfolio over real Binance daily candles with the bot's loop.
 
-    Starts from 70 % BTC / 10 % ETH / 5 % SOL / 15 % USDT of 10,000 USDT, targets
+    Starts from 60 % BTC / 15 % ETH / 5 % SOL / 20 % USDT of 10,000 USDT, targets
     40 / 30 / 20 / 10, threshold 5 points; one cycle per daily bar, no keys, no network.
+
     Example: `rebalancer demo --json`
     """
     settings = load_config(config) if config else default_config()
@@ -88,7 +89,7 @@ def demo_command(
     table = Table(title=f"Summary {summary['start'][:10]} → {summary['end'][:10]}")
     table.add_column("")
     table.add_column("rebalanced", justify="right")
-    table.add_column("buy-and-hold", justify="right")
+    table.add_column("buy-and-hold of the start", justify="right")
     table.add_row(
         "final value",
         f"{summary['final_value']:,.2f}",

@@ -8,11 +8,19 @@ broken rule at once; rules spanning fields look back at earlier fields through
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from rebalancer.config.fields import (
     DEFAULT_PAPER_CAPITAL,
@@ -27,8 +35,11 @@ from rebalancer.config.fields import (
     Step,
     Weight,
     check_assets_once,
+    cron_text,
     default_data_dir,
     exchange_id,
+    parse_period,
+    period_text,
 )
 from rebalancer.config.problems import one_of, rule_error, show
 from rebalancer.config.rules import (
@@ -80,6 +91,54 @@ class MarketOverride(ConfigModel):
     min_notional: Amount | None = None
 
 
+DEFAULT_DAEMON_EVERY = "4h"
+PeriodText = Annotated[str, AfterValidator(period_text)]
+CronText = Annotated[str, AfterValidator(cron_text)]
+
+
+class Daemon(ConfigModel):
+    """``rebalancer run``: when to check (``every`` or ``cron``, UTC), how to back off.
+
+    Neither ``every`` nor ``cron`` means every 4h.
+    """
+
+    every: PeriodText | None = None
+    cron: CronText | None = None
+    retry_after: PeriodText = "1m"
+    max_backoff: PeriodText = "1h"
+    notify_daily_summary: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_every(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("every") is None and data.get("cron") is None:
+            return {**data, "every": DEFAULT_DAEMON_EVERY}
+        return data
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> Daemon:
+        if self.every is not None and self.cron is not None:
+            raise rule_error(
+                "takes one of every or cron, not both",
+                "keep one of them and remove the other",
+                found=f"every = {show(self.every)} and cron = {show(self.cron)}",
+            )
+        if parse_period(self.max_backoff) < parse_period(self.retry_after):
+            raise rule_error(
+                "max_backoff must be at least retry_after",
+                f"raise max_backoff to {self.retry_after} or more",
+                found=f"retry_after = {show(self.retry_after)}, "
+                f"max_backoff = {show(self.max_backoff)}",
+                at="max_backoff",
+            )
+        return self
+
+    @property
+    def period(self) -> timedelta | None:
+        return None if self.every is None else parse_period(self.every)
+
+
 class SettingsBase(ConfigModel):
     """Fields and rules of the whole config (``Settings`` adds the behaviour)."""
 
@@ -94,6 +153,7 @@ class SettingsBase(ConfigModel):
     fees: Fees = Field(default_factory=Fees)
     paper: Paper = Field(default_factory=Paper, validate_default=True)
     markets: dict[Asset, MarketOverride] = Field(default_factory=dict)
+    daemon: Daemon = Field(default_factory=Daemon)
 
     _targets_once = field_validator("targets", "markets", mode="before")(check_assets_once)
 
@@ -181,6 +241,7 @@ def allowed_keys(raw_loc: tuple[str | int, ...]) -> list[str]:
             ("rebalance",): Rebalance,
             ("fees",): Fees,
             ("paper",): Paper,
+            ("daemon",): Daemon,
         }
         model = sections.get(container)
     return list(model.model_fields) if model is not None else []

@@ -7,12 +7,13 @@ Money arithmetic (all Decimal, quote units):
   ``s * (1 - k_sell)``; a buy spending ``c`` adds value ``c * (1 - k_buy)``;
 * the total after trading ``V'`` solves ``V' = V - sum(k_sell * s_i) - sum(k_buy * c_i)``
   with ``s_i = v_i - w_i V'`` and ``c_i = (w_i V' - v_i) / (1 - k_buy)`` -- linear in V' once
-  the sides are known, so it is solved exactly (sides re-checked until stable);
+  the sides are known, so it is solved exactly. Sides come from the current weights (only
+  the differences trade); a leg that the costs would push across its target is held;
 * sells come first, truncated to the market's step and capped at the balance; buys are sized
   from the free quote plus what the sells really yield, minus the quote's own target, and
-  scaled down together when that cash is short. Cash never goes negative: buys spend at most
-  the budget less a relative ``1e-18`` (room for 28-digit Decimal rounding in the sums), and
-  amounts are divided out rounding down, so ``amount * price`` never exceeds the spend.
+  scaled down together when that cash is short. Cash never goes negative: the buy sizing
+  rounds every step against spending (need up; scale, spend and amount down), so the sum of
+  ``amount * price`` over the buys never exceeds the budget, even in the last Decimal digit.
 
 A leg that cannot trade is kept as a :class:`SkippedLeg` with its reason; nothing is dropped.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal, localcontext
+from decimal import ROUND_DOWN, ROUND_UP, Decimal, localcontext
 from typing import Literal
 
 from rebalancer.core.drift import PortfolioDrift, compute_drift
@@ -29,9 +30,6 @@ from rebalancer.core.model import ONE, ZERO, MarketRules, OrderRequest, Side, Sn
 from rebalancer.core.rules import truncate, violation
 from rebalancer.core.triggers import Threshold
 from rebalancer.core.weights import Style, desired_weights
-
-ROUNDING_MARGIN = Decimal("1e-18")
-"""Relative share of the buy budget left unspent to absorb Decimal rounding."""
 
 
 @dataclass(frozen=True)
@@ -119,38 +117,56 @@ def effective_targets(
     return out
 
 
+NOISE = Decimal("1e-20")
+"""Differences below this share of the total are Decimal rounding noise, not trades."""
+
+
 def solve_total_after(legs: list[_Leg], total: Decimal) -> tuple[Decimal, dict[str, int]]:
-    """Exact post-trade total ``V'`` and each leg's side (+1 buy, -1 sell, 0 none)."""
-    after = total
-    sides: dict[str, int] = {}
-    for _ in range(len(legs) + 2):
-        new_sides = {leg.asset: _sign(leg.weight * after - leg.value) for leg in legs}
-        num, den = total, ONE
-        for leg in legs:
-            s = new_sides[leg.asset]
-            if s < 0:
-                num -= leg.k_sell * leg.value
-                den -= leg.k_sell * leg.weight
-            elif s > 0:
-                g = leg.k_buy / (ONE - leg.k_buy)
-                num += g * leg.value
-                den += g * leg.weight
-        after = num / den
-        if new_sides == sides:
+    """Exact post-trade total ``V'`` and each leg's side (+1 buy, -1 sell, 0 none).
+
+    Only the differences trade: a leg's side is where its current weight lies from its
+    desired weight (above: sell, below: buy). A leg whose value is on the other side of
+    ``w_i V'`` than of ``w_i V`` -- an asset a hair under target that only the costs of
+    the other trades would make "over" -- is held (side 0): selling an underweight asset
+    (or buying an overweight one) to pay for other legs' costs would only add costs.
+    Legs only ever move from their side to 0, so the loop ends; ``V'`` matches the sides.
+    """
+    noise = abs(total) * NOISE
+    pre = {leg.asset: _sign(leg.weight * total - leg.value, noise) for leg in legs}
+    sides = dict(pre)
+    after = _total_after(legs, total, sides)
+    for _ in range(len(legs)):
+        held = {
+            leg.asset
+            for leg in legs
+            if sides[leg.asset] != 0
+            and _sign(leg.weight * after - leg.value, noise) != sides[leg.asset]
+        }
+        if not held:
             break
-        sides = new_sides
+        sides.update(dict.fromkeys(held, 0))
+        after = _total_after(legs, total, sides)
     return after, sides
 
 
-def _divide_down(a: Decimal, b: Decimal) -> Decimal:
-    """``a / b`` rounded towards zero, so ``(a / b) * b`` never exceeds ``a``."""
-    with localcontext() as ctx:
-        ctx.rounding = ROUND_DOWN
-        return a / b
+def _total_after(legs: list[_Leg], total: Decimal, sides: Mapping[str, int]) -> Decimal:
+    """``V'`` for known sides: ``V' (1 - sum_sells k w + sum_buys g w) = V - sum_sells k v
+    + sum_buys g v`` with ``g = k_buy / (1 - k_buy)``."""
+    num, den = total, ONE
+    for leg in legs:
+        s = sides[leg.asset]
+        if s < 0:
+            num -= leg.k_sell * leg.value
+            den -= leg.k_sell * leg.weight
+        elif s > 0:
+            g = leg.k_buy / (ONE - leg.k_buy)
+            num += g * leg.value
+            den += g * leg.weight
+    return num / den
 
 
-def _sign(x: Decimal) -> int:
-    return (x > 0) - (x < 0)
+def _sign(x: Decimal, noise: Decimal = ZERO) -> int:
+    return (x > noise) - (x < -noise)
 
 
 def plan(
@@ -167,7 +183,7 @@ def plan(
     """
     eff = effective_targets(snapshot, targets, policy)
     drift = compute_drift(snapshot, eff)
-    weights = desired_weights(drift, policy.style, threshold)
+    weights = desired_weights(drift, policy.style, threshold, snapshot.quote)
     skipped: list[SkippedLeg] = []
     legs: list[_Leg] = []
     for a in drift.assets:
@@ -175,16 +191,20 @@ def plan(
             continue
         rules = snapshot.markets.get(a.asset)
         if rules is None:
-            skipped.append(
-                SkippedLeg(
-                    a.asset,
-                    Side.BUY if weights[a.asset] > a.weight else Side.SELL,
-                    ZERO,
-                    ZERO,
-                    "no_market",
-                    f"no {a.asset}/{snapshot.quote} market",
+            gap = weights[a.asset] * drift.total_value - a.value
+            if abs(gap) > drift.total_value * NOISE:  # only a leg that should trade
+                side = Side.BUY if gap > 0 else Side.SELL
+                skipped.append(
+                    SkippedLeg(
+                        a.asset,
+                        side,
+                        ZERO,
+                        abs(gap),
+                        "no_market",
+                        f"no {a.asset}/{snapshot.quote} market to {side.value} "
+                        f"{abs(gap):.2f} {snapshot.quote} of {a.asset}",
+                    )
                 )
-            )
             continue
         sp = snapshot.sell_price(a.asset) * (ONE - policy.slippage)
         bp = snapshot.buy_price(a.asset) * (ONE + policy.slippage)
@@ -195,13 +215,22 @@ def plan(
     sells: list[OrderRequest] = []
     if phase == "all":
         sells = _plan_sells(snapshot, legs, sides, after, policy, skipped)
-    proceeds = sum((o.expected_cost - o.expected_fee for o in sells), ZERO)
-    reserve = weights.get(snapshot.quote, ZERO) * after
-    budget = max(ZERO, snapshot.amount(snapshot.quote) + proceeds - reserve)
+    budget = _buy_budget(
+        snapshot.amount(snapshot.quote), sells, weights.get(snapshot.quote, ZERO) * after
+    )
     buys, scale = _plan_buys(legs, sides, after, budget, policy, skipped)
     order = {a.asset: i for i, a in enumerate(drift.assets)}
     skipped.sort(key=lambda s: order.get(s.asset, len(order)))
     return Plan(tuple(sells), tuple(buys), tuple(skipped), drift, weights, after, scale)
+
+
+def _buy_budget(cash: Decimal, sells: list[OrderRequest], reserve: Decimal) -> Decimal:
+    """Quote the buys may spend: free cash plus what the sells yield net of their fees,
+    less the quote's own target ``reserve``; rounded down, never below 0."""
+    with localcontext() as ctx:
+        ctx.rounding = ROUND_DOWN
+        proceeds = sum((o.expected_cost - o.expected_fee for o in sells), ZERO)
+        return max(ZERO, cash + proceeds - reserve)
 
 
 def _order(leg: _Leg, side: Side, amount: Decimal, price: Decimal) -> OrderRequest:
@@ -262,15 +291,19 @@ def _plan_buys(
         for leg in legs
         if sides[leg.asset] > 0
     }
-    need = sum(wanted.values(), ZERO)
-    spendable = budget * (ONE - ROUNDING_MARGIN)
-    scale = min(ONE, spendable / need) if need > 0 else ONE
+    buy_prices = {leg.asset: leg.buy_price for leg in legs}
+    with localcontext() as ctx:  # round against spending: need up; scale, spend, amount down
+        ctx.rounding = ROUND_UP
+        need = sum(wanted.values(), ZERO)
+        ctx.rounding = ROUND_DOWN
+        scale = min(ONE, budget / need) if need > 0 else ONE
+        spends = {asset: w * scale for asset, w in wanted.items()}
+        amounts = {asset: spend / buy_prices[asset] for asset, spend in spends.items()}
     buys: list[OrderRequest] = []
     for leg in legs:
         if leg.asset not in wanted:
             continue
-        spend = wanted[leg.asset] * scale
-        amount = truncate(_divide_down(spend, leg.buy_price), leg.rules.amount_step)
+        amount = truncate(amounts[leg.asset], leg.rules.amount_step)
         problem = _check(leg, Side.BUY, amount, leg.buy_price, wanted[leg.asset], policy)
         if problem:
             if scale < 1:

@@ -6,7 +6,7 @@ look-ups); a *create* is the order request itself, where the one rule is: never 
 an order does not exist unless the exchange said so.
 
 =====================================  =========================  ==============================
-CCXT exception (Binance code/Kraken)          read                       create
+CCXT exception (Binance code, Kraken)  read                       create
 =====================================  =========================  ==============================
 InvalidNonce (-1021 recvWindow,        RetryLater                 OrderRejected (refused before
 EAPI:Invalid nonce)                                               matching: not placed; fix the

@@ -7,10 +7,13 @@
   ``fetch_balance`` and one batched ``fetch_tickers`` (one ``fetch_ticker`` per symbol only
   where the exchange has no batched tickers). Stale tickers, crossed books and price jumps
   are refused with :class:`MarketDataRejected` (a RetryLater).
-* :meth:`CcxtExchange.create_market_order` sends our client order id under the exchange's
+* :meth:`CcxtExchange.create_market_order` is idempotent by client order id (an order
+  already carrying it is returned, not sent again), sends the id under the exchange's
   own parameter, truncates the amount to the market step, buys by quote cost where the
   exchange supports it, then waits for the order to be final and returns the real fill.
 * Every CCXT exception goes through :mod:`rebalancer.adapters.ccxt.errors`.
+* What differs per exchange is one :class:`Venue` row (Binance and Kraken so far); an
+  exchange without a row is refused at start-up.
 """
 
 from __future__ import annotations
@@ -18,11 +21,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import ccxt
 
@@ -35,6 +37,8 @@ from rebalancer.adapters.ccxt.markets import (
     sum_by_currency,
     symbol_for,
 )
+from rebalancer.adapters.ccxt.venues import VENUES, retries_configured
+from rebalancer.adapters.ccxt.venues import make_client as make_client  # re-export
 from rebalancer.adapters.clock import SystemClock
 from rebalancer.core.errors import (
     BelowMinimum,
@@ -52,86 +56,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Venue:
-    """What differs per exchange, found by reading CCXT's implementation of it.
-
-    ``client_id_param``: where order creation takes our client order id.
-    ``lookup_param``: the ``fetch_order`` parameter that finds an order by our client id;
-    None: the exchange cannot, so closed then open orders are listed filtered by client id.
-    ``ticker_time``: "exchange" -- tickers carry the exchange's timestamp (missing: refused);
-    "received" -- the exchange sends none (Kraken), the age is measured from when the
-    response arrived, so the stale check only catches our own delays.
-    ``buy_by_cost``: market buys are sent as a quote amount where the exchange allows it.
-    ``order_params``: sent with every order (Kraken: ``oflags=fciq``, fee in the quote, so the
-    order tells which currency the fee was taken in).
-    """
-
-    client_id_param: str
-    lookup_param: str | None
-    ticker_time: Literal["exchange", "received"] = "exchange"
-    buy_by_cost: bool = True
-    order_params: Mapping[str, str] = field(default_factory=dict)
-
-
-# Only venues whose orders can be found again by our client id through CCXT. Not yet:
-# coinbase -- takes ``client_order_id``, but CCXT's fetch_order needs the exchange order id
-# (a look-up would list orders and filter), and its sandbox is gone.
-VENUES = {
-    "binance": Venue("newClientOrderId", "origClientOrderId"),
-    # kraken: AddOrder takes ``cl_ord_id``; CCXT's fetch_order would send a client id as
-    # ``userref`` (an integer) next to ``txid``, so look-ups use ClosedOrders/OpenOrders with
-    # ``cl_ord_id``. Buying by cost (``viqc``) is not relied on.
-    "kraken": Venue(
-        "cl_ord_id",
-        None,
-        ticker_time="received",
-        buy_by_cost=False,
-        order_params={"oflags": "fciq"},
-    ),
-}
 FINAL_STATUSES = frozenset({"closed", "canceled", "expired", "rejected"})
 
 
 class MarketDataRejected(RetryLater):
     """Market data failed a sanity check (stale, crossed, jumped); try again later."""
-
-
-def make_client(
-    exchange_id: str, api_key: str, secret: str, *, sandbox: bool = False, **extra: Any
-) -> Any:
-    """A CCXT client configured the way :class:`CcxtExchange` requires.
-
-    ``sandbox`` switches to the exchange's test network (Binance: testnet.binance.vision).
-
-    Rate limiting on, CCXT's own retries off (they would re-send orders), spot markets
-    only, and no private currency list (Binance's ``capital/config/getall``) at start-up.
-    """
-    options: dict[str, Any] = {"maxRetriesOnFailure": 0, "fetchCurrencies": False}
-    if exchange_id == "binance":
-        options.update({"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False})
-    options.update(extra.pop("options", {}))
-    config = {"apiKey": api_key, "secret": secret, "enableRateLimit": True, "options": options}
-    config.update(extra)
-    client = getattr(ccxt, exchange_id)(config)
-    if sandbox:
-        client.set_sandbox_mode(True)
-    return client
-
-
-def _retries_configured(options: Mapping[str, Any]) -> list[str]:
-    """Every option that asks CCXT to retry a failed request, as "path=value"."""
-    found: list[str] = []
-    keys = ("maxRetriesOnFailure", "defaultMaxRetriesOnFailure")
-    for key in keys:
-        if options.get(key) not in (None, 0):
-            found.append(f"options.{key}={options[key]!r}")
-    for name, value in options.items():
-        if isinstance(value, Mapping):
-            for key in keys:
-                if value.get(key) not in (None, 0):
-                    found.append(f"options.{name}.{key}={value[key]!r}")
-    return found
 
 
 class CcxtExchange:
@@ -142,7 +71,9 @@ class CcxtExchange:
     20 %); a price that moved more than this since the previous snapshot is refused once.
     ``markets_ttl``: markets are reloaded when older. ``poll_interval`` (seconds) and
     ``max_polls``: how long to wait for an order to become final before reporting its
-    outcome as unknown. ``clock`` and ``sleep`` are injected for tests.
+    outcome as unknown. ``check_before_send``: look the client id up before sending, so a
+    second call with the same id returns the first order instead of trading again (one
+    read per order). ``clock`` and ``sleep`` are injected for tests.
     """
 
     def __init__(
@@ -156,13 +87,14 @@ class CcxtExchange:
         poll_interval: float = 0.5,
         max_polls: int = 20,
         sleep: Callable[[float], None] = time.sleep,
+        check_before_send: bool = True,
     ) -> None:
         if not getattr(client, "enableRateLimit", False):
             raise ConfigError(
                 f"{client.id}: enableRateLimit is off; turn it on (the exchange bans "
                 "clients that exceed its request weight)"
             )
-        retries = _retries_configured(client.options)
+        retries = retries_configured(client.options)
         if retries:
             raise ConfigError(
                 f"{client.id}: CCXT is set to retry failed requests ({', '.join(retries)}); "
@@ -185,6 +117,7 @@ class CcxtExchange:
         self.poll_interval = poll_interval
         self.max_polls = max_polls
         self.sleep = sleep
+        self.check_before_send = check_before_send
         self._markets_at: datetime | None = None
         self._last_prices: dict[str, Decimal] = {}
 
@@ -319,6 +252,10 @@ class CcxtExchange:
         symbol = str(market["symbol"])
         params: dict[str, Any] = {**self.venue.order_params, self.venue.client_id_param: cid}
         what = f"create_market_order {order.side} {symbol} client id {cid}"
+        if self.check_before_send:
+            existing = self._existing(cid, symbol, what)
+            if existing is not None:
+                return self._settle_or_unknown(existing, order.asset, symbol, cid, what)
         if order.side is Side.BUY and self._buys_by_cost(market):
             cost = order.expected_cost
             if cost <= 0:
@@ -351,6 +288,23 @@ class CcxtExchange:
                 exc, what=what, create=True, client_order_id=cid, secrets=self._secrets
             ) from exc
         return self._settle_or_unknown(raw, order.asset, symbol, cid, what)
+
+    def _existing(self, cid: str, symbol: str, what: str) -> Any:
+        """The order already carrying ``cid``, if any: sending is then idempotent.
+
+        Binance only refuses a client id that an *open* order uses; a filled market order's
+        id can be sent again and would trade twice.
+        """
+        try:
+            existing = self._fetch_raw(cid, symbol)
+        except RetryLater as exc:
+            raise OrderRejected(
+                f"{what}: NOT sent, could not check whether an order with this client id "
+                f"already exists ({exc})"
+            ) from exc
+        if existing is not None:
+            log.warning("%s: an order with this client id exists; not sending again", what)
+        return existing
 
     def _buys_by_cost(self, market: Mapping[str, Any]) -> bool:
         if not self.venue.buy_by_cost or not self.client.has.get("createMarketBuyOrderWithCost"):

@@ -1,0 +1,1 @@
+"""Alembic migrations of the journal, applied automatically when a journal is opened."""

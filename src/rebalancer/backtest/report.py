@@ -1,0 +1,291 @@
+"""A self-contained HTML report of one backtest, plus the same charts as PNG files.
+
+The HTML embeds every chart as a base64 PNG (matplotlib, Agg backend: no display needed),
+so the one file can be mailed or archived. Charts: equity of the strategy against
+buy-and-hold and the calendar benchmark (log scale, every rebalance marked), drawdowns, and
+each leg's weight over time with its target and band. Tables: the metrics side by side,
+every trade. The reproducibility block lists the data files with their sha256, the config
+(secrets redacted by the caller) and the version that produced the report.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from rebalancer import __version__  # noqa: E402
+from rebalancer.backtest.engine import BacktestResult, Run  # noqa: E402
+
+COLORS = {"strategy": "#1f77b4", "buy_and_hold": "#7f7f7f", "calendar": "#ff7f0e"}
+LABELS = {
+    "strategy": "strategy",
+    "buy_and_hold": "buy-and-hold",
+    "calendar": "calendar",
+    "hold_start": "start held",
+}
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a result came from: data files (asset -> path, sha256), config, command."""
+
+    files: Mapping[str, Path] = field(default_factory=dict)
+    sha256: Mapping[str, str] = field(default_factory=dict)
+    config: Mapping[str, Any] = field(default_factory=dict)
+    command: str = ""
+    data_notes: tuple[str, ...] = ()
+    version: str = __version__
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    html: Path
+    pngs: dict[str, Path]
+
+
+# -- charts ------------------------------------------------------------------------------------
+
+
+def _runs(result: BacktestResult) -> list[Run]:
+    return [result.run, *(b for k, b in result.benchmarks.items() if k != "hold_start")]
+
+
+def equity_figure(result: BacktestResult) -> Figure:
+    fig, ax = plt.subplots(figsize=(11, 4.8), dpi=100)
+    for run in _runs(result):
+        ax.plot(run.times, run.equity, lw=1.2, color=COLORS.get(run.name),
+                label=f"{LABELS.get(run.name, run.name)}: final {run.metrics.final_value:,.0f}")
+    run = result.run
+    bars = run.rebalance_bars
+    if bars:
+        ax.scatter(run.times[bars], run.equity[bars], s=14, marker="o", color="#d62728",
+                   zorder=3, label=f"rebalance ({len(bars)})")
+    ax.set_yscale("log")
+    ax.set_ylabel(f"value ({run.strategy.quote}, log scale)")
+    ax.set_title("Equity: strategy vs benchmarks")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def drawdown_figure(result: BacktestResult) -> Figure:
+    fig, ax = plt.subplots(figsize=(11, 3.4), dpi=100)
+    for run in _runs(result):
+        peak = np.maximum.accumulate(run.equity)
+        ax.plot(run.times, -(1 - run.equity / peak) * 100, lw=1.0, color=COLORS.get(run.name),
+                label=f"{LABELS.get(run.name, run.name)} (max {run.metrics.max_drawdown:.1%})")
+    ax.set_ylabel("drawdown (%)")
+    ax.set_title("Drawdown from the running peak")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def weights_figure(result: BacktestResult) -> Figure:
+    run = result.run
+    strategy = run.strategy
+    legs = [c for c in run.weights.columns if float(strategy.targets.get(str(c), 0)) > 0]
+    legs = legs or list(run.weights.columns)
+    threshold = strategy.threshold
+    fig, axes = plt.subplots(len(legs), 1, figsize=(11, 1.6 * len(legs) + 0.8), dpi=100,
+                             sharex=True, squeeze=False)
+    for ax, leg in zip(axes[:, 0], legs, strict=True):
+        target = strategy.targets.get(str(leg))
+        ax.plot(run.times, run.weights[leg].to_numpy() * 100, lw=0.9, color="#1f77b4")
+        if target is not None:
+            ax.axhline(float(target) * 100, color="black", lw=0.8, ls="--")
+            if threshold is not None:
+                width = float(threshold.band_width(target)) * 100
+                ax.axhspan(float(target) * 100 - width, float(target) * 100 + width,
+                           color="#2ca02c", alpha=0.12)
+        for bar in run.rebalance_bars:
+            ax.axvline(run.times[bar], color="#d62728", lw=0.4, alpha=0.35)
+        ax.set_ylabel(f"{leg} %", fontsize=8)
+        ax.grid(True, alpha=0.3)
+    band = threshold.describe() if threshold is not None else "no band"
+    axes[0, 0].set_title(f"Weights over time: target (dashed), band ({band}, shaded), "
+                         "rebalances (red)")
+    fig.tight_layout()
+    return fig
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+# -- html --------------------------------------------------------------------------------------
+
+_METRIC_ROWS: list[tuple[str, str, str]] = [
+    ("final value", "final_value", "money"),
+    ("total return", "total_return", "pct"),
+    ("CAGR", "cagr", "pct"),
+    ("volatility (ann.)", "volatility", "pct"),
+    ("Sharpe", "sharpe", "num"),
+    ("Sortino", "sortino", "num"),
+    ("max drawdown", "max_drawdown", "pct"),
+    ("max drawdown duration (days)", "max_drawdown_days", "num0"),
+    ("Calmar", "calmar", "num"),
+    ("rebalances", "rebalances", "int"),
+    ("orders", "orders", "int"),
+    ("traded", "traded", "money"),
+    ("turnover (x)", "turnover", "num"),
+    ("fees", "fees", "money"),
+]
+
+
+def _fmt(value: Any, kind: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if kind == "money":
+        return f"{value:,.2f}"
+    if kind == "pct":
+        return f"{value * 100:+.2f}%"
+    if kind == "int":
+        return f"{int(value)}"
+    if kind == "num0":
+        return f"{value:,.0f}"
+    return f"{value:.3f}"
+
+
+def _table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def metrics_table(result: BacktestResult) -> str:
+    runs = [result.run, *result.benchmarks.values()]
+    summaries = [r.summary() for r in runs]
+    rows = [[html.escape(label), *(_fmt(s[key], kind) for s in summaries)]
+            for label, key, kind in _METRIC_ROWS]
+    return _table(["", *(LABELS.get(r.name, r.name) for r in runs)], rows, "metrics")
+
+
+def trades_table(result: BacktestResult) -> str:
+    frame = result.trades_frame()
+    rows = [
+        [
+            html.escape(str(r["time"])[:19]),
+            html.escape(str(r["asset"])),
+            html.escape(str(r["side"])),
+            f"{r['amount']:.8g}",
+            f"{r['price']:.8g}",
+            f"{r['cost']:,.2f}",
+            f"{r['fee']:.6g} {html.escape(str(r['fee_asset']))}",
+            f"{r['fee_quote']:.4f}",
+            html.escape(str(r["reason"])),
+        ]
+        for r in frame.to_dict("records")
+    ]
+    headers = ["time", "asset", "side", "amount", "price", "cost", "fee", "fee (quote)",
+               "reason"]
+    return _table(headers, rows, "trades")
+
+
+def _repro(result: BacktestResult, prov: Provenance) -> str:
+    files = [
+        [html.escape(a), html.escape(str(prov.files[a])), f"<code>{prov.sha256.get(a, '')}</code>"]
+        for a in prov.files
+    ]
+    parts = [
+        f"<p>rebalancer version <b>{html.escape(prov.version)}</b>"
+        + (f"; command <code>{html.escape(prov.command)}</code>" if prov.command else "")
+        + "</p>",
+        _table(["asset", "data file", "sha256"], files, "files") if files else "<p>no files</p>",
+    ]
+    if prov.data_notes:
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in prov.data_notes)
+        parts.append(f"<p>Data notes:</p><ul>{notes}</ul>")
+    cfg = json.dumps(prov.config, indent=2, sort_keys=True, default=str)
+    parts.append(f"<p>Config (secrets redacted):</p><pre>{html.escape(cfg)}</pre>")
+    return "\n".join(parts)
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:13px}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
+table.trades td:last-child{text-align:left;font-size:11px;color:#555}
+img{max-width:100%} pre{background:#f7f7f7;padding:1em;font-size:12px;overflow:auto}
+"""
+
+
+def render_html(result: BacktestResult, images: Mapping[str, bytes], prov: Provenance) -> str:
+    run = result.run
+    s = result.summary()
+    prem = result.premium
+    premium = (
+        "n/a"
+        if prem is None
+        else f"{prem.total * 100:+.2f}% total, {prem.annualised * 100:+.2f}% a year"
+    )
+    targets = ", ".join(f"{a} {float(w) * 100:g}%" for a, w in run.strategy.targets.items())
+    imgs = "\n".join(
+        f'<h3>{html.escape(name)}</h3><img alt="{html.escape(name)} chart" '
+        f'src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
+        for name, data in images.items()
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>rebalancer backtest</title>
+<style>{_CSS}</style></head><body>
+<h1>Backtest {html.escape(s["start"][:10])} → {html.escape(s["end"][:10])}</h1>
+<p>{s["bars"]} bars of {result.bar}; targets {html.escape(targets)};
+rule <b>{html.escape(run.strategy.trigger.describe())}</b>, style
+{html.escape(run.strategy.policy.style)}; taker fee {float(result.taker_fee) * 100:g}%,
+slippage {float(result.slippage) * 100:g}%, min trade {run.strategy.policy.min_trade}
+{html.escape(run.strategy.quote)}.</p>
+<p>Rebalancing premium over buy-and-hold: <b>{premium}</b>.
+Benchmarks run through the same engine: buy-and-hold buys to target on the first bar;
+the calendar rule trades back to target on the first bar of every month.</p>
+<h2>Metrics</h2>
+{metrics_table(result)}
+<h2>Charts</h2>
+{imgs}
+<h2>Trades ({len(result.trades)})</h2>
+{trades_table(result)}
+<h2>Reproducibility</h2>
+{_repro(result, prov)}
+</body></html>
+"""
+
+
+def write_report(
+    result: BacktestResult, out_dir: Path, prov: Provenance | None = None
+) -> ReportFiles:
+    """Write ``report.html`` and ``equity.png``, ``drawdown.png``, ``weights.png``."""
+    prov = prov or Provenance()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = {
+        "equity": _png(equity_figure(result)),
+        "drawdown": _png(drawdown_figure(result)),
+        "weights": _png(weights_figure(result)),
+    }
+    pngs: dict[str, Path] = {}
+    for name, data in images.items():
+        path = out_dir / f"{name}.png"
+        path.write_bytes(data)
+        pngs[name] = path
+    page = out_dir / "report.html"
+    page.write_text(render_html(result, images, prov), encoding="utf-8")
+    return ReportFiles(page, pngs)
