@@ -1,6 +1,6 @@
 """The import rule, checked on the source: the architecture stays visible in the tree.
 
-core  <-  ports, config  <-  service  <-  adapters, backtest  <-  bootstrap  <-  cli
+core  <-  ports, config  <-  service, daemon, logs  <-  adapters, backtest  <-  bootstrap  <-  cli
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ ALLOWED: dict[str, set[str]] = {
     "ports": {"core", "ports"},
     "config": {"core", "config"},
     "service": {"core", "ports", "config", "service"},
+    "daemon": {"core", "ports", "config", "service", "daemon"},
+    "logs": {"logs"},
     "adapters": {"core", "ports", "config", "adapters"},
     "backtest": {"core", "ports", "config", "service", "adapters", "backtest", "demo_data"},
     "bootstrap": {"core", "ports", "config", "service", "adapters", "backtest", "bootstrap"},
-    "cli": {"core", "ports", "config", "service", "backtest", "bootstrap", "cli"},
+    "cli": {"core", "ports", "config", "service", "daemon", "logs", "backtest", "bootstrap", "cli"},
     "demo_data": set(),
     "__init__": set(),
     "__main__": {"cli"},

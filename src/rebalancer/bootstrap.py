@@ -15,14 +15,16 @@ from decimal import Decimal
 from pathlib import Path
 
 from rebalancer.adapters.clock import SystemClock
+from rebalancer.adapters.journal import SqlJournal, open_journal
 from rebalancer.adapters.notify import LogNotifier
 from rebalancer.adapters.paper import PaperExchange, default_rules
-from rebalancer.adapters.state_file import FileJournal, StateFile
+from rebalancer.adapters.state_file import StateFile
 from rebalancer.backtest.data import load_demo_panel, load_panel
 from rebalancer.backtest.replay import decimal_rows
 from rebalancer.config import Settings
 from rebalancer.core.errors import StopAndTell, UnknownSymbol
 from rebalancer.core.model import MarketRules
+from rebalancer.core.risk import RiskLimits
 from rebalancer.core.strategy import Strategy
 from rebalancer.ports import Clock, Exchange, Journal, Notifier
 
@@ -38,10 +40,46 @@ class Runtime:
     notifier: Notifier
     clock: Clock
     prices_note: str
+    risk: RiskLimits | None = None
+
+    def close(self) -> None:
+        """Release the journal (and the account's lock when trading)."""
+        close = getattr(self.journal, "close", None)
+        if close is not None:
+            close()
 
 
 class LiveNotConfirmed(StopAndTell):
     """Live mode was configured but not confirmed on the command line."""
+
+
+def journal_url(settings: Settings) -> str:
+    """``journal_url`` from the config, else SQLite in the state folder."""
+    return settings.journal_url or f"sqlite:///{settings.state_dir / 'journal.sqlite'}"
+
+
+def account_name(settings: Settings) -> str:
+    """Which account the journal's rows and the instance lock belong to."""
+    if settings.mode == "live" and settings.accounts:  # several accounts, one portfolio
+        return "live:accounts:" + "+".join(sorted(settings.accounts))
+    testnet = ":sandbox" if settings.mode == "live" and settings.sandbox else ""
+    return f"{settings.mode}:{settings.exchange}{testnet}"
+
+
+def journal(settings: Settings, *, lock: bool = False) -> SqlJournal:
+    """The SQL journal for the configured account; ``lock`` when about to trade."""
+    return open_journal(journal_url(settings), account_name(settings), lock=lock)
+
+
+def risk_limits(settings: Settings) -> RiskLimits:
+    r = settings.risk
+    return RiskLimits(
+        max_drawdown=r.max_drawdown,
+        window=r.window_period,
+        max_cycle_turnover=r.max_cycle_turnover,
+        max_order_notional=r.max_order_notional,
+        max_cycle_notional=r.max_cycle_notional,
+    )
 
 
 def paper_state(settings: Settings) -> StateFile:
@@ -51,6 +89,10 @@ def paper_state(settings: Settings) -> StateFile:
 def _paper_prices(
     settings: Settings, assets: tuple[str, ...]
 ) -> tuple[dict[str, Decimal], datetime, str]:
+    if settings.paper.prices == "live":
+        from rebalancer.adapters.ccxt.public import public_prices  # needs a network
+
+        return public_prices(settings.exchange, assets, settings.quote)
     data_dir = settings.paper.data_dir
     if data_dir is not None:
         panel = load_panel(data_dir, list(assets), "1d", quote=settings.quote)
@@ -78,7 +120,7 @@ def _market_rules(settings: Settings, prices: dict[str, Decimal]) -> dict[str, M
     return settings.market_rules(defaults)
 
 
-def build_paper(settings: Settings) -> Runtime:
+def build_paper(settings: Settings, *, lock: bool = False) -> Runtime:
     strategy = settings.strategy()
     state = paper_state(settings)
     balances = state.balances()
@@ -97,14 +139,25 @@ def build_paper(settings: Settings) -> Runtime:
     exchange.set_prices(prices, at)
     note = f"paper account ({state.path}); prices: {source} as of {at:%Y-%m-%d %H:%M} UTC"
     return Runtime(
-        "paper", strategy, exchange, FileJournal(state), LogNotifier(), SystemClock(), note
+        "paper",
+        strategy,
+        exchange,
+        journal(settings, lock=lock),
+        LogNotifier(),
+        SystemClock(),
+        note,
+        risk_limits(settings),
     )
 
 
-def build(settings: Settings, *, confirm_live: bool = False) -> Runtime:
-    """Wire the adapters for ``settings.mode``; live needs ``confirm_live``."""
+def build(settings: Settings, *, confirm_live: bool = False, lock: bool = False) -> Runtime:
+    """Wire the adapters for ``settings.mode``; live needs ``confirm_live``.
+
+    ``lock``: take the account's lock (commands that trade), so that one process at a time
+    trades one account; call :meth:`Runtime.close` when done.
+    """
     if settings.mode != "live":
-        return build_paper(settings)
+        return build_paper(settings, lock=lock)
     if not confirm_live:
         raise LiveNotConfirmed(
             'mode = "live" in the config: real orders would be sent. Re-run with '
@@ -113,16 +166,15 @@ def build(settings: Settings, *, confirm_live: bool = False) -> Runtime:
     from rebalancer.adapters.live import build_live  # the only path that reaches ccxt
 
     exchange, note = build_live(settings)
-    state = paper_state(settings)
-    live_state = StateFile(state.path.with_name(f"live-{settings.exchange}.json"))
     return Runtime(
         "live",
         settings.strategy(),
         exchange,
-        FileJournal(live_state),
+        journal(settings, lock=lock),
         LogNotifier(),
         SystemClock(),
         note,
+        risk_limits(settings),
     )
 
 
@@ -132,3 +184,24 @@ def reset_paper(settings: Settings) -> Path:
     if state.path.exists():
         state.path.unlink()
     return state.path
+
+
+def build_notifier(settings: Settings) -> Notifier:
+    """The log, plus apprise when ``REBALANCER_NOTIFY_URLS`` (environment or ./.env) is set.
+
+    Raises :class:`~rebalancer.core.errors.ConfigError` for a URL apprise does not know
+    (naming its position, never the URL).
+    """
+    from rebalancer.adapters.notify_apprise import AppriseNotifier, FanOut, notify_urls
+
+    urls = notify_urls()
+    if not urls:
+        return LogNotifier()
+    return FanOut([LogNotifier(), AppriseNotifier(urls)])
+
+
+def notify_secrets() -> list[str]:
+    """The notification URLs (they hold tokens), for the logs to mask."""
+    from rebalancer.adapters.notify_apprise import notify_urls
+
+    return notify_urls()

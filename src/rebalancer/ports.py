@@ -78,10 +78,10 @@ class OrderOutcome:
     """What became of an order intent, and how we know.
 
     ``status``: ``filled`` (``fill`` set; a partial fill too), ``rejected`` (refused, never
-    placed), ``not_found`` (looked up: the exchange has no such order), or ``unknown`` (it
-    may exist: the intent stays unresolved until reconciliation finds it). ``source`` says
-    where the outcome came from: ``exchange reply``, ``reconciled: filled``, ``not found:
-    never placed``, ...
+    placed), ``not_found`` (looked up: the exchange has no such order), ``canceled`` (found,
+    ended with nothing filled), or ``unknown`` (it may exist, or is still open: the intent
+    stays unresolved until reconciliation settles it). ``source`` says where the outcome
+    came from: ``exchange reply``, ``reconciled: filled``, ``not found: never placed``, ...
     """
 
     status: str

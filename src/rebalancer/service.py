@@ -52,6 +52,7 @@ class CycleReport:
     drift_after: PortfolioDrift | None = None
     executed: bool = False
     stopped: str = ""
+    reconciled: ReconcileReport | None = None
 
     @property
     def traded_value(self) -> Decimal:
@@ -88,6 +89,10 @@ class CycleReport:
                 for x in self.failed
             ],
             "fees_quote": str(self.fees_in_quote()),
+            "reconciled": {
+                cid: outcome.source
+                for cid, outcome in (self.reconciled.resolved if self.reconciled else {}).items()
+            },
         }
 
 
@@ -151,14 +156,27 @@ def reconcile(exchange: Exchange, journal: Journal, now: datetime) -> ReconcileR
         except RebalancerError as exc:
             result.unknown.append(f"{cid} ({exc})")
             continue
-        outcome = (
-            OrderOutcome("not_found", "not found: never placed")
-            if found is None
-            else OrderOutcome("filled", f"reconciled: {found.status or 'filled'}", found)
-        )
+        outcome = _found(found)
         journal.record_outcome(cid, outcome, now)
-        result.resolved[cid] = outcome
+        if outcome.resolved:
+            result.resolved[cid] = outcome
+        else:
+            result.unknown.append(f"{cid} (still open on the exchange)")
     return result
+
+
+def _found(found: Fill | None) -> OrderOutcome:
+    """The outcome of an order looked up on the exchange."""
+    if found is None:
+        return OrderOutcome("not_found", "not found: never placed")
+    if found.status == "open":
+        return OrderOutcome(
+            "unknown", "reconciled: still open", error=f"{found.amount} filled so far"
+        )
+    if found.amount == 0:
+        return OrderOutcome("canceled", f"reconciled: {found.status}, nothing filled")
+    partial = "" if found.status == "closed" else "partially "
+    return OrderOutcome("filled", f"reconciled: {partial}filled", found)
 
 
 def run_cycle(
@@ -181,7 +199,7 @@ def run_cycle(
     snapshot, drift, decision = evaluate(exchange, journal, strategy, now)
     if force and not decision.fire:
         decision = Decision(True, f"forced by the user ({decision.reason})")
-    report = CycleReport(now, snapshot, drift, decision)
+    report = CycleReport(now, snapshot, drift, decision, reconciled=reconciled)
     if decision.fire:
         report.plan = plan(snapshot, strategy.targets, strategy.policy, strategy.threshold)
     if execute:

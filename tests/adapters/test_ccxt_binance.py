@@ -245,8 +245,10 @@ def test_rate_limit_off_is_refused() -> None:
 
 
 def test_venue_without_client_id_lookup_is_refused() -> None:
-    client = make_client("coinbase", KEY, SECRET)
-    with pytest.raises(ConfigError, match="'coinbase': live trading supports binance, kraken"):
+    client = make_client("bitstamp", KEY, SECRET)
+    with pytest.raises(
+        ConfigError, match="'bitstamp': live trading supports binance, coinbase, kraken"
+    ):
         CcxtExchange(client, max_ticker_age=timedelta(seconds=5), max_price_jump=Decimal("0.1"))
 
 
@@ -265,7 +267,7 @@ def test_sandbox_talks_to_the_testnet_host() -> None:
 def test_unhandled_request_never_reaches_the_network(env: Any) -> None:
     client, _, _ = env
     with pytest.raises(UnhandledRequest):
-        client.fetch_order_book("BTC/USDT")
+        client.fetch_ohlcv("BTC/USDT")
 
 
 # -- orders -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from rebalancer.adapters.paper import PaperExchange
 from rebalancer.adapters.state_file import MemoryJournal
 from rebalancer.backtest.data import load_panel
 from rebalancer.backtest.engine import BacktestResult, FirstBar, Run, run_backtest
+from rebalancer.core.cron import Cron
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.fills import apply_fill
 from rebalancer.core.model import MarketRules
@@ -72,7 +73,9 @@ def test_hand_checked_with_fee() -> None:
     """Fee f on what is traded: buys pay in BTC, sells in USDT; V' solved exactly."""
     f = D("0.001")
     closes, strategy = _two_assets(Threshold(D("0.1")), [100, 200])
-    res = run_backtest(closes, strategy, capital=D(1000), taker_fee=f, bar=DAY, rules=_free_rules(f))
+    res = run_backtest(
+        closes, strategy, capital=D(1000), taker_fee=f, bar=DAY, rules=_free_rules(f)
+    )
     # bar 0: buy c with c (1 - f) = V'/2 and V' = 1000 - f c  ->  V' = 1000 / (1 + f / (2 (1 - f)))
     v0 = D(1000) / (1 + f / (2 * (1 - f)))
     spend = v0 / 2 / (1 - f)
@@ -112,8 +115,9 @@ def test_bad_inputs_are_refused() -> None:
     with pytest.raises(ConfigError, match="either capital"):
         run_backtest(closes, strategy, taker_fee=D(0), bar=DAY)
     with pytest.raises(ConfigError, match="no close prices"):
-        run_backtest(closes.rename(columns={"BTC": "ETH"}), strategy, capital=D(1), taker_fee=D(0),
-                     bar=DAY)
+        run_backtest(
+            closes.rename(columns={"BTC": "ETH"}), strategy, capital=D(1), taker_fee=D(0), bar=DAY
+        )
     with pytest.raises(ConfigError, match="capital"):
         run_backtest(closes, strategy, capital=D(-1), taker_fee=D(0), bar=DAY)
 
@@ -149,6 +153,17 @@ TRIGGERS: list[tuple[str, Trigger, str]] = [
     ("hybrid weekly", hybrid(Calendar(period=timedelta(days=7)), Threshold(D("0.03"))), "target"),
     ("any of", AnyOf((Calendar(period=timedelta(days=30)), Threshold(D("0.1")))), "target"),
     ("first bar", FirstBar(), "target"),
+    ("monthly cron", Calendar(cron=Cron.parse("0 0 1 * *")), "target"),
+    (
+        "hybrid cron mondays",
+        hybrid(Calendar(cron=Cron.parse("0 0 * * 1")), Threshold(D("0.02"))),
+        "band_edge",
+    ),
+    (
+        "weekly look or band",
+        AnyOf((Calendar(period=timedelta(days=7), since="check"), Threshold(D("0.05")))),
+        "target",
+    ),
 ]
 
 
@@ -162,6 +177,7 @@ def test_skipping_equals_bar_by_bar(
     fast = run_backtest(closes, strategy, fast=True, benchmarks=False, **kw)  # type: ignore[arg-type]
     slow = run_backtest(closes, strategy, fast=False, benchmarks=False, **kw)  # type: ignore[arg-type]
     assert fast.run.fired_bars == slow.run.fired_bars
+    assert [r.decision for _, r in fast.run.cycles] == [r.decision for _, r in slow.run.cycles]
     assert len(fast.run.rebalance_bars) > 0
     assert [r.fills for _, r in fast.run.cycles] == [r.fills for _, r in slow.run.cycles]
     assert fast.run.final_balances == slow.run.final_balances
@@ -245,6 +261,6 @@ def test_trades_frame_and_fees(closes: pd.DataFrame) -> None:
 
 
 def test_replace_keeps_strategy_frozen() -> None:
-    closes, strategy = _two_assets(Threshold(D("0.1")), [100, 100])
+    _, strategy = _two_assets(Threshold(D("0.1")), [100, 100])
     other = replace(strategy, trigger=FirstBar())
     assert strategy.trigger != other.trigger

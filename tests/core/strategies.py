@@ -30,7 +30,7 @@ T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 settings.register_profile(
     "core",
-    max_examples=60,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
@@ -127,6 +127,8 @@ def cases(
     """A random portfolio of 2-8 assets plus USDT, random targets and random rules.
 
     Amounts 1e-6..1e6 (some zero), prices 1e-4..1e5, so values span ~1e-10..1e11 quote.
+    With ``slippage``, some snapshots also carry bids/asks up to 0.5 % off the valuation
+    price, and the policy a slippage allowance of 0..1 % (the fills slip by the same).
     """
     n = draw(st.integers(2, 8))
     assets = draw(st.permutations(ASSET_POOL))[:n]
@@ -158,6 +160,13 @@ def cases(
             markets[extra] = (
                 draw(market_rules(extra, prices[extra])) if constrained else free_market(extra)
             )
+    bids: dict[str, Decimal] = {}
+    asks: dict[str, Decimal] = {}
+    if slippage and draw(st.booleans()):
+        # executable prices around the valuation price: a spread of up to 0.5 % each side
+        for a in assets:
+            half = Decimal(draw(st.integers(0, 50))) / 10_000
+            bids[a], asks[a] = prices[a] * (1 - half), prices[a] * (1 + half)
     slip = Decimal(draw(st.integers(0, 100))) / 10_000 if slippage else D(0)
     mt = draw(st.sampled_from([D(0), D(1), D(10), D(25)])) if min_trade else D(0)
     policy = PlanPolicy(
@@ -165,7 +174,7 @@ def cases(
         slippage=slip,
         unmanaged=draw(st.sampled_from(["ignore", "sell"])) if unmanaged else "ignore",
     )
-    snap = Snapshot(QUOTE, balances, prices, markets, T0)
+    snap = Snapshot(QUOTE, balances, prices, markets, T0, bids, asks)
     return Case(snap, targets, policy)
 
 

@@ -6,6 +6,7 @@ the fill model, then buys re-planned with ``phase="buys"`` on the post-sell bala
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from hypothesis import assume, given, note
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from rebalancer.core.model import Side, Snapshot
 from rebalancer.core.planner import Plan, plan
 from rebalancer.core.rules import violation
+from rebalancer.core.triggers import Threshold
 
 from .strategies import CORE, QUOTE, Case, cases, costs_of, execute, value, with_balances
 
@@ -61,14 +63,14 @@ def leg_slack(case: Case, asset: str) -> Decimal:
     """Most that market rules and min_trade can leave one leg away from its target, in quote.
 
     A leg is left untraded when its order would be below ``max(min_trade, min_notional)`` in
-    value (measured at the executable price, hence ``/ (1 - slippage)``) or below
+    value (measured at the executable price, hence ``* price / bid``) or below
     ``min_amount``; and a traded leg misses by less than one ``amount_step``.
     """
-    rules = case.snapshot.markets[asset]
-    p = case.snapshot.price(asset)
-    s = case.policy.slippage
-    ask = p * (1 + s)
-    floor = max(case.policy.min_trade, rules.min_notional) / (1 - s)
+    snap = case.snapshot
+    rules = snap.markets[asset]
+    p, s = snap.price(asset), case.policy.slippage
+    bid, ask = snap.sell_price(asset) * (1 - s), snap.buy_price(asset) * (1 + s)
+    floor = max(case.policy.min_trade, rules.min_notional) * p / bid
     return floor + (rules.min_amount + (rules.amount_step or 0)) * ask
 
 
@@ -106,8 +108,11 @@ def check_orders_are_valid(p: Plan, snapshot: Snapshot, case: Case) -> None:
     s = case.policy.slippage
     for o in p.orders:
         rules = snapshot.markets[o.asset]
-        price = snapshot.price(o.asset)
-        expected_price = price * (1 - s) if o.side is Side.SELL else price * (1 + s)
+        expected_price = (
+            snapshot.sell_price(o.asset) * (1 - s)
+            if o.side is Side.SELL
+            else snapshot.buy_price(o.asset) * (1 + s)
+        )
         assert o.expected_price == expected_price
         assert o.expected_cost == o.amount * o.expected_price
         assert o.symbol == rules.symbol
@@ -166,6 +171,8 @@ def reordered(snapshot: Snapshot) -> Snapshot:
         rev(dict(snapshot.prices)),
         rev(dict(snapshot.markets)),
         snapshot.taken_at,
+        rev(dict(snapshot.bids)),
+        rev(dict(snapshot.asks)),
     )
 
 
@@ -209,7 +216,11 @@ def check_skips_and_sides(p: Plan, snapshot: Snapshot, case: Case) -> None:
             assert v < targets[leg.asset] * total, leg
         # the reason is true
         rules = snapshot.markets[leg.asset]
-        price = snapshot.price(leg.asset) * (1 - s if leg.side is Side.SELL else 1 + s)
+        price = (
+            snapshot.sell_price(leg.asset) * (1 - s)
+            if leg.side is Side.SELL
+            else snapshot.buy_price(leg.asset) * (1 + s)
+        )
         if leg.reason == "dust":
             assert leg.amount == 0
         elif leg.reason == "below_min_amount":
@@ -286,3 +297,36 @@ def test_buys_phase_sizes_from_the_cash_there_is(case: Case, data: st.DataObject
     p = plan(snap, case.targets, case.policy, phase="buys")
     assert p.sells == ()
     assert sum((o.expected_cost for o in p.buys), Decimal(0)) <= cash
+
+
+# -- band-edge rebalancing end to end ---------------------------------------------------------
+
+
+@CORE
+@given(cases(constrained=False, fees=False, slippage=False, min_trade=False), st.data())
+def test_band_edge_lands_in_band_and_leaves_in_band_assets_alone(
+    case: Case, data: st.DataObject
+) -> None:
+    band_abs = data.draw(st.sampled_from([Decimal("0.01"), Decimal("0.05"), Decimal("0.1")]))
+    threshold = Threshold(band_abs=band_abs)
+    case = replace(case, policy=replace(case.policy, style="band_edge"), threshold=threshold)
+    assets = list(case.targets)
+    assume(managed_value(case.snapshot, assets) > 0)
+    ex = execute(case)
+    before = ex.plan.drift.by_asset()
+    # can the quote absorb everything? (computed here from the bands' definition)
+    clipped = {
+        a: min(max(d.weight, max(Decimal(0), d.target - band_abs)), d.target + band_abs)
+        for a, d in before.items()
+    }
+    q = before[QUOTE]
+    excess = sum(clipped.values(), Decimal(0)) - 1
+    absorbs = max(Decimal(0), q.target - band_abs) <= clipped[QUOTE] - excess <= q.target + band_abs
+    traded = {o.asset for o in ex.plan.orders + ex.buy_plan.orders}
+    total = managed_value(ex.final, assets)
+    for a in assets:
+        d = before[a]
+        w = ex.final.amount(a) * ex.final.price(a) / total
+        assert abs(w - d.target) <= band_abs + Decimal("1e-9"), a
+        if absorbs and a != QUOTE and abs(d.drift) <= band_abs and d.amount > 0:
+            assert a not in traded, a

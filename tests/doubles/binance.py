@@ -8,8 +8,10 @@ double does not handle raises :class:`UnhandledRequest`: nothing can reach the n
 Served on ``https://api.binance.com`` (or ``host=``, e.g. ``testnet.binance.vision``):
 ``GET /api/v3/exchangeInfo`` (the fixture markets' raw ``info`` objects, plus synthetic
 BNB/SOL/LINK markets), ``/api/v3/time``,
-``/api/v3/ticker/24hr`` (``symbols=[...]`` or ``symbol=``), signed ``/api/v3/account``,
-``POST /api/v3/order`` (market orders by ``quantity`` or ``quoteOrderQty``, LOT_SIZE and
+``/api/v3/ticker/24hr`` (``symbols=[...]`` or ``symbol=``), ``/api/v3/depth`` (the best
+prices, then ``depth`` levels behind them), signed ``/api/v3/account``,
+``POST /api/v3/order`` (market orders by ``quantity`` or ``quoteOrderQty``, LIMIT IOC
+orders filled at the best price when it is within the limit, PRICE_FILTER, LOT_SIZE and
 NOTIONAL filters, balances), ``GET /api/v3/order`` (``origClientOrderId`` or ``orderId``)
 and ``/api/v3/myTrades``. Signed requests need the right API key and HMAC-SHA256 signature
 and a timestamp inside ``recvWindow`` of the double's clock; errors are Binance's bodies.
@@ -84,6 +86,7 @@ class Order:
     fills: list[dict[str, str]] = field(default_factory=list)
     polls_left: int = 0
     pending: Callable[[], None] | None = None
+    limit_price: Decimal | None = None  # LIMIT IOC orders only
 
 
 def fixture_markets() -> dict[str, Any]:
@@ -151,6 +154,9 @@ class BinanceDouble(BaseAdapter):
         self.ticker_age_ms: dict[str, int] = {}
         # symbol id -> most base units a market order can fill (the rest expires)
         self.liquidity: dict[str, Decimal] = {}
+        # symbol id -> (price step, quantity per level) of the book behind the best prices
+        # (served by /api/v3/depth; market orders still fill at the best price)
+        self.depth: dict[str, tuple[Decimal, Decimal]] = {}
         self.taker_fee = Decimal(taker_fee)
         self.bnb_fees = bnb_fees
         self.bnb_discount = Decimal("0.75")
@@ -248,6 +254,7 @@ class BinanceDouble(BaseAdapter):
             ("GET", "/api/v3/exchangeInfo"): (self._exchange_info, False),
             ("GET", "/api/v3/time"): (lambda p: (200, {"serverTime": self.now_ms()}), False),
             ("GET", "/api/v3/ticker/24hr"): (self._ticker_24hr, False),
+            ("GET", "/api/v3/depth"): (self._depth, False),
             ("GET", "/api/v3/account"): (self._account, True),
             ("POST", "/api/v3/order"): (self._new_order, True),
             ("GET", "/api/v3/order"): (self._query_order, True),
@@ -344,6 +351,20 @@ class BinanceDouble(BaseAdapter):
         tickers = [self._ticker(s) for s in wanted]
         return 200, tickers[0] if "symbol" in params else tickers
 
+    def _depth(self, params: dict[str, str]) -> tuple[int, Any]:
+        symbol = params.get("symbol", "")
+        if symbol not in self.books:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        limit = int(params.get("limit", "100"))
+        bid, ask = self.books[symbol]
+        step, qty = self.depth.get(symbol, (ZERO, Decimal(1000)))
+        levels = range(limit if step > 0 else 1)
+        return 200, {
+            "lastUpdateId": 1027024,
+            "bids": [[_d(str(bid - i * step)), _d(str(qty))] for i in levels],
+            "asks": [[_d(str(ask + i * step)), _d(str(qty))] for i in levels],
+        }
+
     # -- signed endpoints -----------------------------------------------------------------
 
     def _account(self, params: dict[str, str]) -> tuple[int, Any]:
@@ -383,7 +404,13 @@ class BinanceDouble(BaseAdapter):
         info = self.symbols.get(symbol)
         if info is None or symbol not in self.books:
             return 400, {"code": -1121, "msg": "Invalid symbol."}
-        if params.get("type") != "MARKET":
+        limit_price: Decimal | None = None
+        if params.get("type") == "LIMIT" and params.get("timeInForce") == "IOC":
+            limit_price = Decimal(params.get("price", "0"))
+            tick = Decimal((self._filter(info, "PRICE_FILTER") or {}).get("tickSize", "0"))
+            if limit_price <= 0 or (tick > 0 and limit_price % tick != 0):
+                return 400, {"code": -1013, "msg": "Filter failure: PRICE_FILTER"}
+        elif params.get("type") != "MARKET":
             return 400, {"code": -1116, "msg": "Invalid orderType."}
         side = params.get("side", "")
         cid = params.get("newClientOrderId", "")
@@ -421,6 +448,7 @@ class BinanceDouble(BaseAdapter):
         order = Order(
             self._next_id, cid, symbol, side, qty, ZERO, ZERO, "NEW", self.now_ms(), quote_qty
         )
+        order.limit_price = limit_price
         self.orders.append(order)
         order.pending = lambda: self._execute(order, info, price)
         order.polls_left = self.fill_after_polls
@@ -454,6 +482,9 @@ class BinanceDouble(BaseAdapter):
     def _execute(self, order: Order, info: dict[str, Any], price: Decimal) -> None:
         base, quote = info["baseAsset"], info["quoteAsset"]
         qty = min(order.orig_qty, self.liquidity.get(order.symbol, order.orig_qty))
+        limit = order.limit_price
+        if limit is not None and (price > limit if order.side == "BUY" else price < limit):
+            qty = ZERO  # IOC: the best price is beyond the limit, nothing fills
         if qty <= 0:
             order.status, order.pending = "EXPIRED", None
             return
@@ -509,13 +540,13 @@ class BinanceDouble(BaseAdapter):
             "orderId": order.order_id,
             "orderListId": -1,
             "clientOrderId": order.client_order_id,
-            "price": "0.00000000",
+            "price": _d(str(order.limit_price or 0)),
             "origQty": _d(str(order.orig_qty)),
             "executedQty": _d(str(order.executed_qty)),
             "cummulativeQuoteQty": _d(str(order.quote_qty)),
             "status": order.status,
-            "timeInForce": "GTC",
-            "type": "MARKET",
+            "timeInForce": "GTC" if order.limit_price is None else "IOC",
+            "type": "MARKET" if order.limit_price is None else "LIMIT",
             "side": order.side,
         }
         if full:

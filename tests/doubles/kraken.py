@@ -7,7 +7,8 @@ own kraken.py (AssetPairs, Assets, Ticker, BalanceEx, AddOrder, Open/ClosedOrder
 Kraken's documented error strings (``{"error": ["EOrder:Insufficient funds"]}``, HTTP 200).
 
 Served on ``https://api.kraken.com``: ``GET /0/public/Assets``, ``/0/public/AssetPairs``,
-``/0/public/Ticker?pair=...``; signed ``POST /0/private/BalanceEx``, ``AddOrder`` (market
+``/0/public/Ticker?pair=...``, ``/0/public/Depth`` (``depth`` levels behind the best
+prices); signed ``POST /0/private/BalanceEx``, ``AddOrder`` (market
 orders, ``cl_ord_id``, ``oflags`` fciq/fcib, ``ordermin``/``costmin``), ``ClosedOrders``
 and ``OpenOrders`` (``cl_ord_id`` filter). Signed requests need the right ``API-Key``,
 ``API-Sign`` (HMAC-SHA512 of path + SHA256(nonce + body) with the base64 secret) and a
@@ -43,12 +44,15 @@ ASSETS = {
     "XETH": ("ETH", 10),
     "ZUSD": ("USD", 4),
     "SOL": ("SOL", 10),
+    "USDT": ("USDT", 8),
 }
 # pair id -> (altname, base id, quote id, pair_decimals, lot_decimals, ordermin, costmin)
 PAIRS = {
     "XXBTZUSD": ("XBTUSD", "XXBT", "ZUSD", 1, 8, "0.00005", "0.5"),
     "XETHZUSD": ("ETHUSD", "XETH", "ZUSD", 2, 8, "0.002", "0.5"),
     "SOLUSD": ("SOLUSD", "SOL", "ZUSD", 2, 8, "0.02", "0.5"),
+    "XBTUSDT": ("XBTUSDT", "XXBT", "USDT", 1, 8, "0.00005", "0.5"),
+    "ETHUSDT": ("ETHUSDT", "XETH", "USDT", 2, 8, "0.002", "0.5"),
 }
 
 
@@ -111,6 +115,9 @@ class KrakenDouble(BaseAdapter):
         self.books = {p: (Decimal(b), Decimal(a)) for p, (b, a) in (books or {}).items()}
         self.taker_fee = Decimal(taker_fee)
         self.last_nonce = 0
+        # pair id -> (price step, volume per level) behind the best prices (/0/public/Depth;
+        # market orders still fill at the best price)
+        self.depth: dict[str, tuple[Decimal, Decimal]] = {}
         self.orders: list[KrakenOrder] = []
         self.calls: Counter[tuple[str, str]] = Counter()
         self.log: list[Recorded] = []
@@ -151,6 +158,7 @@ class KrakenDouble(BaseAdapter):
             ("GET", "/0/public/Assets"): self._assets,
             ("GET", "/0/public/AssetPairs"): self._asset_pairs,
             ("GET", "/0/public/Ticker"): self._ticker,
+            ("GET", "/0/public/Depth"): self._depth,
             ("POST", "/0/private/BalanceEx"): self._balance,
             ("POST", "/0/private/AddOrder"): self._add_order,
             ("POST", "/0/private/ClosedOrders"): lambda p: self._orders(p, "closed"),
@@ -234,6 +242,21 @@ class KrakenDouble(BaseAdapter):
                 "o": str(ask),
             }
         return out
+
+    def _depth(self, params: dict[str, str]) -> Any:
+        pair = params.get("pair", "")
+        if pair not in self.books:
+            return "EQuery:Unknown asset pair"
+        bid, ask = self.books[pair]
+        step, volume = self.depth.get(pair, (ZERO, Decimal(1000)))
+        levels = range(int(params.get("count", "100")) if step > 0 else 1)
+        stamp = int(time.time())
+        return {
+            pair: {
+                "asks": [[str(ask + i * step), f"{volume:.3f}", stamp] for i in levels],
+                "bids": [[str(bid - i * step), f"{volume:.3f}", stamp] for i in levels],
+            }
+        }
 
     def _balance(self, params: dict[str, str]) -> Any:
         return {

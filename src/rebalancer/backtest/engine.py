@@ -453,7 +453,9 @@ def _curves(
     equity = values.sum(axis=1) + cash
     safe = np.where(equity > 0, equity, np.nan)
     weights = pd.DataFrame(
-        np.column_stack([values, cash]) / safe[:, None], index=closes.index, columns=[*assets, quote]
+        np.column_stack([values, cash]) / safe[:, None],
+        index=closes.index,
+        columns=[*assets, quote],
     )
     return np.asarray(equity, dtype=np.float64), weights
 

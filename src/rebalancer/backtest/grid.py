@@ -17,7 +17,7 @@ Buy-and-hold (buy to target on bar 0, never trade again) is run per fee rate by 
 engine as each row, and each row carries its final value (``bh_final_value``).
 
 **Break-even threshold** per fee rate, kind and style: the smallest band in the grid whose
-final value is >= buy-and-hold's at that fee (None when no band gets there).
+final value is >= buy-and-hold's at that fee (NaN when no band gets there).
 """
 
 from __future__ import annotations
@@ -139,10 +139,13 @@ def _ref_rules(assets: Sequence[str], quote: str, fee: Decimal) -> dict[str, Mar
 # -- the replay path (one process per core) ----------------------------------------------------
 
 _SHARED: dict[str, Any] = {}
+#: fewer replay rows than this run in-process (starting worker processes costs ~1 s)
+_MIN_POOL = 16
 
 
-def _init_worker(closes: pd.DataFrame, strategy: Strategy, capital: Decimal, bar: timedelta,
-                 semantics: str) -> None:
+def _init_worker(
+    closes: pd.DataFrame, strategy: Strategy, capital: Decimal, bar: timedelta, semantics: str
+) -> None:
     _SHARED.update(closes=closes, strategy=strategy, capital=capital, bar=bar, semantics=semantics)
 
 
@@ -159,8 +162,16 @@ def _replay_row(combo: Combo) -> dict[str, Any]:
         policy = replace(base.policy, style=combo.style)  # type: ignore[arg-type]
         rules, slippage = None, base.policy.slippage
     strategy = replace(base, trigger=trigger, policy=policy)
-    res = run_backtest(closes, strategy, capital=_SHARED["capital"], taker_fee=fee,
-                       slippage=slippage, bar=_SHARED["bar"], rules=rules, benchmarks=False)
+    res = run_backtest(
+        closes,
+        strategy,
+        capital=_SHARED["capital"],
+        taker_fee=fee,
+        slippage=slippage,
+        bar=_SHARED["bar"],
+        rules=rules,
+        benchmarks=False,
+    )
     m = res.run.metrics
     row = {name: getattr(m, name) for name in METRICS if name != "max_drawdown_bars"}
     row["max_drawdown_bars"] = m.max_drawdown_bars
@@ -179,7 +190,7 @@ def _run_replays(
     progress: Progress,
 ) -> list[dict[str, Any]]:
     args = (closes, strategy, capital, bar, semantics)
-    if workers <= 1 or len(todo) < 4:
+    if workers <= 1 or len(todo) < _MIN_POOL:
         _init_worker(*args)
         out = []
         for combo in todo:
@@ -210,10 +221,11 @@ def _run_kernel(
     out: list[dict[str, Any]] = []
     for start in range(0, len(todo), chunk):
         part = todo[start : start + chunk]
-        res = sweep(prices, targets, [c.band for c in part], [c.fee_rate for c in part],
-                    capital=capital)
+        res = sweep(
+            prices, targets, [c.band for c in part], [c.fee_rate for c in part], capital=capital
+        )
         frame = res.to_frame(bar)
-        out.extend(frame[METRICS].to_dict("records"))
+        out.extend({str(k): v for k, v in r.items()} for r in frame[METRICS].to_dict("records"))
         progress(len(part))
     return out
 
@@ -259,23 +271,39 @@ def run_grid(
     targets = np.array([float(strategy.targets[a]) for a in strategy.assets])
     k_rows = _run_kernel([*k_todo, *k_holds], prices, targets, float(capital), bar, tick)
     r_rows = _run_replays(
-        [*r_todo, *r_holds], frame, strategy, capital, bar, semantics,
-        workers or os.cpu_count() or 1, tick,
+        [*r_todo, *r_holds],
+        frame,
+        strategy,
+        capital,
+        bar,
+        semantics,
+        workers or os.cpu_count() or 1,
+        tick,
     )
     seconds = time.perf_counter() - t0
-    bh_kernel = {c.fee_rate: r["final_value"] for c, r in zip(k_holds, k_rows[len(k_todo):],
-                                                               strict=True)}
-    bh_replay = {c.fee_rate: r["final_value"] for c, r in zip(r_holds, r_rows[len(r_todo):],
-                                                               strict=True)}
+    bh_kernel = {
+        c.fee_rate: r["final_value"] for c, r in zip(k_holds, k_rows[len(k_todo) :], strict=True)
+    }
+    bh_replay = {
+        c.fee_rate: r["final_value"] for c, r in zip(r_holds, r_rows[len(r_todo) :], strict=True)
+    }
     rows = []
     for combos_, results, engine, bh in (
         (k_todo, k_rows, "kernel", bh_kernel),
         (r_todo, r_rows, "replay", bh_replay),
     ):
         for c, r in zip(combos_, results, strict=False):
-            rows.append({"kind": c.kind, "style": c.style, "band": c.band,
-                         "fee_rate": c.fee_rate, "engine": engine, **r,
-                         "bh_final_value": bh[c.fee_rate]})
+            rows.append(
+                {
+                    "kind": c.kind,
+                    "style": c.style,
+                    "band": c.band,
+                    "fee_rate": c.fee_rate,
+                    "engine": engine,
+                    **r,
+                    "bh_final_value": bh[c.fee_rate],
+                }
+            )
     table = pd.DataFrame(rows)
     table["premium"] = table["final_value"] / table["bh_final_value"] - 1
     table["beats_bh"] = table["final_value"] >= table["bh_final_value"]
@@ -291,17 +319,19 @@ def break_even(rows: pd.DataFrame) -> pd.DataFrame:
     for (kind, style, fee), g in rows.groupby(["kind", "style", "fee_rate"], sort=True):
         g = g.sort_values("band")
         beating = g[g["beats_bh"]]
-        best = g.loc[g["final_value"].idxmax()]
-        out.append({
-            "kind": kind,
-            "style": style,
-            "fee_rate": fee,
-            "break_even_band": float(beating["band"].iloc[0]) if len(beating) else None,
-            "beats_at_all_bands": bool(g["beats_bh"].all()),
-            "best_band": float(best["band"]),
-            "best_premium": float(best["premium"]),
-            "bh_final_value": float(g["bh_final_value"].iloc[0]),
-        })
+        best = g.iloc[int(np.argmax(g["final_value"].to_numpy()))]
+        out.append(
+            {
+                "kind": kind,
+                "style": style,
+                "fee_rate": fee,
+                "break_even_band": float(beating["band"].iloc[0]) if len(beating) else math.nan,
+                "beats_at_all_bands": bool(g["beats_bh"].all()),
+                "best_band": float(best["band"]),
+                "best_premium": float(best["premium"]),
+                "bh_final_value": float(g["bh_final_value"].iloc[0]),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -321,15 +351,17 @@ def heatmap_figures(result: GridResult) -> dict[str, Any]:
     panels = list(rows.groupby(["kind", "style"], sort=True))
     figs: dict[str, Any] = {}
     for metric, title in HEATMAPS.items():
-        fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels) + 1.5, 7.5),
-                                 dpi=100, squeeze=False)
+        fig, axes = plt.subplots(
+            1, len(panels), figsize=(3.2 * len(panels) + 1.5, 7.5), dpi=100, squeeze=False
+        )
         for ax, ((kind, style), g) in zip(axes[0], panels, strict=True):
             pivot = g.pivot_table(index="band", columns="fee_rate", values=metric)
             data = pivot.to_numpy(dtype=np.float64)
             cmap = "viridis_r" if metric == "max_drawdown" else "viridis"
             im = ax.imshow(data, aspect="auto", cmap=cmap, origin="lower")
-            ax.set_xticks(range(len(pivot.columns)),
-                          [f"{f * 100:g}%" for f in pivot.columns], fontsize=8)
+            ax.set_xticks(
+                range(len(pivot.columns)), [f"{f * 100:g}%" for f in pivot.columns], fontsize=8
+            )
             step = max(1, len(pivot.index) // 12)
             ticks = list(range(0, len(pivot.index), step))
             ax.set_yticks(ticks, [f"{pivot.index[i] * 100:g}%" for i in ticks], fontsize=8)
@@ -339,14 +371,16 @@ def heatmap_figures(result: GridResult) -> dict[str, Any]:
             be = result.break_even
             for j, fee in enumerate(pivot.columns):
                 sel = be[(be["kind"] == kind) & (be["style"] == style) & (be["fee_rate"] == fee)]
-                if len(sel) and sel["break_even_band"].iloc[0] is not None:
-                    band = float(sel["break_even_band"].iloc[0])
-                    if not math.isnan(band):
-                        i = list(pivot.index).index(band)
-                        ax.plot(j, i, marker="*", color="red", markersize=10)
+                band = float(sel["break_even_band"].iloc[0]) if len(sel) else math.nan
+                if not math.isnan(band):
+                    i = list(pivot.index).index(band)
+                    ax.plot(j, i, marker="*", color="red", markersize=10)
             fig.colorbar(im, ax=ax, shrink=0.8)
-        fig.suptitle(f"{title} by band and fee rate (red star: break-even band vs "
-                     f"buy-and-hold; {result.semantics} semantics)", fontsize=10)
+        fig.suptitle(
+            f"{title} by band and fee rate (red star: break-even band vs "
+            f"buy-and-hold; {result.semantics} semantics)",
+            fontsize=10,
+        )
         fig.tight_layout()
         figs[metric] = fig
     return figs

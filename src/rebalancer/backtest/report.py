@@ -24,12 +24,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
 
-from rebalancer import __version__  # noqa: E402
-from rebalancer.backtest.engine import BacktestResult, Run  # noqa: E402
+from rebalancer import __version__
+from rebalancer.backtest.engine import BacktestResult, Run
 
 COLORS = {"strategy": "#1f77b4", "buy_and_hold": "#7f7f7f", "calendar": "#ff7f0e"}
 LABELS = {
@@ -60,6 +60,21 @@ class ReportFiles:
 
 # -- charts ------------------------------------------------------------------------------------
 
+#: at most about this many points per line (long 5-minute histories are thinned for drawing)
+MAX_POINTS = 4000
+
+
+def _thin(n: int) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Indices of the points drawn: every ``step``-th bar, the last one included."""
+    step = max(1, -(-n // MAX_POINTS))
+    return np.unique(np.append(np.arange(0, n, step), n - 1)).astype(np.int64)
+
+
+def _low_envelope(x: np.ndarray[Any, Any], n: int) -> np.ndarray[Any, Any]:
+    """The minimum of ``x`` over each drawn point's stretch (keeps every trough visible)."""
+    idx = _thin(n)
+    return np.minimum.reduceat(x, idx)
+
 
 def _runs(result: BacktestResult) -> list[Run]:
     return [result.run, *(b for k, b in result.benchmarks.items() if k != "hold_start")]
@@ -68,13 +83,26 @@ def _runs(result: BacktestResult) -> list[Run]:
 def equity_figure(result: BacktestResult) -> Figure:
     fig, ax = plt.subplots(figsize=(11, 4.8), dpi=100)
     for run in _runs(result):
-        ax.plot(run.times, run.equity, lw=1.2, color=COLORS.get(run.name),
-                label=f"{LABELS.get(run.name, run.name)}: final {run.metrics.final_value:,.0f}")
+        k = _thin(len(run.equity))
+        ax.plot(
+            run.times[k],
+            run.equity[k],
+            lw=1.2,
+            color=COLORS.get(run.name),
+            label=f"{LABELS.get(run.name, run.name)}: final {run.metrics.final_value:,.0f}",
+        )
     run = result.run
     bars = run.rebalance_bars
     if bars:
-        ax.scatter(run.times[bars], run.equity[bars], s=14, marker="o", color="#d62728",
-                   zorder=3, label=f"rebalance ({len(bars)})")
+        ax.scatter(
+            run.times[bars],
+            run.equity[bars],
+            s=14,
+            marker="o",
+            color="#d62728",
+            zorder=3,
+            label=f"rebalance ({len(bars)})",
+        )
     ax.set_yscale("log")
     ax.set_ylabel(f"value ({run.strategy.quote}, log scale)")
     ax.set_title("Equity: strategy vs benchmarks")
@@ -88,8 +116,14 @@ def drawdown_figure(result: BacktestResult) -> Figure:
     fig, ax = plt.subplots(figsize=(11, 3.4), dpi=100)
     for run in _runs(result):
         peak = np.maximum.accumulate(run.equity)
-        ax.plot(run.times, -(1 - run.equity / peak) * 100, lw=1.0, color=COLORS.get(run.name),
-                label=f"{LABELS.get(run.name, run.name)} (max {run.metrics.max_drawdown:.1%})")
+        dd = -(1 - run.equity / peak) * 100
+        ax.plot(
+            run.times[_thin(len(dd))],
+            _low_envelope(dd, len(dd)),
+            lw=1.0,
+            color=COLORS.get(run.name),
+            label=f"{LABELS.get(run.name, run.name)} (max {run.metrics.max_drawdown:.1%})",
+        )
     ax.set_ylabel("drawdown (%)")
     ax.set_title("Drawdown from the running peak")
     ax.grid(True, alpha=0.3)
@@ -104,24 +138,39 @@ def weights_figure(result: BacktestResult) -> Figure:
     legs = [c for c in run.weights.columns if float(strategy.targets.get(str(c), 0)) > 0]
     legs = legs or list(run.weights.columns)
     threshold = strategy.threshold
-    fig, axes = plt.subplots(len(legs), 1, figsize=(11, 1.6 * len(legs) + 0.8), dpi=100,
-                             sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(legs), 1, figsize=(11, 1.6 * len(legs) + 0.8), dpi=100, sharex=True, squeeze=False
+    )
     for ax, leg in zip(axes[:, 0], legs, strict=True):
         target = strategy.targets.get(str(leg))
-        ax.plot(run.times, run.weights[leg].to_numpy() * 100, lw=0.9, color="#1f77b4")
+        k = _thin(len(run.times))
+        ax.plot(run.times[k], run.weights[leg].to_numpy()[k] * 100, lw=0.9, color="#1f77b4")
         if target is not None:
             ax.axhline(float(target) * 100, color="black", lw=0.8, ls="--")
             if threshold is not None:
                 width = float(threshold.band_width(target)) * 100
-                ax.axhspan(float(target) * 100 - width, float(target) * 100 + width,
-                           color="#2ca02c", alpha=0.12)
-        for bar in run.rebalance_bars:
-            ax.axvline(run.times[bar], color="#d62728", lw=0.4, alpha=0.35)
+                ax.axhspan(
+                    float(target) * 100 - width,
+                    float(target) * 100 + width,
+                    color="#2ca02c",
+                    alpha=0.12,
+                )
+        if run.rebalance_bars:
+            ax.vlines(
+                run.times[run.rebalance_bars],
+                0,
+                1,
+                transform=ax.get_xaxis_transform(),
+                color="#d62728",
+                lw=0.4,
+                alpha=0.35,
+            )
         ax.set_ylabel(f"{leg} %", fontsize=8)
         ax.grid(True, alpha=0.3)
     band = threshold.describe() if threshold is not None else "no band"
-    axes[0, 0].set_title(f"Weights over time: target (dashed), band ({band}, shaded), "
-                         "rebalances (red)")
+    axes[0, 0].set_title(
+        f"Weights over time: target (dashed), band ({band}, shaded), rebalances (red)"
+    )
     fig.tight_layout()
     return fig
 
@@ -176,8 +225,10 @@ def _table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:
 def metrics_table(result: BacktestResult) -> str:
     runs = [result.run, *result.benchmarks.values()]
     summaries = [r.summary() for r in runs]
-    rows = [[html.escape(label), *(_fmt(s[key], kind) for s in summaries)]
-            for label, key, kind in _METRIC_ROWS]
+    rows = [
+        [html.escape(label), *(_fmt(s[key], kind) for s in summaries)]
+        for label, key, kind in _METRIC_ROWS
+    ]
     return _table(["", *(LABELS.get(r.name, r.name) for r in runs)], rows, "metrics")
 
 
@@ -197,8 +248,7 @@ def trades_table(result: BacktestResult) -> str:
         ]
         for r in frame.to_dict("records")
     ]
-    headers = ["time", "asset", "side", "amount", "price", "cost", "fee", "fee (quote)",
-               "reason"]
+    headers = ["time", "asset", "side", "amount", "price", "cost", "fee", "fee (quote)", "reason"]
     return _table(headers, rows, "trades")
 
 

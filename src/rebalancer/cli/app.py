@@ -14,7 +14,10 @@ from rich.console import Console
 from rebalancer import __version__
 from rebalancer.bootstrap import build, reset_paper
 from rebalancer.cli import render
+from rebalancer.cli.backtest_cmd import backtest_command, sweep_command, walk_forward_command
+from rebalancer.cli.daemon_cmd import run_command
 from rebalancer.cli.demo import demo_command
+from rebalancer.cli.safety_cmd import history_command, resume_command
 from rebalancer.config import Settings, load_config, show_config
 from rebalancer.core.errors import ConfigError, RebalancerError
 from rebalancer.service import evaluate, run_cycle
@@ -158,10 +161,19 @@ def rebalance(
 
     Example: `rebalancer rebalance --force`
     """
-    rt = build(settings_from(config), confirm_live=live)
-    report = run_cycle(
-        rt.exchange, rt.journal, rt.notifier, rt.strategy, rt.clock.now(), force=force
-    )
+    rt = build(settings_from(config), confirm_live=live, lock=True)
+    try:
+        report = run_cycle(
+            rt.exchange,
+            rt.journal,
+            rt.notifier,
+            rt.strategy,
+            rt.clock.now(),
+            force=force,
+            risk=rt.risk,
+        )
+    finally:
+        rt.close()
     if as_json:
         emit({"mode": rt.mode, **render.cycle_dict(report)})
         return
@@ -186,10 +198,16 @@ def rebalance(
 app.command(name="demo")(user_errors(demo_command))
 
 # --- backtest commands (backtest, sweep, walk-forward) are registered here ---
+app.command(name="backtest")(user_errors(backtest_command))
+app.command(name="sweep")(user_errors(sweep_command))
+app.command(name="walk-forward")(user_errors(walk_forward_command))
 
 # --- safety commands (history, resume, keys check) are registered here ---
+app.command(name="history")(user_errors(history_command))
+app.command(name="resume")(user_errors(resume_command))
 
 # --- daemon commands (run) are registered here ---
+app.command(name="run")(user_errors(run_command))
 
 
 @config_app.command("check")

@@ -8,10 +8,12 @@ broken rule at once; rules spanning fields look back at earlier fields through
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +31,7 @@ from rebalancer.config.fields import (
     ZERO,
     Amount,
     Asset,
+    Band,
     OptionalDir,
     Rate,
     StateDir,
@@ -67,6 +70,7 @@ class Paper(ConfigModel):
 
     initial_balances: dict[Asset, Amount] = Field(default_factory=dict)
     data_dir: OptionalDir = None
+    prices: Literal["candles", "live"] = "candles"
 
     _assets_once = field_validator("initial_balances", mode="before")(check_assets_once)
 
@@ -81,6 +85,42 @@ class Paper(ConfigModel):
                 found=show(str(value)),
             )
         return value
+
+
+class Risk(ConfigModel):
+    """The circuit breaker's limits; a cap left out is off."""
+
+    max_drawdown: Band = Decimal("0.15")
+    window: Annotated[str, AfterValidator(period_text)] = "24h"
+    max_cycle_turnover: Step = Decimal(1)
+    max_order_notional: Step | None = None
+    max_cycle_notional: Step | None = None
+
+    @property
+    def window_period(self) -> timedelta:
+        return parse_period(self.window)
+
+
+def check_journal_url(value: str) -> str:
+    value = value.strip()
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if not parts.scheme or "://" not in value:
+        raise rule_error(
+            "must be an SQLAlchemy database URL",
+            'write e.g. "sqlite:////var/lib/rebalancer/journal.sqlite" or '
+            '"postgresql+psycopg://rebalancer@db.example/rebalancer", or "" for the default',
+            found=show(value),
+        )
+    if parts.password:
+        raise rule_error(
+            "must not contain a password (secrets never go in the config file)",
+            "remove it from the URL and set PGPASSWORD in the environment or .env, "
+            "or use ~/.pgpass",
+            found="a URL with a password",
+        )
+    return value
 
 
 class MarketOverride(ConfigModel):
@@ -139,6 +179,55 @@ class Daemon(ConfigModel):
         return None if self.every is None else parse_period(self.every)
 
 
+class Execution(ConfigModel):
+    """How live orders are sent (paper and backtests fill at the simulated price).
+
+    ``max_slippage`` 0 turns the order-book check off (market orders only).
+    """
+
+    order_type: Literal["market", "limit_ioc"] = "market"
+    max_slippage: Rate = Decimal("0.01")
+    thin_book: Literal["slice", "skip"] = "slice"
+
+    @model_validator(mode="after")
+    def _limit_needs_cap(self) -> Execution:
+        if self.order_type == "limit_ioc" and self.max_slippage == 0:
+            raise rule_error(
+                'order_type "limit_ioc" places its limit max_slippage away from the best price',
+                'set max_slippage above 0, e.g. 0.005, or write order_type = "market"',
+                found="max_slippage = 0",
+                at="max_slippage",
+            )
+        return self
+
+    @property
+    def slippage_cap(self) -> Decimal | None:
+        """The cap for the adapter; None when the check is off."""
+        return self.max_slippage or None
+
+
+def account_name(value: str) -> str:
+    value = value.strip().lower()
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", value):
+        raise rule_error(
+            "an account name is a letter then letters, digits or _ (at most 32)",
+            "rename the table, e.g. [accounts.binance_main]; its keys come from "
+            "NAME_API_KEY / NAME_API_SECRET when two accounts share an exchange",
+            found=show(value),
+        )
+    return value
+
+
+AccountName = Annotated[str, AfterValidator(account_name)]
+
+
+class Account(ConfigModel):
+    """One account of a portfolio spread over several exchanges (``[accounts.NAME]``)."""
+
+    exchange: Annotated[str, AfterValidator(exchange_id)]
+    sandbox: bool = False
+
+
 class SettingsBase(ConfigModel):
     """Fields and rules of the whole config (``Settings`` adds the behaviour)."""
 
@@ -147,6 +236,7 @@ class SettingsBase(ConfigModel):
     quote: Asset = "USDT"
     sandbox: bool = False
     state_dir: StateDir = Field(default_factory=default_data_dir)
+    journal_url: Annotated[str, AfterValidator(check_journal_url)] = ""
     targets: dict[Asset, Weight]
     trigger: TriggerRule = Field(default_factory=ThresholdRule)
     rebalance: Rebalance = Field(default_factory=Rebalance)
@@ -154,6 +244,9 @@ class SettingsBase(ConfigModel):
     paper: Paper = Field(default_factory=Paper, validate_default=True)
     markets: dict[Asset, MarketOverride] = Field(default_factory=dict)
     daemon: Daemon = Field(default_factory=Daemon)
+    risk: Risk = Field(default_factory=Risk)
+    execution: Execution = Field(default_factory=Execution)
+    accounts: dict[AccountName, Account] = Field(default_factory=dict)
 
     _targets_once = field_validator("targets", "markets", mode="before")(check_assets_once)
 
@@ -236,12 +329,16 @@ def allowed_keys(raw_loc: tuple[str | int, ...]) -> list[str]:
         model = RULE_MODELS[container[-1]]
     elif container[0] == "markets" and len(container) == 2:
         model = MarketOverride
+    elif container[0] == "accounts" and len(container) == 2:
+        model = Account
     else:
         sections: dict[tuple[str | int, ...], type[BaseModel]] = {
             ("rebalance",): Rebalance,
             ("fees",): Fees,
             ("paper",): Paper,
             ("daemon",): Daemon,
+            ("risk",): Risk,
+            ("execution",): Execution,
         }
         model = sections.get(container)
     return list(model.model_fields) if model is not None else []

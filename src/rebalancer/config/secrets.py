@@ -51,10 +51,11 @@ class ExchangeKeys:
     password: SecretStr | None = None
     needs_password: bool = False
     searched: tuple[str, ...] = ("the environment",)
+    prefix: str = ""
 
     @property
     def names(self) -> dict[str, str]:
-        return env_names(self.exchange)
+        return env_names(self.prefix or self.exchange)
 
     def _needed(self) -> tuple[str, ...]:
         return _FIELDS if self.needs_password else _FIELDS[:2]
@@ -107,11 +108,15 @@ def load_secrets(
     exchange: str,
     env: Mapping[str, str] | None = None,
     dotenv_path: Path | None = None,
+    *,
+    prefix: str = "",
 ) -> ExchangeKeys:
     """Read ``exchange``'s keys from ``env`` (default ``os.environ``) and a ``.env`` file.
 
     ``dotenv_path`` defaults to ``./.env``; a missing file is simply not used. Empty values
-    count as not set. The environment wins over the file.
+    count as not set. The environment wins over the file. ``prefix`` names the variables
+    instead of the exchange id (an account name: ``"main"`` -> ``MAIN_API_KEY``), for two
+    accounts on one exchange.
     """
     environ = os.environ if env is None else env
     path = Path(".env") if dotenv_path is None else dotenv_path
@@ -123,7 +128,7 @@ def load_secrets(
     else:
         searched.append(f"{path} (no such file)")
     values: dict[str, SecretStr | None] = {}
-    for field, name in env_names(exchange).items():
+    for field, name in env_names(prefix or exchange).items():
         raw = (environ.get(name) or "").strip() or from_file.get(name, "").strip()
         values[field] = SecretStr(raw) if raw else None
     return ExchangeKeys(
@@ -133,4 +138,5 @@ def load_secrets(
         password=values["password"],
         needs_password=password_required(exchange),
         searched=tuple(searched),
+        prefix=prefix,
     )

@@ -14,19 +14,30 @@ _FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12),
 
 
 def _parse_field(text: str, name: str, lo: int, hi: int) -> frozenset[int]:
+    """Values of one field; ValueError naming the field, the part and the rule broken."""
     values: set[int] = set()
     for part in text.split(","):
         rng, _, step_s = part.partition("/")
-        step = int(step_s) if step_s else 1
-        if rng == "*":
-            start, end = lo, hi
-        elif "-" in rng:
-            a, b = rng.split("-", 1)
-            start, end = int(a), int(b)
-        else:
-            start = end = int(rng)
-        if step < 1 or start < lo or end > hi or start > end:
+        try:
+            step = int(step_s) if step_s else 1
+            if rng == "*":
+                start, end = lo, hi
+            elif "-" in rng:
+                a, b = rng.split("-", 1)
+                start, end = int(a), int(b)
+            else:
+                start = end = int(rng)
+        except ValueError:
+            raise ValueError(
+                f"cron field {name}={text!r}: {part!r} is not '*', a number, a range a-b "
+                "or a step */n"
+            ) from None
+        if step < 1:
+            raise ValueError(f"cron field {name}={text!r}: step {step} must be at least 1")
+        if start < lo or end > hi:
             raise ValueError(f"cron field {name}={text!r}: values must lie in {lo}-{hi}")
+        if start > end:
+            raise ValueError(f"cron field {name}={text!r}: range {start}-{end} is reversed")
         values.update(range(start, end + 1, step))
     return frozenset(values)
 

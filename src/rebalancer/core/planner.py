@@ -8,7 +8,8 @@ Money arithmetic (all Decimal, quote units):
 * the total after trading ``V'`` solves ``V' = V - sum(k_sell * s_i) - sum(k_buy * c_i)``
   with ``s_i = v_i - w_i V'`` and ``c_i = (w_i V' - v_i) / (1 - k_buy)`` -- linear in V' once
   the sides are known, so it is solved exactly. Sides come from the current weights (only
-  the differences trade); a leg that the costs would push across its target is held;
+  the differences trade); a leg that the costs would push across its target is held, and
+  a difference below ``NOISE`` (1e-20) of the total is Decimal rounding, not a trade;
 * sells come first, truncated to the market's step and capped at the balance; buys are sized
   from the free quote plus what the sells really yield, minus the quote's own target, and
   scaled down together when that cash is short. Cash never goes negative: the buy sizing
@@ -150,18 +151,27 @@ def solve_total_after(legs: list[_Leg], total: Decimal) -> tuple[Decimal, dict[s
 
 
 def _total_after(legs: list[_Leg], total: Decimal, sides: Mapping[str, int]) -> Decimal:
-    """``V'`` for known sides: ``V' (1 - sum_sells k w + sum_buys g w) = V - sum_sells k v
-    + sum_buys g v`` with ``g = k_buy / (1 - k_buy)``."""
-    num, den = total, ONE
-    for leg in legs:
-        s = sides[leg.asset]
-        if s < 0:
-            num -= leg.k_sell * leg.value
-            den -= leg.k_sell * leg.weight
-        elif s > 0:
-            g = leg.k_buy / (ONE - leg.k_buy)
-            num += g * leg.value
-            den += g * leg.weight
+    """``V'`` for known sides, with one division only (so short inputs give exact results).
+
+    With ``u_b = 1 - k_buy`` of each buy, ``P`` their product and ``P_b = P / u_b`` (a
+    product, not a division): ``V' (P - P sum_sells k w + sum_buys k P_b w) = P (V -
+    sum_sells k v) + sum_buys k P_b v``.
+    """
+    buys = [leg for leg in legs if sides[leg.asset] > 0]
+    sells = [leg for leg in legs if sides[leg.asset] < 0]
+    prod = ONE
+    for leg in buys:
+        prod *= ONE - leg.k_buy
+    num = total - sum((leg.k_sell * leg.value for leg in sells), ZERO)
+    den = ONE - sum((leg.k_sell * leg.weight for leg in sells), ZERO)
+    num, den = prod * num, prod * den
+    for leg in buys:
+        others = ONE
+        for other in buys:
+            if other is not leg:
+                others *= ONE - other.k_buy
+        num += leg.k_buy * others * leg.value
+        den += leg.k_buy * others * leg.weight
     return num / den
 
 
@@ -278,6 +288,12 @@ def _plan_sells(
     return sorted(sells, key=lambda o: (-o.expected_cost, o.asset))
 
 
+def _passes_unscaled(leg: _Leg, want: Decimal, policy: PlanPolicy) -> bool:
+    """Whether the buy would have been placed had cash not been short."""
+    amount = truncate(want / leg.buy_price, leg.rules.amount_step)
+    return _check(leg, Side.BUY, amount, leg.buy_price, want, policy) is None
+
+
 def _plan_buys(
     legs: list[_Leg],
     sides: dict[str, int],
@@ -306,7 +322,7 @@ def _plan_buys(
         amount = truncate(amounts[leg.asset], leg.rules.amount_step)
         problem = _check(leg, Side.BUY, amount, leg.buy_price, wanted[leg.asset], policy)
         if problem:
-            if scale < 1:
+            if scale < 1 and _passes_unscaled(leg, wanted[leg.asset], policy):
                 problem = SkippedLeg(
                     problem.asset,
                     problem.side,

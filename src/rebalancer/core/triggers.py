@@ -60,14 +60,25 @@ class Threshold:
     band_abs: Decimal | None = Decimal("0.05")
     band_rel: Decimal | None = None
 
+    def __post_init__(self) -> None:
+        if self.band_abs is None and self.band_rel is None:
+            raise ValueError("Threshold needs band_abs or band_rel (or both); both are None")
+        for name, band in (("band_abs", self.band_abs), ("band_rel", self.band_rel)):
+            if band is not None and not (band.is_finite() and band >= 0):
+                raise ValueError(f"Threshold {name} must be a finite number >= 0, got {band}")
+
     def band_width(self, target: Decimal) -> Decimal:
-        """Half-width of the band around ``target`` (the tighter of the two bands)."""
-        widths = [
-            b
-            for b in (self.band_abs, None if self.band_rel is None else self.band_rel * target)
-            if b is not None
-        ]
-        return min(widths)
+        """Half-width of the band around ``target`` (the tighter of the two bands).
+
+        ``band_rel`` only applies to legs with a positive target: a leg with target 0 is
+        judged by ``band_abs`` alone, and with ``band_rel`` alone its band is unbounded (it
+        never fires on its own; the other legs' drift does). Otherwise leftover dust of a
+        zero-target leg would fire the rule on every cycle.
+        """
+        widths = [self.band_abs] if self.band_abs is not None else []
+        if self.band_rel is not None and target > 0:
+            widths.append(self.band_rel * target)
+        return min(widths) if widths else Decimal("Infinity")
 
     def is_out(self, a: AssetDrift) -> bool:
         if a.target > 0 and a.amount == 0:
@@ -108,6 +119,12 @@ class Calendar:
     period: timedelta | None = None
     cron: Cron | None = None
     since: Literal["fired", "check"] = "fired"
+
+    def __post_init__(self) -> None:
+        if (self.period is None) == (self.cron is None):
+            raise ValueError("Calendar needs exactly one of period or cron")
+        if self.period is not None and self.period <= timedelta(0):
+            raise ValueError(f"Calendar period must be positive, got {self.period}")
 
     def due(self, ctx: TriggerContext) -> bool:
         ref = ctx.last_fired if self.since == "fired" else ctx.last_check

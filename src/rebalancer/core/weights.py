@@ -9,8 +9,9 @@ from :meth:`Threshold.band_width`) and then restores a sum of 1:
    its target in proportion to its distance from it (never past it, so it stays in band).
 
 Every result lies inside its band and the weights sum to exactly 1 in exact arithmetic: the
-last Decimal rounding residue is put on one weight with room for it, computed without
-rounding (so that weight may carry more digits than the context's precision).
+last Decimal rounding residue is put on one weight with room for it (one moved in step 2,
+else the quote, else one it moves towards its target), computed without rounding (so that
+weight may carry more digits than the context's precision).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def desired_weights(
             for asset, gap in gaps.items():
                 out[asset] = _clamp(out[asset] - k * gap, bands[asset])
             moved = list(gaps)
-    return _settle(out, bands, [quote, *moved, *out])
+    return _settle(out, targets, bands, [*moved, quote])
 
 
 def _clamp(x: Decimal, band: tuple[Decimal, Decimal]) -> Decimal:
@@ -72,16 +73,20 @@ def _clamp(x: Decimal, band: tuple[Decimal, Decimal]) -> Decimal:
 
 
 def _settle(
-    out: dict[str, Decimal], bands: Mapping[str, tuple[Decimal, Decimal]], order: list[str | None]
+    out: dict[str, Decimal],
+    targets: Mapping[str, Decimal],
+    bands: Mapping[str, tuple[Decimal, Decimal]],
+    first: list[str | None],
 ) -> dict[str, Decimal]:
-    """Put the rounding residue ``1 - sum`` (exact) on the first weight in ``order`` with
-    room for it in its band."""
+    """Put the rounding residue ``1 - sum`` (exact) on one weight with room for it in its
+    band: the ones in ``first``, else one the residue moves towards its target."""
     with localcontext() as ctx:
         ctx.prec = _EXACT_PREC
         residue = ONE - sum(out.values(), ZERO)
         if residue == 0:
             return out
-        for a in order:
+        towards = [a for a in out if (targets[a] - out[a]) * residue > 0]
+        for a in [*first, *towards, *out]:
             if a is not None and a in out:
                 lo, hi = bands[a]
                 if lo <= out[a] + residue <= hi:

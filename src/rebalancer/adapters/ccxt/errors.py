@@ -6,7 +6,7 @@ look-ups); a *create* is the order request itself, where the one rule is: never 
 an order does not exist unless the exchange said so.
 
 =====================================  =========================  ==============================
-CCXT exception (Binance code, Kraken)  read                       create
+CCXT exception (Binance, Kraken, CB)   read                       create
 =====================================  =========================  ==============================
 InvalidNonce (-1021 recvWindow,        RetryLater                 OrderRejected (refused before
 EAPI:Invalid nonce)                                               matching: not placed; fix the
@@ -18,7 +18,8 @@ DDoSProtection (it does so once a
 private call has succeeded); Kraken's
 "EAPI:Invalid signature" (a plain
 ExchangeError in CCXT)
-InsufficientFunds (-2010 "insuffic.")  RetryLater                 InsufficientFunds
+InsufficientFunds (-2010 "insuffic.",  RetryLater                 InsufficientFunds
+Coinbase PREVIEW_INSUFFICIENT_FUND)
 DuplicateOrderId, "Duplicate order     (n/a)                      LOOKUP: the order exists; look
 sent." (-2010)                                                    it up by our client order id
 OrderNotFound (-2013)                  NOT_FOUND (None)           OrderRejected
@@ -34,8 +35,14 @@ RateLimitExceeded, OnMaintenance                                  unknown; look 
 BadResponse / NullResponse (garbled    RetryLater                 OrderOutcomeUnknown
 or truncated body), OperationFailed
 NotSupported, ArgumentsRequired        StopAndTell                StopAndTell
+Coinbase gRPC body "INTERNAL",         RetryLater                 OrderOutcomeUnknown (a 5xx
+"UNAVAILABLE", "DEADLINE_EXCEEDED"                                CCXT left a plain
+(plain ExchangeError in CCXT)                                     ExchangeError)
+Coinbase "order with this orderID was  NOT_FOUND (None)           OrderRejected
+not found" (plain ExchangeError)
 ExchangeError (anything else with an   RetryLater                 OrderRejected (the exchange
-error body)                                                       answered with an error)
+error body; Coinbase "RESOURCE_                                   answered with an error; the
+EXHAUSTED" 429, PREVIEW_..._TOO_SMALL)                            order was not placed)
 BaseError (anything else)              RetryLater                 OrderOutcomeUnknown
 =====================================  =========================  ==============================
 
@@ -89,12 +96,25 @@ TABLE: tuple[tuple[type[Exception], Action, Action], ...] = (
 _DUPLICATE = "Duplicate order sent"
 _REVOKED_KEY = '"code":-2015'
 _BAD_SIGNATURE = "EAPI:Invalid signature"  # Kraken, wrong secret: CCXT leaves it ExchangeError
+# Coinbase Advanced answers HTTP errors with gRPC-gateway bodies ({"error": "INTERNAL", ...});
+# CCXT raises a plain ExchangeError for them before looking at the HTTP status, so a 5xx on
+# an order request would read as "rejected" although the order may exist.
+_SERVER_FAILURE = ('"error":"INTERNAL"', '"error":"UNAVAILABLE"', '"error":"DEADLINE_EXCEEDED"')
+# Coinbase's unknown order id: CCXT's Python port looks for "order with self orderID" (a
+# transpiler slip), so the real message arrives as a plain ExchangeError.
+_NO_SUCH_ORDER = "order with this orderID was not found"
 
 
 def action_for(exc: Exception, *, create: bool) -> Action:
     """What the caller must do about ``exc`` (a CCXT exception)."""
     if create and _DUPLICATE.lower() in str(exc).lower():
         return Action.LOOKUP
+    compact = str(exc).replace(" ", "")
+    if type(exc) is ccxt.ExchangeError:
+        if create and any(marker in compact for marker in _SERVER_FAILURE):
+            return Action.OUTCOME_UNKNOWN
+        if not create and _NO_SUCH_ORDER in str(exc):
+            return Action.NOT_FOUND
     if _REVOKED_KEY in str(exc).replace(" ", "") or _BAD_SIGNATURE in str(exc):
         # CCXT turns Binance's -2015 into DDoSProtection once a private call has succeeded
         # (a temporary ban looks the same); a revoked key must still stop the bot.

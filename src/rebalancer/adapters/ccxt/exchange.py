@@ -12,7 +12,7 @@
   own parameter, truncates the amount to the market step, buys by quote cost where the
   exchange supports it, then waits for the order to be final and returns the real fill.
 * Every CCXT exception goes through :mod:`rebalancer.adapters.ccxt.errors`.
-* What differs per exchange is one :class:`Venue` row (Binance and Kraken so far); an
+* What differs per exchange is one :class:`Venue` row (Binance, Kraken, Coinbase); an
   exchange without a row is refused at start-up.
 """
 
@@ -21,14 +21,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import ccxt
 
 from rebalancer.adapters.ccxt import errors
+from rebalancer.adapters.ccxt.book import estimate_fill
 from rebalancer.adapters.ccxt.markets import (
     dec,
     positive,
@@ -47,6 +49,7 @@ from rebalancer.core.errors import (
     OrderOutcomeUnknown,
     OrderRejected,
     RetryLater,
+    UnknownSymbol,
 )
 from rebalancer.core.model import ZERO, Fill, MarketRules, OrderRequest, Side, Snapshot
 from rebalancer.ports import Clock
@@ -57,10 +60,15 @@ T = TypeVar("T")
 
 
 FINAL_STATUSES = frozenset({"closed", "canceled", "expired", "rejected"})
+LOOKUP_PAGE = 100  # orders listed per look-up by client id where the exchange cannot filter
 
 
 class MarketDataRejected(RetryLater):
     """Market data failed a sanity check (stale, crossed, jumped); try again later."""
+
+
+class ThinBook(OrderRejected):
+    """The order book cannot fill the order within max_slippage: the leg is skipped."""
 
 
 class CcxtExchange:
@@ -73,7 +81,13 @@ class CcxtExchange:
     ``max_polls``: how long to wait for an order to become final before reporting its
     outcome as unknown. ``check_before_send``: look the client id up before sending, so a
     second call with the same id returns the first order instead of trading again (one
-    read per order). ``clock`` and ``sleep`` are injected for tests.
+    read per order). ``max_slippage`` (a fraction; None: off): before each order the
+    book is fetched (one request) and the fill estimated; above the cap ``thin_book``
+    decides: "slice" sends the part that fits, "skip" refuses the leg (:class:`ThinBook`).
+    ``order_type`` "limit_ioc" sends limit immediate-or-cancel orders at ``max_slippage``
+    from the best price instead of market orders. ``lookup_window``: how far back orders
+    are listed where the exchange cannot look an order up by client id (Coinbase).
+    ``clock`` and ``sleep`` are injected for tests.
     """
 
     def __init__(
@@ -88,6 +102,11 @@ class CcxtExchange:
         max_polls: int = 20,
         sleep: Callable[[float], None] = time.sleep,
         check_before_send: bool = True,
+        lookup_window: timedelta = timedelta(days=7),
+        max_slippage: Decimal | None = None,
+        thin_book: Literal["slice", "skip"] = "slice",
+        order_type: Literal["market", "limit_ioc"] = "market",
+        book_depth: int = 50,
     ) -> None:
         if not getattr(client, "enableRateLimit", False):
             raise ConfigError(
@@ -118,6 +137,16 @@ class CcxtExchange:
         self.max_polls = max_polls
         self.sleep = sleep
         self.check_before_send = check_before_send
+        self.lookup_window = lookup_window
+        if order_type == "limit_ioc" and max_slippage is None:
+            raise ConfigError(
+                f"{client.id}: order_type limit_ioc needs max_slippage (how far from the best "
+                "price the limit goes)"
+            )
+        self.max_slippage = max_slippage
+        self.thin_book = thin_book
+        self.order_type = order_type
+        self.book_depth = book_depth
         self._markets_at: datetime | None = None
         self._last_prices: dict[str, Decimal] = {}
 
@@ -148,6 +177,19 @@ class CcxtExchange:
 
     def rules(self, symbol: str) -> MarketRules:
         return rules_from_market(resolve(self.markets(), symbol), int(self.client.precisionMode))
+
+    def tradable(self, assets: Sequence[str], quote: str) -> list[str]:
+        """The ``assets`` with an active spot market against ``quote`` here (no request
+        beyond the cached markets); used to route legs between several accounts."""
+        markets = self.markets()
+        out = []
+        for asset in assets:
+            try:
+                resolve(markets, symbol_for(asset, quote))
+            except UnknownSymbol:
+                continue
+            out.append(asset.upper())
+        return out
 
     # -- snapshot -------------------------------------------------------------------------
 
@@ -183,6 +225,11 @@ class CcxtExchange:
     def _tickers(self, symbols: list[str]) -> Mapping[str, Any]:
         if not symbols:
             return {}
+        if self.venue.bids_asks:
+            books: Mapping[str, Any] = self._read(
+                "fetch_bids_asks", lambda: self.client.fetch_bids_asks(symbols)
+            )
+            return books
         if self.client.has.get("fetchTickers"):
             batch: Mapping[str, Any] = self._read(
                 "fetch_tickers", lambda: self.client.fetch_tickers(symbols)
@@ -256,7 +303,11 @@ class CcxtExchange:
             existing = self._existing(cid, symbol, what)
             if existing is not None:
                 return self._settle_or_unknown(existing, order.asset, symbol, cid, what)
-        if order.side is Side.BUY and self._buys_by_cost(market):
+        by_cost = order.side is Side.BUY and self._buys_by_cost(market)
+        order, best = self._within_cap(order, symbol, by_cost, what)
+        if self.order_type == "limit_ioc":
+            send = self._limit_ioc(order, symbol, best, params, what)
+        elif by_cost:
             cost = order.expected_cost
             if cost <= 0:
                 raise BelowMinimum(f"{what}: cost {cost} is not positive")
@@ -288,6 +339,85 @@ class CcxtExchange:
                 exc, what=what, create=True, client_order_id=cid, secrets=self._secrets
             ) from exc
         return self._settle_or_unknown(raw, order.asset, symbol, cid, what)
+
+    def _within_cap(
+        self, order: OrderRequest, symbol: str, by_cost: bool, what: str
+    ) -> tuple[OrderRequest, Decimal | None]:
+        """``order`` as it fits the book within ``max_slippage``, and the book's best price.
+
+        Off (order unchanged, best None) without ``max_slippage``. A whole order within the
+        cap goes as it is; above it, ``thin_book = "slice"`` keeps the part that fits (the
+        rest waits for the next cycle) and ``"skip"`` refuses the leg with :class:`ThinBook`.
+        """
+        if self.max_slippage is None:
+            return order, None
+        cap = self.max_slippage
+        try:
+            book = self._read(
+                f"fetch_order_book {symbol}",
+                lambda: self.client.fetch_order_book(symbol, self.book_depth),
+            )
+        except RetryLater as exc:
+            raise OrderRejected(
+                f"{what}: NOT sent, the order book could not be read ({exc})"
+            ) from exc
+        side = book.get("asks" if order.side is Side.BUY else "bids") or []
+        levels = [(dec(level[0]) or ZERO, dec(level[1]) or ZERO) for level in side]
+        levels = [(p, q) for p, q in levels if p > 0]
+        if not levels:
+            raise ThinBook(f"{what}: the order book has no {order.side.value} liquidity")
+        est = estimate_fill(
+            levels,
+            order.side,
+            cap,
+            amount=None if by_cost else order.amount,
+            cost=order.expected_cost if by_cost else None,
+        )
+        if est.within(cap):
+            return order, est.best
+        reason = (
+            f"{what}: the book would fill it at {est.describe()}, above max_slippage "
+            f"{float(cap * 100):.3g} %"
+        )
+        if self.thin_book == "skip" or est.fits_amount <= 0:
+            raise ThinBook(f"{reason}; leg skipped instead of walking a thin book")
+        share = est.fits_amount / order.amount if order.amount > 0 else ZERO
+        log.warning("%s; sending the %s that fits, the rest waits", reason, est.fits_amount)
+        sliced = replace(
+            order,
+            amount=est.fits_amount,
+            expected_cost=est.fits_cost,
+            expected_fee=order.expected_fee * share,
+        )
+        return sliced, est.best
+
+    def _limit_ioc(
+        self,
+        order: OrderRequest,
+        symbol: str,
+        best: Decimal | None,
+        params: dict[str, Any],
+        what: str,
+    ) -> Callable[[], Any]:
+        """A limit IOC order at ``max_slippage`` from the best price (book, else planned)."""
+        cap = self.max_slippage or ZERO
+        reference = best or order.expected_price
+        if order.side is Side.BUY:
+            limit = reference * (1 + cap)
+            wanted = min(order.amount, order.expected_cost / limit) if limit > 0 else ZERO
+        else:
+            limit = reference * (1 - cap)
+            wanted = order.amount
+        amount = self._amount_to_precision(symbol, wanted, what)
+        price = self.client.price_to_precision(symbol, str(limit))
+        ioc = {**params, "timeInForce": "IOC"}
+
+        def send() -> Any:
+            return self.client.create_order(
+                symbol, "limit", order.side.value, float(amount), float(price), ioc
+            )
+
+        return send
 
     def _existing(self, cid: str, symbol: str, what: str) -> Any:
         """The order already carrying ``cid``, if any: sending is then idempotent.
@@ -348,7 +478,10 @@ class CcxtExchange:
                 )
             self.sleep(self.poll_interval)
             polls += 1
-            order = self._fetch_raw(cid, symbol) or order
+            if self.venue.poll_by_id and order.get("id"):
+                order = self._fetch_by_id(str(order["id"]), symbol, cid)
+            else:
+                order = self._fetch_raw(cid, symbol) or order
         fill = self._to_fill(order, asset, symbol, cid)
         if fill.amount <= 0:
             raise OrderRejected(
@@ -357,11 +490,36 @@ class CcxtExchange:
             )
         return fill
 
+    def _fetch_by_id(self, order_id: str, symbol: str, cid: str) -> Any:
+        """The CCXT order with the exchange's id ``order_id`` (known to exist)."""
+        what = f"fetch_order {symbol} id {order_id} (client id {cid})"
+        return self._read(what, lambda: self.client.fetch_order(order_id, symbol))
+
+    def _find_recent(self, cid: str, symbol: str) -> Any:
+        """List ``symbol``'s orders of the last ``lookup_window`` and pick ours by client id.
+
+        "Not found" is only claimed when the list was complete: a full page that does not
+        hold ``cid`` cannot tell, and is a RetryLater.
+        """
+        since_ms = int((self.clock.now() - self.lookup_window).timestamp() * 1000)
+        orders = self.client.fetch_orders(symbol, since_ms, LOOKUP_PAGE)
+        for found in orders:
+            if found.get("clientOrderId") == cid:
+                return found
+        if len(orders) >= LOOKUP_PAGE:
+            raise RetryLater(
+                f"fetch_orders {symbol}: client id {cid} is not among the {len(orders)} most "
+                f"recent orders; cannot tell whether it exists"
+            )
+        return None
+
     def _fetch_raw(self, cid: str, symbol: str) -> Any:
         """The CCXT order with our client id ``cid``, or None if the exchange has none."""
         try:
             if self.venue.lookup_param is not None:
                 return self.client.fetch_order(cid, symbol, {self.venue.lookup_param: cid})
+            if self.venue.lookup_recent:
+                return self._find_recent(cid, symbol)
             for method in (self.client.fetch_closed_orders, self.client.fetch_open_orders):
                 for found in method(symbol, None, None, {"clientOrderId": cid}):
                     if found.get("clientOrderId") == cid:
@@ -370,6 +528,8 @@ class CcxtExchange:
         except ccxt.OrderNotFound:
             return None
         except ccxt.BaseError as exc:
+            if errors.action_for(exc, create=False) is errors.Action.NOT_FOUND:
+                return None
             what = f"fetch_order {symbol} client id {cid}"
             raise errors.translate(exc, what=what, secrets=self._secrets) from exc
 

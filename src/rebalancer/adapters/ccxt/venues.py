@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 import ccxt
 
+from rebalancer.core.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Venue:
@@ -22,6 +24,12 @@ class Venue:
     ``buy_by_cost``: market buys are sent as a quote amount where the exchange allows it.
     ``order_params``: sent with every order (Kraken: ``oflags=fciq``, fee in the quote, so the
     order tells which currency the fee was taken in).
+    ``lookup_recent``: the exchange cannot filter orders by client id at all (Coinbase): the
+    recent orders of the market are listed (any status) and filtered here.
+    ``bids_asks``: prices come from ``fetch_bids_asks`` (best bid/ask with a timestamp) because
+    the batched tickers carry neither (Coinbase's product list).
+    ``poll_by_id``: once the exchange order id is known, poll the order by it (one exact
+    read) instead of looking it up by client id again.
     """
 
     client_id_param: str
@@ -29,11 +37,12 @@ class Venue:
     ticker_time: Literal["exchange", "received"] = "exchange"
     buy_by_cost: bool = True
     order_params: Mapping[str, str] = field(default_factory=dict)
+    lookup_recent: bool = False
+    bids_asks: bool = False
+    poll_by_id: bool = False
 
 
-# Only venues whose orders can be found again by our client id through CCXT. Not yet:
-# coinbase -- takes ``client_order_id``, but CCXT's fetch_order needs the exchange order id
-# (a look-up would list orders and filter), and its sandbox is gone.
+# Only venues whose orders can be found again by our client id through CCXT.
 VENUES = {
     "binance": Venue("newClientOrderId", "origClientOrderId"),
     # kraken: AddOrder takes ``cl_ord_id``; CCXT's fetch_order would send a client id as
@@ -45,6 +54,18 @@ VENUES = {
         ticker_time="received",
         buy_by_cost=False,
         order_params={"oflags": "fciq"},
+    ),
+    # coinbase (Advanced Trade): CCXT's create_order drops the unified clientOrderId and
+    # sends its own "ccxt-<uuid>" unless ``client_order_id`` is passed; fetch_order needs the
+    # exchange's order id and the order list has no client id filter, so a look-up by client
+    # id lists the market's recent orders. Buys go by quote (``quote_size``, fee included);
+    # the fee is always in the quote. No sandbox for Advanced Trade.
+    "coinbase": Venue(
+        "client_order_id",
+        None,
+        lookup_recent=True,
+        bids_asks=True,
+        poll_by_id=True,
     ),
 }
 
@@ -60,13 +81,24 @@ def make_client(
     only, and no private currency list (Binance's ``capital/config/getall``) at start-up.
     """
     options: dict[str, Any] = {"maxRetriesOnFailure": 0, "fetchCurrencies": False}
+    config: dict[str, Any] = {}
     if exchange_id == "binance":
         options.update({"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False})
+    if exchange_id == "coinbase":
+        # Advanced Trade balances (v3 accounts, one page of 250) instead of the v2 wallet
+        # API, and no three v2 currency calls on every markets load.
+        options.update({"fetchBalance": "v3PrivateGetBrokerageAccounts"})
+        config["has"] = {"fetchCurrencies": False}
     options.update(extra.pop("options", {}))
-    config = {"apiKey": api_key, "secret": secret, "enableRateLimit": True, "options": options}
+    config |= {"apiKey": api_key, "secret": secret, "enableRateLimit": True, "options": options}
     config.update(extra)
     client = getattr(ccxt, exchange_id)(config)
     if sandbox:
+        if not client.urls.get("test"):  # Coinbase lists "test": None; CCXT then crashes
+            raise ConfigError(
+                f"sandbox = true: CCXT has no test network for {exchange_id!r}; set sandbox "
+                "= false (and start with small amounts) or use binance's testnet"
+            )
         client.set_sandbox_mode(True)
     return client
 

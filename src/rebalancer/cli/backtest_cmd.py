@@ -1,0 +1,530 @@
+"""``rebalancer backtest`` and ``rebalancer sweep``: thin skins over the backtest library.
+
+Parse -> load config and candles -> call one function -> render (a table, or ``--json``)
+and write the files (report, CSV, PNGs) into ``--out``.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rebalancer.backtest.data import CandlePanel, load_demo_panel, load_panel
+from rebalancer.backtest.engine import BacktestResult, run_backtest
+from rebalancer.backtest.grid import DEFAULT_FEES, GridResult, run_grid, write_outputs
+from rebalancer.backtest.report import Provenance, write_report
+from rebalancer.backtest.timeframes import parse_timeframe
+from rebalancer.cli import render
+from rebalancer.config import Settings, default_config, load_config
+from rebalancer.core.errors import ConfigError
+from rebalancer.core.strategy import Strategy
+
+DEFAULT_FEES_TEXT = ",".join(str(f) for f in DEFAULT_FEES)
+
+# -- shared options ----------------------------------------------------------------------------
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="TOML config: targets, rule, style, fees (default: the built-in default).",
+        show_default=False,
+    ),
+]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Folder of {BASE}_{QUOTE}-{timeframe}.csv[.gz]/.parquet candles "
+        "(default: the embedded daily Binance demo data).",
+        show_default=False,
+    ),
+]
+StartOpt = Annotated[
+    str | None, typer.Option("--start", help="First candle (inclusive), e.g. 2018-05-04.")
+]
+EndOpt = Annotated[str | None, typer.Option("--end", help="Last candle (inclusive).")]
+TimeframeOpt = Annotated[str, typer.Option("--timeframe", help="Candle size: 1d, 1h, 5m, ...")]
+CapitalOpt = Annotated[
+    float, typer.Option("--capital", help="Starting cash in the quote currency.")
+]
+OutOpt = Annotated[Path, typer.Option("--out", help="Folder for the report, CSVs and PNGs.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def _settings(path: Path | None) -> Settings:
+    return load_config(path) if path is not None else default_config()
+
+
+def load_data(
+    settings: Settings,
+    data_dir: Path | None,
+    timeframe: str,
+    start: str | None,
+    end: str | None,
+) -> CandlePanel:
+    """The closes of the config's assets from ``data_dir`` (or the embedded demo data)."""
+    assets = list(settings.strategy().assets)
+    parse_timeframe(timeframe)
+    if data_dir is None:
+        if timeframe != "1d":
+            raise ConfigError(
+                f"the embedded demo data is daily only, not {timeframe!r}: pass --timeframe 1d "
+                "or --data-dir with your candles"
+            )
+        return load_demo_panel(assets, start, end)
+    return load_panel(data_dir, assets, timeframe, settings.quote, start, end)
+
+
+def _bar(panel: CandlePanel) -> timedelta:
+    return timedelta(seconds=panel.step.total_seconds())
+
+
+def _clean(data: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, numpy scalars -> Python, recursively."""
+    if isinstance(data, dict):
+        return {str(k): _clean(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_clean(v) for v in data]
+    if hasattr(data, "item") and not isinstance(data, str | bytes):
+        data = data.item()
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    return data
+
+
+def _decimal(value: float, name: str) -> Decimal:
+    try:
+        out = Decimal(repr(value))
+    except InvalidOperation:
+        raise ConfigError(f"{name} {value!r} is not a number") from None
+    if not out.is_finite() or out < 0:
+        raise ConfigError(f"{name} must be a number >= 0, got {value}")
+    return out
+
+
+def _command_line() -> str:
+    return shlex.join(["rebalancer", *sys.argv[1:]])
+
+
+@contextmanager
+def _progress(console: Console, what: str) -> Iterator[Progress]:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        yield progress
+
+
+# -- backtest ----------------------------------------------------------------------------------
+
+_ROWS = [
+    ("final value", "final_value", "{:,.2f}"),
+    ("total return", "total_return", "{:+.2%}"),
+    ("CAGR", "cagr", "{:+.2%}"),
+    ("volatility", "volatility", "{:.2%}"),
+    ("Sharpe", "sharpe", "{:.3f}"),
+    ("Sortino", "sortino", "{:.3f}"),
+    ("max drawdown", "max_drawdown", "{:.2%}"),
+    ("max DD duration (days)", "max_drawdown_days", "{:,.0f}"),
+    ("Calmar", "calmar", "{:.3f}"),
+    ("rebalances", "rebalances", "{:d}"),
+    ("turnover (x)", "turnover", "{:.2f}"),
+    ("fees", "fees", "{:,.2f}"),
+]
+
+
+def _fmt(spec: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return spec.format(value)
+
+
+def summary_table(result: BacktestResult) -> Table:
+    s = result.summary()
+    runs = {"strategy": s["strategy"], **s["benchmarks"]}
+    table = Table(title=f"Backtest {s['start'][:10]} → {s['end'][:10]} ({s['bars']} bars)")
+    table.add_column("")
+    for name in runs:
+        table.add_column(name.replace("_", "-"), justify="right")
+    for label, key, spec in _ROWS:
+        table.add_row(label, *(_fmt(spec, r[key]) for r in runs.values()))
+    return table
+
+
+def backtest_command(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    timeframe: TimeframeOpt = "1d",
+    capital: CapitalOpt = 10000.0,
+    fee: Annotated[
+        float | None,
+        typer.Option("--fee", help="Taker fee rate, 0.001 = 0.1 % (default: the config's)."),
+    ] = None,
+    out: OutOpt = Path("out"),
+    no_report: Annotated[
+        bool, typer.Option("--no-report", help="Skip the HTML report and PNGs.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Backtest the config's targets and rule on history with the bot's own loop.
+
+    Runs the same triggers, planner and paper fills as live, bar by bar (quiet bars skipped
+    exactly), against buy-and-hold and a monthly calendar rule; prints the metrics and writes
+    `report.html` (charts, trade list, data hashes), PNGs, `trades.csv` and `summary.json`
+    into --out.
+
+    Example: `rebalancer backtest --data-dir ../shared/data/binance_spot_2017_2022
+    --start 2018-05-04 -c my.toml --fee 0.001 --out out/`
+    """
+    settings = _settings(config)
+    strategy: Strategy = settings.strategy()
+    panel = load_data(settings, data_dir, timeframe, start, end)
+    taker = settings.fees.taker if fee is None else _decimal(fee, "--fee")
+    console = Console(quiet=as_json, stderr=True)
+    weights = ", ".join(f"{a} {float(w):.0%}" for a, w in strategy.targets.items())
+    console.print(
+        f"[bold]Backtest[/bold] {weights}"
+        f" · rule {strategy.trigger.describe()} · fee {float(taker):.4%} · "
+        f"{len(panel.closes)} {timeframe} bars {panel.start:%Y-%m-%d} → {panel.end:%Y-%m-%d}",
+        highlight=False,
+    )
+    with _progress(console, "backtest") as progress:
+        task = progress.add_task("strategy", total=3)
+
+        def step(name: str) -> None:
+            progress.update(task, description=name, advance=0 if name == "strategy" else 1)
+
+        result = run_backtest(
+            panel.closes,
+            strategy,
+            capital=_decimal(capital, "--capital"),
+            taker_fee=taker,
+            slippage=settings.rebalance.slippage,
+            bar=_bar(panel),
+            progress=step,
+        )
+    summary = _clean(result.summary())
+    summary["data"] = {
+        "files": {a: str(p) for a, p in panel.files.items()},
+        "sha256": dict(panel.sha256),
+        "issues": list(panel.report.issues),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+    trades = out / "trades.csv"
+    result.trades_frame().to_csv(trades, index=False)
+    files["trades"] = str(trades)
+    if not no_report:
+        prov = Provenance(
+            panel.files,
+            panel.sha256,
+            settings.redacted(),
+            _command_line(),
+            tuple(panel.report.issues),
+        )
+        report = write_report(result, out, prov)
+        files["report"] = str(report.html)
+        files.update({name: str(p) for name, p in report.pngs.items()})
+    summary_path = out / "summary.json"
+    files["summary"] = str(summary_path)
+    summary["files"] = files
+    summary_path.write_text(render.to_json(summary), encoding="utf-8")
+    if as_json:
+        typer.echo(render.to_json(summary))
+        return
+    out_console = Console()
+    out_console.print(summary_table(result))
+    prem = result.premium
+    if prem is not None:
+        verdict = "beat" if prem.total >= 0 else "trailed"
+        out_console.print(
+            f"The rule {verdict} buy-and-hold by {abs(prem.total):.2%} "
+            f"({prem.annualised:+.2%} a year) over this window; it does not always win."
+        )
+    for issue in panel.report.issues[:5]:
+        out_console.print(f"[yellow]data:[/yellow] {issue}", highlight=False)
+    out_console.print(f"Wrote {', '.join(files.values())}", highlight=False)
+
+
+# -- sweep -------------------------------------------------------------------------------------
+
+
+def parse_numbers(text: str, name: str) -> list[float]:
+    """``"0.01,0.02"`` or a range ``"0.01:0.25:0.01"`` (start:stop:step, stop included)."""
+    try:
+        if ":" in text:
+            lo, hi, step = (float(x) for x in text.split(":"))
+            if step <= 0 or hi < lo:
+                raise ValueError("need start <= stop and step > 0")
+            n = math.floor((hi - lo) / step + 1e-9) + 1
+            return [round(lo + i * step, 10) for i in range(n)]
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise ConfigError(
+            f"{name} {text!r} is not a list like 0.01,0.05 or a range like 0.01:0.25:0.01 ({exc})"
+        ) from None
+
+
+def _names(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def break_even_table(grid: GridResult) -> Table:
+    table = Table(
+        title="Break-even band per fee rate (smallest band with final value >= buy-and-hold)"
+    )
+    for col in (
+        "kind",
+        "style",
+        "fee",
+        "break-even band",
+        "best band",
+        "best premium",
+        "B&H final",
+    ):
+        table.add_column(col, justify="right")
+    for r in grid.break_even.to_dict("records"):
+        be = r["break_even_band"]
+        shown = "never" if be is None or math.isnan(be) else f"{be:.0%}"
+        if r["beats_at_all_bands"]:
+            shown = f"≤{be:.0%} (every band)"
+        table.add_row(
+            str(r["kind"]),
+            str(r["style"]),
+            f"{r['fee_rate']:.3%}",
+            shown,
+            f"{r['best_band']:.0%}",
+            f"{r['best_premium']:+.2%}",
+            f"{r['bh_final_value']:,.2f}",
+        )
+    return table
+
+
+def sweep_command(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    timeframe: TimeframeOpt = "1d",
+    capital: CapitalOpt = 10000.0,
+    bands: Annotated[
+        str,
+        typer.Option("--bands", help="Bands: a list 0.02,0.05 or a range start:stop:step."),
+    ] = "0.01:0.25:0.01",
+    fees: Annotated[
+        str, typer.Option("--fee", "--fees", help="Fee rates, a list or a range.")
+    ] = DEFAULT_FEES_TEXT,
+    kinds: Annotated[
+        str, typer.Option("--kinds", help="Trigger kinds: abs, rel, hybrid (weekly + abs band).")
+    ] = "abs",
+    styles: Annotated[str, typer.Option("--styles", help="Styles: target, band_edge.")] = "target",
+    semantics: Annotated[
+        str,
+        typer.Option(
+            "--semantics",
+            help="reference: the compiled kernel where it applies (abs/target), the replay "
+            "otherwise; full: the bot's own replay for every combination.",
+        ),
+    ] = "reference",
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Processes for replay rows (default: all cores)."),
+    ] = None,
+    out: OutOpt = Path("out"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Sweep bands x fee rates x trigger kinds x styles; print the break-even band per fee.
+
+    Writes `sweep.csv`, `break_even.csv` and heatmaps of final value, Sharpe and max drawdown
+    into --out. The config gives the targets; each combination replaces its rule and style.
+
+    Example: `rebalancer sweep --data-dir ../shared/data/binance_spot_2017_2022
+    --start 2018-05-04 --bands 0.01:0.25:0.01 --fee 0,0.0005,0.001,0.0025 --json`
+    """
+    settings = _settings(config)
+    strategy = settings.strategy()
+    panel = load_data(settings, data_dir, timeframe, start, end)
+    if semantics not in ("reference", "full"):
+        raise ConfigError(f"--semantics must be 'reference' or 'full', not {semantics!r}")
+    band_list = parse_numbers(bands, "--bands")
+    fee_list = parse_numbers(fees, "--fee")
+    console = Console(quiet=as_json, stderr=True)
+    with _progress(console, "sweep") as progress:
+        task = progress.add_task("sweep", total=None)
+        grid = run_grid(
+            panel.closes,
+            replace(strategy),
+            bands=band_list,
+            fee_rates=fee_list,
+            kinds=_names(kinds),
+            styles=_names(styles),
+            capital=_decimal(capital, "--capital"),
+            bar=_bar(panel),
+            semantics=semantics,  # type: ignore[arg-type]
+            workers=workers,
+            on_total=lambda n: progress.update(task, total=n),
+            progress=lambda n: progress.advance(task, n),
+        )
+    paths = write_outputs(grid, out)
+    data = {
+        "start": panel.start.isoformat(),
+        "end": panel.end.isoformat(),
+        "bars": len(panel.closes),
+        "targets": {k: float(v) for k, v in strategy.targets.items()},
+        "semantics": grid.semantics,
+        "combinations": len(grid.rows),
+        "engines": grid.engines(),
+        "seconds": grid.seconds,
+        "break_even": grid.break_even.to_dict("records"),
+        "rows": grid.rows.to_dict("records"),
+        "files": {k: str(v) for k, v in paths.items()},
+        "data": {"sha256": dict(panel.sha256), "issues": list(panel.report.issues)},
+    }
+    if as_json:
+        typer.echo(render.to_json(_clean(data)))
+        return
+    out_console = Console()
+    out_console.print(break_even_table(grid))
+    beats = int(grid.rows["beats_bh"].sum())
+    out_console.print(
+        f"{len(grid.rows)} combinations in {grid.seconds:.2f} s ({grid.engines()}); "
+        f"{beats} beat buy-and-hold, {len(grid.rows) - beats} did not."
+    )
+    out_console.print(f"Wrote {', '.join(str(p) for p in paths.values())}", highlight=False)
+
+
+# -- walk-forward ------------------------------------------------------------------------------
+
+
+def bars_in(text: str, bar: timedelta, name: str) -> int:
+    """``"365d"``, ``"12w"``, ``"2000h"`` or a bare number of bars -> bars."""
+    if text.strip().isdigit():
+        return int(text)
+    try:
+        span = parse_timeframe(text.strip())
+    except ConfigError:
+        raise ConfigError(
+            f"{name} {text!r} is not a duration like 365d / 12w / 2000h or a number of bars"
+        ) from None
+    return int(span / pd.Timedelta(bar))
+
+
+def walk_forward_command(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    timeframe: TimeframeOpt = "1d",
+    capital: CapitalOpt = 10000.0,
+    bands: Annotated[
+        str,
+        typer.Option("--bands", help="Bands to choose from: a list or start:stop:step."),
+    ] = "0.01:0.25:0.01",
+    fee: Annotated[
+        float | None,
+        typer.Option("--fee", help="Taker fee rate (default: the config's)."),
+    ] = None,
+    train: Annotated[str, typer.Option("--train", help="In-sample length: 365d or bars.")] = "365d",
+    test: Annotated[str, typer.Option("--test", help="Out-of-sample length.")] = "90d",
+    anchored: Annotated[
+        bool, typer.Option("--anchored", help="Grow the in-sample window from the start.")
+    ] = False,
+    objective: Annotated[
+        str, typer.Option("--objective", help="Choose by sharpe, cagr or calmar.")
+    ] = "sharpe",
+    out: OutOpt = Path("out"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Choose the band in-sample, trade it out-of-sample, and compare with hindsight.
+
+    Rolling (or --anchored) windows; the band with the best --objective on the in-sample
+    bars (compiled kernel) is traded by the bot's own loop on the next out-of-sample bars,
+    one continuous account. Prints the choice per window and the stitched result against
+    the best fixed band in hindsight; writes `walk_forward.csv`, `hindsight.csv` and
+    `walk_forward.png` into --out.
+
+    Example: `rebalancer walk-forward --data-dir ../shared/data/binance_spot_2017_2022
+    -c my.toml --train 365d --test 90d --objective calmar --json`
+    """
+    from rebalancer.backtest.walk_forward import equity_figure, walk_forward
+
+    settings = _settings(config)
+    strategy = settings.strategy()
+    panel = load_data(settings, data_dir, timeframe, start, end)
+    bar = _bar(panel)
+    taker = settings.fees.taker if fee is None else _decimal(fee, "--fee")
+    console = Console(quiet=as_json, stderr=True)
+    with _progress(console, "walk-forward") as progress:
+        task = progress.add_task("walk-forward", total=None)
+        result = walk_forward(
+            panel.closes,
+            strategy,
+            bands=parse_numbers(bands, "--bands"),
+            fee_rate=taker,
+            train=bars_in(train, bar, "--train"),
+            test=bars_in(test, bar, "--test"),
+            bar=bar,
+            anchored=anchored,
+            objective=objective,
+            capital=_decimal(capital, "--capital"),
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"windows": out / "walk_forward.csv", "hindsight": out / "hindsight.csv"}
+    result.windows.to_csv(paths["windows"], index=False)
+    result.hindsight.to_csv(paths["hindsight"], index=False)
+    import matplotlib.pyplot as plt
+
+    fig = equity_figure(result)
+    paths["chart"] = out / "walk_forward.png"
+    fig.savefig(paths["chart"])
+    plt.close(fig)
+    data = result.summary()
+    data["files"] = {k: str(v) for k, v in paths.items()}
+    data["data"] = {"sha256": dict(panel.sha256), "issues": list(panel.report.issues)}
+    if as_json:
+        typer.echo(render.to_json(_clean(data)))
+        return
+    out_console = Console()
+    table = Table(title=f"Walk-forward by {objective} ({'anchored' if anchored else 'rolling'})")
+    for col in ("test window", "band", f"in-sample {objective}", f"OOS {objective}", "OOS return"):
+        table.add_column(col, justify="right")
+    for r in result.windows.to_dict("records"):
+        table.add_row(
+            f"{str(r['test_start'])[:10]} → {str(r['test_end'])[:10]}",
+            f"{r['band']:.0%}",
+            _fmt("{:.3f}", r[f"in_sample_{objective}"]),
+            _fmt("{:.3f}", r[f"out_of_sample_{objective}"]),
+            f"{r['out_of_sample_return']:+.2%}",
+        )
+    out_console.print(table)
+    wf = data["walk_forward"]
+    best = data["best_fixed_in_hindsight"]
+    out_console.print(
+        f"Walk-forward: final {wf['final_value']:,.2f}, {objective} "
+        f"{_fmt('{:.3f}', wf[objective])}; best fixed band in hindsight {best['band']:.0%}: "
+        f"final {best['final_value']:,.2f}, {objective} {_fmt('{:.3f}', best[objective])}."
+    )
+    out_console.print(f"Wrote {', '.join(str(p) for p in paths.values())}", highlight=False)

@@ -1,0 +1,92 @@
+"""``rebalancer run``: the daemon, wired from the config (parse -> load -> bootstrap -> run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rebalancer.bootstrap import build, build_notifier, notify_secrets
+from rebalancer.config import Settings, load_config, load_secrets
+from rebalancer.daemon import (
+    Daemon,
+    DaemonPolicy,
+    HeartbeatFile,
+    SystemWaiter,
+    heartbeat_path,
+)
+from rebalancer.logs import setup_logging
+
+
+def _settings(path: Path | None) -> Settings:
+    if path is None and Path("rebalancer.toml").exists():
+        path = Path("rebalancer.toml")
+    return load_config(path)
+
+
+def _secrets(settings: Settings) -> list[str]:
+    """Every secret value the process can see (keys, notification URLs), for the logs to mask."""
+    keys = load_secrets(settings.exchange)
+    values = [s.get_secret_value() for s in (keys.api_key, keys.secret, keys.password) if s]
+    return [*values, *notify_secrets()]
+
+
+def run_command(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="TOML config (default: ./rebalancer.toml if present, "
+            "else the built-in default; env REBALANCER_CONFIG).",
+            envvar="REBALANCER_CONFIG",
+            show_default=False,
+        ),
+    ] = None,
+    live: Annotated[
+        bool,
+        typer.Option("--live", help='Confirm live trading when the config says mode = "live".'),
+    ] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run a single check, then exit (for cron jobs).")
+    ] = False,
+    max_ticks: Annotated[
+        int | None,
+        typer.Option("--max-ticks", min=1, help="Stop after this many checks.", show_default=False),
+    ] = None,
+) -> None:
+    """Run unattended: one check now, then one per scheduled time (`[daemon]` in the config).
+
+    Each check is a full cycle (the trigger decides whether it trades). A failed check is
+    retried with a growing back-off; an error that needs you (bad keys, a broken rule)
+    stops it with exit code 3 and a notification. Notifications go to the apprise URLs in
+    `REBALANCER_NOTIFY_URLS`; logs to the console and `<state_dir>/logs/rebalancer.log`.
+    Ctrl-C or SIGTERM stops it after the check in progress.
+
+    Example: `rebalancer run -c rebalancer.toml` (paper), `rebalancer run --live` (live)
+    """
+    settings = _settings(config)
+    setup_logging(settings.daemon.log_level, settings.state_dir / "logs", _secrets(settings))
+    notifier = build_notifier(settings)
+    rt = build(settings, confirm_live=live, lock=True)
+    try:
+        policy = DaemonPolicy.from_config(settings.daemon, max_ticks=1 if once else max_ticks)
+        daemon = Daemon(
+            rt.exchange,
+            rt.journal,
+            notifier,
+            rt.strategy,
+            rt.clock,
+            policy,
+            SystemWaiter(rt.clock),
+            HeartbeatFile(heartbeat_path(settings.state_dir, rt.mode)).write,
+            risk=rt.risk,
+            mode=rt.mode,
+        )
+        result = daemon.run()
+    finally:
+        rt.close()
+    typer.echo(f"rebalancer run: stopped after {result.ticks} checks: {result.reason}")
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)

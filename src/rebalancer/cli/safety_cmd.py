@@ -1,0 +1,188 @@
+"""Safety commands: ``history`` (what the journal holds) and ``resume`` (lift a halt)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rebalancer.bootstrap import account_name, journal, journal_url
+from rebalancer.config import Settings, load_config
+from rebalancer.core.errors import ConfigError
+
+KINDS = ("cycles", "orders", "fills", "halts")
+console = Console()
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="TOML config (default: ./rebalancer.toml if present, "
+        "else the built-in default; env REBALANCER_CONFIG).",
+        envvar="REBALANCER_CONFIG",
+        show_default=False,
+    ),
+]
+
+
+def _settings(path: Path | None) -> Settings:
+    if path is None and Path("rebalancer.toml").exists():
+        path = Path("rebalancer.toml")
+    return load_config(path)
+
+
+def parse_since(text: str | None, now: datetime) -> datetime | None:
+    """``2026-01-31``, ``2026-01-31T12:00`` (UTC unless an offset is given) or a period
+    back from now such as ``24h`` / ``7d``."""
+    if not text:
+        return None
+    text = text.strip()
+    units = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if text[:-1].isdigit() and text[-1:] in units:
+        return now - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"--since: must be a date such as 2026-01-31, a time such as 2026-01-31T12:00 "
+            f"or a period back from now such as 24h or 7d; found {text!r}"
+        ) from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _kinds(kind: list[str] | None) -> list[str]:
+    chosen = [k.strip().lower() for k in kind or []] or list(KINDS)
+    unknown = [k for k in chosen if k not in KINDS]
+    if unknown:
+        raise ConfigError(f"--kind: must be one of {', '.join(KINDS)}; found {', '.join(unknown)}")
+    return chosen
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "" if value is None else str(value)
+
+
+def write_csv(path: Path, rows: dict[str, list[dict[str, Any]]]) -> int:
+    """One CSV: a ``kind`` column, then the union of every kind's columns. Returns rows."""
+    columns: list[str] = ["kind"]
+    for items in rows.values():
+        for item in items:
+            columns.extend(k for k in item if k not in columns)
+    count = 0
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, restval="")
+        writer.writeheader()
+        for kind, items in rows.items():
+            for item in items:
+                writer.writerow({"kind": kind, **{k: _text(v) for k, v in item.items()}})
+                count += 1
+    return count
+
+
+def history_command(
+    config: ConfigOpt = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only since then: 2026-01-31, 2026-01-31T12:00 (UTC), or 24h / 7d."),
+    ] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(help="cycles, orders, fills or halts (repeat for several; default all)."),
+    ] = None,
+    csv_path: Annotated[
+        Path | None, typer.Option("--csv", help="Also write the rows to this CSV file.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """The journal: cycles, orders (with their state and its source), fills and fees, halts.
+
+    Example: `rebalancer history --since 7d --kind fills --csv fills.csv`
+    """
+    settings = _settings(config)
+    kinds = _kinds(kind)
+    start = parse_since(since, datetime.now(UTC))
+    jr = journal(settings)
+    try:
+        rows = jr.history(start, kinds)
+    finally:
+        jr.close()
+    if csv_path is not None:
+        count = write_csv(csv_path, rows)
+        if not as_json:
+            console.print(f"{count} rows written to {csv_path}")
+    if as_json:
+        data = {
+            k: [{n: _text(v) for n, v in r.items()} for r in items] for k, items in rows.items()
+        }
+        typer.echo(json.dumps({"account": account_name(settings), **data}, indent=2))
+        return
+    console.print(f"[dim]journal {journal_url(settings)} · account {account_name(settings)}[/dim]")
+    for name, items in rows.items():
+        if not items:
+            console.print(f"{name}: none")
+            continue
+        columns = SHOWN[name]
+        table = Table(title=f"{name} ({len(items)})", title_justify="left")
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for item in items:
+            table.add_row(*(_short(item[c]) for c in columns))
+        console.print(table)
+    fees: dict[str, Decimal] = {}
+    for fill in rows.get("fills", []):
+        fees[fill["fee_asset"]] = fees.get(fill["fee_asset"], Decimal(0)) + fill["fee"]
+    if fees:
+        console.print("fees: " + ", ".join(f"{v.normalize():f} {k}" for k, v in fees.items()))
+
+
+SHOWN = {
+    "cycles": ("at", "total_value", "fire", "executed", "fees_quote", "stopped"),
+    "orders": ("created_at", "client_order_id", "side", "symbol", "amount", "status", "source"),
+    "fills": ("at", "side", "symbol", "amount", "price", "cost", "fee", "fee_asset"),
+    "halts": ("at", "kind", "reason"),
+}
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M:%S}"
+    if isinstance(value, Decimal):
+        return f"{value:.8g}" if abs(value) < 1e12 else str(value)
+    return _text(value)
+
+
+def resume_command(
+    config: ConfigOpt = None,
+    note: Annotated[str, typer.Option(help="Why it is safe to trade again (journaled).")] = "",
+) -> None:
+    """Lift a circuit-breaker halt so that orders may be sent again.
+
+    Check first why it halted (`rebalancer history --kind halts`). Example:
+    `rebalancer resume --note "checked the prices: a real crash, keep rebalancing"`
+    """
+    settings = _settings(config)
+    jr = journal(settings)
+    try:
+        status = jr.halt_status()
+        if status.active is None:
+            console.print(f"not halted (account {account_name(settings)}): nothing to resume")
+            return
+        jr.record_resume(datetime.now(UTC), note or "resumed by the user")
+    finally:
+        jr.close()
+    console.print(
+        f"resumed account {account_name(settings)}; the halt was: {status.active.reason} "
+        f"(since {status.active.at:%Y-%m-%d %H:%M} UTC)"
+    )

@@ -1,0 +1,179 @@
+"""Grids: each row equals its own single run, whichever engine produced it."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rebalancer.backtest.data import load_panel
+from rebalancer.backtest.engine import FirstBar, run_backtest
+from rebalancer.backtest.grid import Combo, break_even, combos, run_grid, write_outputs
+from rebalancer.backtest.reference import simulate
+from rebalancer.core.errors import ConfigError
+from rebalancer.core.model import MarketRules
+from rebalancer.core.planner import PlanPolicy
+from rebalancer.core.strategy import Strategy
+from rebalancer.core.triggers import Threshold
+
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
+DATA = ROOT.parent / "shared" / "data" / "binance_spot_2017_2022"
+DAY = timedelta(days=1)
+D = Decimal
+TARGETS = {"BTC": D("0.3"), "ETH": D("0.3"), "XRP": D("0.2"), "USDT": D("0.2")}
+
+
+@pytest.fixture(scope="module")
+def closes() -> pd.DataFrame:
+    panel = load_panel(DATA, ["BTC", "ETH", "XRP"], "1d", start="2020-01-01", end="2021-06-30")
+    return panel.closes
+
+
+def _strategy() -> Strategy:
+    return Strategy("USDT", TARGETS, Threshold(), PlanPolicy(min_trade=D(10), slippage=D("0.001")))
+
+
+def test_kernel_rows_equal_reference_runs(closes: pd.DataFrame) -> None:
+    bands, fees = [0.02, 0.05, 0.1], [0.0, 0.001, 0.0025]
+    grid = run_grid(closes, _strategy(), bands=bands, fee_rates=fees, bar=DAY, capital=D(1000))
+    assert grid.engines() == {"kernel": 9}
+    prices = closes.to_numpy()
+    targets = np.array([0.3, 0.3, 0.2])
+    for row in grid.rows.to_dict("records"):
+        ref = simulate(
+            prices, targets, capital=1000.0, fee_rate=row["fee_rate"], band_abs=row["band"]
+        )
+        assert row["final_value"] == pytest.approx(ref.final_value, rel=1e-9)
+        assert row["n_rebalances"] == ref.n_rebalances
+        hold = simulate(prices, targets, capital=1000.0, fee_rate=row["fee_rate"])
+        assert row["bh_final_value"] == pytest.approx(hold.final_value, rel=1e-9)
+        assert row["beats_bh"] == (row["final_value"] >= row["bh_final_value"])
+
+
+def test_replay_rows_equal_full_runs(closes: pd.DataFrame) -> None:
+    """Kinds and styles the kernel lacks fall back to the full replay, row for row."""
+    grid = run_grid(
+        closes,
+        _strategy(),
+        bands=[0.03, 0.08],
+        fee_rates=[0.001],
+        kinds=["abs", "rel"],
+        styles=["target", "band_edge"],
+        bar=DAY,
+        capital=D(1000),
+        workers=1,
+    )
+    assert grid.engines() == {"kernel": 2, "replay": 6}
+    for row in grid.rows[grid.rows["engine"] == "replay"].to_dict("records"):
+        combo = Combo(row["kind"], row["style"], row["band"], row["fee_rate"])
+        fee = D(repr(row["fee_rate"]))
+        rules = {
+            a: MarketRules(f"{a}/USDT", a, "USDT", taker_fee=fee) for a in ("BTC", "ETH", "XRP")
+        }
+        policy = PlanPolicy(min_trade=D(0), slippage=D(0), style=row["style"])
+        strategy = Strategy("USDT", TARGETS, combo.trigger(), policy)
+        one = run_backtest(
+            closes, strategy, capital=D(1000), taker_fee=fee, bar=DAY, rules=rules, benchmarks=False
+        )
+        assert row["final_value"] == float(one.run.final_value)
+        assert row["n_rebalances"] == len(one.run.rebalance_bars)
+        hold = run_backtest(
+            closes,
+            Strategy("USDT", TARGETS, FirstBar(), policy),
+            capital=D(1000),
+            taker_fee=fee,
+            bar=DAY,
+            rules=rules,
+            benchmarks=False,
+        )
+        assert row["bh_final_value"] == float(hold.run.final_value)
+
+
+def test_full_semantics_uses_the_replay_everywhere(closes: pd.DataFrame) -> None:
+    grid = run_grid(
+        closes,
+        _strategy(),
+        bands=[0.05],
+        fee_rates=[0.001],
+        bar=DAY,
+        capital=D(1000),
+        semantics="full",
+        workers=1,
+    )
+    assert grid.engines() == {"replay": 1}
+    strategy = Strategy("USDT", TARGETS, Threshold(D("0.05")), _strategy().policy)
+    one = run_backtest(
+        closes,
+        strategy,
+        capital=D(1000),
+        taker_fee=D("0.001"),
+        slippage=D("0.001"),
+        bar=DAY,
+        benchmarks=False,
+    )
+    assert grid.rows["final_value"].iloc[0] == float(one.run.final_value)
+
+
+def test_break_even_definition() -> None:
+    rows = pd.DataFrame(
+        {
+            "kind": ["abs"] * 6,
+            "style": ["target"] * 6,
+            "fee_rate": [0.001] * 3 + [0.0025] * 3,
+            "band": [0.01, 0.02, 0.03] * 2,
+            "final_value": [90.0, 101.0, 99.0, 80.0, 85.0, 99.9],
+            "bh_final_value": [100.0] * 6,
+        }
+    )
+    rows["beats_bh"] = rows["final_value"] >= rows["bh_final_value"]
+    rows["premium"] = rows["final_value"] / rows["bh_final_value"] - 1
+    be = break_even(rows).set_index("fee_rate")
+    assert be.loc[0.001, "break_even_band"] == 0.02  # the smallest band that gets there
+    assert be.loc[0.001, "best_band"] == 0.02
+    assert math.isnan(be.loc[0.0025, "break_even_band"])
+    assert not be.loc[0.0025, "beats_at_all_bands"]
+
+
+def test_bad_grids_are_refused() -> None:
+    with pytest.raises(ConfigError, match="kinds"):
+        combos([0.05], [0.001], ["sometimes"], ["target"])
+    with pytest.raises(ConfigError, match="bands"):
+        combos([0.0], [0.001], ["abs"], ["target"])
+    with pytest.raises(ConfigError, match="fee rates"):
+        combos([0.05], [1.5], ["abs"], ["target"])
+    assert len(combos([0.05, 0.05, 0.1], [0.0, 0.001], ["abs", "rel"], ["target"])) == 8
+
+
+def test_outputs_written(closes: pd.DataFrame, tmp_path: Path) -> None:
+    grid = run_grid(
+        closes, _strategy(), bands=[0.02, 0.05, 0.1, 0.2], fee_rates=[0.0005, 0.001], bar=DAY
+    )
+    paths = write_outputs(grid, tmp_path)
+    back = pd.read_csv(paths["csv"])
+    assert len(back) == 8 and set(back["engine"]) == {"kernel"}
+    assert back["final_value"].tolist() == pytest.approx(grid.rows["final_value"].tolist())
+    for metric in ("final_value", "sharpe", "max_drawdown"):
+        png = paths[f"heatmap_{metric}"]
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(pd.read_csv(paths["break_even"])) == 2
+    assert not math.isnan(grid.rows["sharpe"].iloc[0])
+
+
+def test_worker_processes_give_the_same_rows(closes: pd.DataFrame) -> None:
+    kw = {
+        "bands": [0.02, 0.05, 0.1, 0.2],
+        "fee_rates": [0.001, 0.0025],
+        "kinds": ["rel"],
+        "styles": ["target", "band_edge"],
+        "bar": DAY,
+        "capital": D(1000),
+    }
+    one = run_grid(closes, _strategy(), workers=1, **kw)  # type: ignore[arg-type]
+    two = run_grid(closes, _strategy(), workers=2, **kw)  # type: ignore[arg-type]
+    assert one.engines() == {"replay": 16}
+    pd.testing.assert_frame_equal(one.rows, two.rows)

@@ -1,0 +1,234 @@
+"""``rebalancer backtest`` and ``rebalancer sweep`` through typer's runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from rebalancer.cli.app import app
+
+runner = CliRunner()
+
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
+DATA = ROOT.parent / "shared" / "data" / "binance_spot_2017_2022"
+
+G1 = """
+mode = "paper"
+exchange = "binance"
+quote = "USDT"
+
+[targets]
+BTC = 0.2
+ETH = 0.2
+BNB = 0.2
+XRP = 0.2
+LTC = 0.2
+
+[trigger]
+kind = "threshold"
+band_abs = 0.05
+"""
+
+
+@pytest.fixture
+def g1_config(tmp_path: Path) -> Path:
+    path = tmp_path / "g1.toml"
+    path.write_text(G1)
+    return path
+
+
+def test_help_has_examples() -> None:
+    for command in ("backtest", "sweep"):
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "Example:" in result.output
+
+
+def test_backtest_on_embedded_data(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["backtest", "--json", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["bars"] > 400
+    assert set(data["benchmarks"]) == {"buy_and_hold", "calendar"}
+    strategy = data["strategy"]
+    assert strategy["rebalances"] >= 1 and strategy["fees"] > 0
+    assert strategy["final_value"] > 0
+    prem = data["premium_vs_buy_and_hold"]["total"]
+    bh = data["benchmarks"]["buy_and_hold"]["final_value"]
+    assert prem == pytest.approx(strategy["final_value"] / bh - 1)
+    assert (out / "report.html").is_file()
+    assert json.loads((out / "summary.json").read_text())["strategy"] == strategy
+    trades = pd.read_csv(out / "trades.csv")
+    assert len(trades) == strategy["orders"]
+    assert set(data["data"]["sha256"]) == {"BTC", "ETH", "SOL"}
+
+
+def test_backtest_on_real_history(tmp_path: Path, g1_config: Path) -> None:
+    out = tmp_path / "g1"
+    result = runner.invoke(
+        app,
+        [
+            "backtest",
+            "-c",
+            str(g1_config),
+            "--data-dir",
+            str(DATA),
+            "--start",
+            "2018-05-04",
+            "--end",
+            "2022-10-10",
+            "--fee",
+            "0.0025",
+            "--capital",
+            "5000",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["start"].startswith("2018-05-05")  # the first close: open + 1 day
+    assert data["bars"] == 1621
+    assert data["taker_fee"] == 0.0025
+    assert data["strategy"]["initial_value"] == 5000
+    assert len(data["rebalance_times"]) == data["strategy"]["rebalances"]
+    page = (out / "report.html").read_text()
+    for digest in data["data"]["sha256"].values():
+        assert digest in page
+
+
+def test_backtest_human_output(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["backtest", "--out", str(tmp_path / "o"), "--no-report"])
+    assert result.exit_code == 0, result.output
+    assert "buy-and-hold" in result.output and "Sharpe" in result.output
+    assert not (tmp_path / "o" / "report.html").exists()
+
+
+def test_sweep_on_real_history(tmp_path: Path, g1_config: Path) -> None:
+    out = tmp_path / "sweep"
+    result = runner.invoke(
+        app,
+        [
+            "sweep",
+            "-c",
+            str(g1_config),
+            "--data-dir",
+            str(DATA),
+            "--start",
+            "2018-05-04",
+            "--bands",
+            "0.01:0.25:0.01",
+            "--fee",
+            "0,0.0005,0.001,0.0025",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["combinations"] == 100
+    assert data["engines"] == {"kernel": 100}
+    bands = sorted({r["band"] for r in data["rows"]})
+    assert bands[0] == 0.01 and bands[-1] == 0.25 and len(bands) == 25
+    assert len(data["break_even"]) == 4
+    for be in data["break_even"]:
+        rows = [r for r in data["rows"] if r["fee_rate"] == be["fee_rate"]]
+        beating = sorted(r["band"] for r in rows if r["final_value"] >= r["bh_final_value"])
+        assert be["break_even_band"] == (beating[0] if beating else None)
+    for name in (
+        "sweep.csv",
+        "break_even.csv",
+        "heatmap_final_value.png",
+        "heatmap_sharpe.png",
+        "heatmap_max_drawdown.png",
+    ):
+        assert (out / name).is_file()
+
+
+def test_sweep_falls_back_to_the_replay(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "sweep",
+            "--bands",
+            "0.05,0.1",
+            "--fee",
+            "0.001",
+            "--kinds",
+            "abs,rel",
+            "--styles",
+            "target,band_edge",
+            "--workers",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["engines"] == {"kernel": 2, "replay": 6}
+    assert {r["engine"] for r in data["rows"] if r["kind"] == "rel"} == {"replay"}
+
+
+def test_user_errors_are_clear(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["backtest", "--timeframe", "1h", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "daily only" in result.output
+    result = runner.invoke(app, ["sweep", "--bands", "a:b", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--bands" in result.output
+    result = runner.invoke(app, ["backtest", "--data-dir", str(tmp_path), "--out", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "BTC" in result.output
+
+
+def test_walk_forward_on_real_history(tmp_path: Path, g1_config: Path) -> None:
+    out = tmp_path / "wf"
+    result = runner.invoke(
+        app,
+        [
+            "walk-forward",
+            "-c",
+            str(g1_config),
+            "--data-dir",
+            str(DATA),
+            "--start",
+            "2019-01-01",
+            "--end",
+            "2021-12-31",
+            "--bands",
+            "0.02,0.05,0.1,0.2",
+            "--train",
+            "365d",
+            "--test",
+            "120d",
+            "--objective",
+            "calmar",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["objective"] == "calmar"
+    windows = data["windows"]
+    # 1096 bars: 365 in-sample, then 731 out-of-sample: 6 windows of 120 and one of 11
+    assert len(windows) == 7
+    assert windows[-1]["test_end"].startswith("2021-12-31")
+    assert windows[0]["test_start"].startswith("2020-01-01")
+    assert all(w["band"] in (0.02, 0.05, 0.1, 0.2) for w in windows)
+    best = data["best_fixed_in_hindsight"]
+    assert best["band"] in (0.02, 0.05, 0.1, 0.2)
+    assert data["walk_forward"]["final_value"] > 0
+    for name in ("walk_forward.csv", "hindsight.csv", "walk_forward.png"):
+        assert (out / name).is_file()
+    assert "Example:" in runner.invoke(app, ["walk-forward", "--help"]).output
