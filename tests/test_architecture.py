@@ -1,6 +1,6 @@
 """The import rule, checked on the source: the architecture stays visible in the tree.
 
-core  <-  ports, config  <-  service, daemon, logs  <-  adapters, backtest  <-  bootstrap  <-  cli
+core <- ports, config <- service, daemon, logs <- adapters, backtest <- bootstrap <- cli, web
 """
 
 from __future__ import annotations
@@ -24,7 +24,19 @@ ALLOWED: dict[str, set[str]] = {
     "adapters": {"core", "ports", "config", "adapters"},
     "backtest": {"core", "ports", "config", "service", "adapters", "backtest", "demo_data"},
     "bootstrap": {"core", "ports", "config", "service", "adapters", "backtest", "bootstrap"},
-    "cli": {"core", "ports", "config", "service", "daemon", "logs", "backtest", "bootstrap", "cli"},
+    "cli": {
+        "core",
+        "ports",
+        "config",
+        "service",
+        "daemon",
+        "logs",
+        "backtest",
+        "bootstrap",
+        "cli",
+        "web",
+    },
+    "web": {"core", "ports", "config", "service", "daemon", "logs", "backtest", "bootstrap", "web"},
     "demo_data": set(),
     "__init__": set(),
     "__main__": {"cli"},

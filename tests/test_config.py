@@ -22,6 +22,7 @@ from rebalancer.config import (
     parse_config,
     show_config,
 )
+from rebalancer.config.secrets import DotenvExposed
 from rebalancer.core.errors import AuthError, ConfigError
 from rebalancer.core.triggers import AllOf, AnyOf, Calendar, Never, Threshold
 
@@ -507,6 +508,7 @@ def test_secrets_from_an_env_mapping_do_not_touch_os_environ() -> None:
 def test_secrets_from_a_dotenv_file_and_env_wins(tmp_path: Path) -> None:
     dotenv = tmp_path / "my.env"
     dotenv.write_text("KRAKEN_API_KEY=file-key\nKRAKEN_API_SECRET='file secret'\n")
+    dotenv.chmod(0o600)
     keys = load_secrets("kraken", env={}, dotenv_path=dotenv)
     assert keys.ccxt_credentials() == {"apiKey": "file-key", "secret": "file secret"}
     keys = load_secrets("kraken", env={"KRAKEN_API_KEY": "env-key"}, dotenv_path=dotenv)
@@ -516,7 +518,23 @@ def test_secrets_from_a_dotenv_file_and_env_wins(tmp_path: Path) -> None:
 
 def test_dotenv_in_the_current_folder_is_used_by_default(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("BINANCE_API_KEY=a\nBINANCE_API_SECRET=b\n")  # cwd is tmp
+    (tmp_path / ".env").chmod(0o600)
     assert load_secrets("binance", env={}).missing == []
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660, 0o700])
+def test_a_dotenv_other_users_can_read_is_refused(tmp_path: Path, mode: int) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("BINANCE_API_KEY=k-secret-1\nBINANCE_API_SECRET=s-secret-2\n")
+    dotenv.chmod(mode)
+    if mode & 0o077 == 0:
+        assert load_secrets("binance", env={}, dotenv_path=dotenv).missing == []
+        return
+    with pytest.raises(DotenvExposed) as info:
+        load_secrets("binance", env={}, dotenv_path=dotenv)
+    msg = str(info.value)
+    assert str(dotenv) in msg and f"chmod 600 {dotenv}" in msg and f"{mode:o}" in msg
+    assert "secret-1" not in msg and "secret-2" not in msg
 
 
 def test_missing_keys_raise_auth_error_naming_variables_not_values(tmp_path: Path) -> None:

@@ -4,15 +4,18 @@
 file under the user's data directory, prices from the latest bar of a candle folder (the
 embedded demo data unless ``paper.data_dir`` is set). ``live``: the CCXT adapter with keys
 from the environment, only when the config says ``mode = "live"`` *and* the caller
-confirmed it.
+confirmed it -- on the account's first live start with an explicit "I understand" too --
+and only with keys the exchange says cannot withdraw or transfer funds.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rebalancer.adapters.clock import SystemClock
 from rebalancer.adapters.journal import SqlJournal, open_journal
@@ -20,13 +23,20 @@ from rebalancer.adapters.notify import LogNotifier
 from rebalancer.adapters.paper import PaperExchange, default_rules
 from rebalancer.adapters.state_file import StateFile
 from rebalancer.backtest.data import load_demo_panel, load_panel
+from rebalancer.backtest.history import FrameHistory
 from rebalancer.backtest.replay import decimal_rows
 from rebalancer.config import Settings
 from rebalancer.core.errors import StopAndTell, UnknownSymbol
 from rebalancer.core.model import MarketRules
 from rebalancer.core.risk import RiskLimits
 from rebalancer.core.strategy import Strategy
-from rebalancer.ports import Clock, Exchange, Journal, Notifier
+from rebalancer.core.vol_bands import history_bars
+from rebalancer.ports import Clock, Exchange, Journal, Notifier, PriceHistory
+
+if TYPE_CHECKING:
+    from rebalancer.adapters.ccxt.permissions import KeyPermissions
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,6 +51,7 @@ class Runtime:
     clock: Clock
     prices_note: str
     risk: RiskLimits | None = None
+    history: PriceHistory | None = None  # recent closes, for look-back triggers
 
     def close(self) -> None:
         """Release the journal (and the account's lock when trading)."""
@@ -135,6 +146,8 @@ def build_paper(settings: Settings, *, lock: bool = False) -> Runtime:
         settings.rebalance.slippage,
         _market_rules(settings, prices),
         on_change=state.save_balances,
+        on_order=state.save_account,
+        orders=state.orders(),
     )
     exchange.set_prices(prices, at)
     note = f"paper account ({state.path}); prices: {source} as of {at:%Y-%m-%d %H:%M} UTC"
@@ -147,14 +160,40 @@ def build_paper(settings: Settings, *, lock: bool = False) -> Runtime:
         SystemClock(),
         note,
         risk_limits(settings),
+        _paper_history(settings, strategy),
     )
 
 
-def build(settings: Settings, *, confirm_live: bool = False, lock: bool = False) -> Runtime:
+def _paper_history(settings: Settings, strategy: Strategy) -> PriceHistory | None:
+    """The daily closes of the paper candles, when the trigger looks back (vol bands)."""
+    if settings.paper.prices != "candles" or not history_bars(strategy.trigger):
+        return None
+    data_dir = settings.paper.data_dir
+    panel = (
+        load_panel(data_dir, list(strategy.assets), "1d", quote=settings.quote)
+        if data_dir is not None
+        else load_demo_panel()
+    )
+    return FrameHistory(panel.closes[list(strategy.assets)], timedelta(days=1))
+
+
+def build(
+    settings: Settings,
+    *,
+    confirm_live: bool = False,
+    lock: bool = False,
+    first_live: bool = False,
+    allow_withdrawals: bool = False,
+) -> Runtime:
     """Wire the adapters for ``settings.mode``; live needs ``confirm_live``.
 
     ``lock``: take the account's lock (commands that trade), so that one process at a time
     trades one account; call :meth:`Runtime.close` when done.
+
+    Live also needs, on the account's first live start only, ``first_live`` (the user's
+    explicit "I understand", then remembered in the state folder), and checks the keys'
+    permissions with the exchange: a key that can withdraw or transfer is refused unless
+    ``allow_withdrawals``; a missing IP whitelist is logged as a warning.
     """
     if settings.mode != "live":
         return build_paper(settings, lock=lock)
@@ -163,9 +202,22 @@ def build(settings: Settings, *, confirm_live: bool = False, lock: bool = False)
             'mode = "live" in the config: real orders would be sent. Re-run with '
             '--live to confirm, or set mode = "paper"'
         )
+    first = not live_confirmed(settings)
+    if first and not first_live:
+        raise LiveNotConfirmed(
+            f"first live start for {account_name(settings)}: real orders will be sent on "
+            f"{settings.exchange} with real money. Run once with --live --i-understand "
+            "(`rebalancer rebalance --live --i-understand`), or confirm without trading with "
+            "`rebalancer keys check --i-understand`; later starts need only --live"
+        )
+    from rebalancer.adapters.ccxt.permissions import check_live_keys
     from rebalancer.adapters.live import build_live  # the only path that reaches ccxt
 
     exchange, note = build_live(settings)
+    for warning in check_live_keys(exchange, allow_withdrawals=allow_withdrawals):
+        log.warning("keys check: %s", warning)
+    if first:
+        record_live_confirmation(settings, datetime.now(UTC))
     return Runtime(
         "live",
         settings.strategy(),
@@ -175,6 +227,31 @@ def build(settings: Settings, *, confirm_live: bool = False, lock: bool = False)
         SystemClock(),
         note,
         risk_limits(settings),
+    )
+
+
+def key_permissions(settings: Settings) -> list[KeyPermissions]:
+    """Ask each configured exchange what its API key may do (``rebalancer keys check``)."""
+    from rebalancer.adapters.ccxt.permissions import clients_of
+    from rebalancer.adapters.ccxt.permissions import key_permissions as ask
+    from rebalancer.adapters.live import build_live
+
+    exchange, _ = build_live(settings)
+    return [ask(client) for client in clients_of(exchange)]
+
+
+def live_confirmations(settings: Settings) -> StateFile:
+    """Where the first live start's confirmation is remembered, per account."""
+    return StateFile(settings.state_dir / "live-confirmed.json")
+
+
+def live_confirmed(settings: Settings) -> bool:
+    return account_name(settings) in live_confirmations(settings).read()
+
+
+def record_live_confirmation(settings: Settings, at: datetime) -> None:
+    live_confirmations(settings).update(
+        **{account_name(settings): {"at": at.isoformat(), "exchange": settings.exchange}}
     )
 
 

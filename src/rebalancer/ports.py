@@ -6,7 +6,7 @@ Decimal; times are aware UTC datetimes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -40,6 +40,17 @@ class Exchange(Protocol):
 
     def fetch_order(self, client_order_id: str, symbol: str) -> Fill | None:
         """Look an order up by our client id; None if the exchange has no such order."""
+        ...
+
+
+class PriceHistory(Protocol):
+    """Recent closes for triggers that look back (volatility-scaled bands)."""
+
+    def closes(
+        self, assets: Sequence[str], until: datetime, bars: int
+    ) -> Mapping[str, Sequence[Decimal]]:
+        """Per asset, the last ``bars`` closes of bars closed at or before ``until``, oldest
+        first (fewer when the history is shorter; never a later price)."""
         ...
 
 

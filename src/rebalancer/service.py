@@ -15,19 +15,28 @@ each order's intent is journaled before the request is sent and its outcome afte
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from rebalancer.core.drift import PortfolioDrift, compute_drift
-from rebalancer.core.errors import OrderOutcomeUnknown, RebalancerError, SkipLeg
+from rebalancer.core.errors import (
+    ExchangeBanned,
+    OrderOutcomeUnknown,
+    RebalancerError,
+    RetryLater,
+    SkipLeg,
+)
+from rebalancer.core.flows import detect_flows, flow_targets
 from rebalancer.core.model import ZERO, Fill, OrderRequest, Side, Snapshot
 from rebalancer.core.planner import Plan, effective_targets, plan
 from rebalancer.core.risk import RiskLimits, drawdown_breach, plan_breach
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import Decision, TriggerContext
-from rebalancer.ports import Event, Exchange, Journal, Notifier, OrderOutcome
+from rebalancer.core.vol_bands import history_bars
+from rebalancer.ports import Event, Exchange, Journal, Notifier, OrderOutcome, PriceHistory
 
 
 @dataclass(frozen=True)
@@ -53,21 +62,23 @@ class CycleReport:
     executed: bool = False
     stopped: str = ""
     reconciled: ReconcileReport | None = None
+    flows: dict[str, Decimal] = field(default_factory=dict)
 
     @property
     def traded_value(self) -> Decimal:
         return sum((f.cost for f in self.fills), ZERO)
 
     def fees_in_quote(self) -> Decimal:
-        """Fees valued in the quote at the snapshot's prices."""
-        snap = self.snapshot
-        return sum(
-            (
-                f.fee * (1 if f.fee_asset == snap.quote else snap.prices.get(f.fee_asset, f.price))
-                for f in self.fills
-            ),
-            ZERO,
-        )
+        """Fees valued in the quote: the quote itself at 1, the traded asset at its fill
+        price, any other asset (e.g. BNB) at the snapshot's price, or 0 when unpriced."""
+        return sum((self._fee_value(f) for f in self.fills), ZERO)
+
+    def _fee_value(self, f: Fill) -> Decimal:
+        if f.fee_asset == self.snapshot.quote:
+            return f.fee
+        if f.fee_asset == f.asset:
+            return f.fee * f.price
+        return f.fee * self.snapshot.prices.get(f.fee_asset, ZERO)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -116,15 +127,25 @@ def client_order_id(at: datetime, side: Side, index: int) -> str:
 
 
 def evaluate(
-    exchange: Exchange, journal: Journal, strategy: Strategy, now: datetime
+    exchange: Exchange,
+    journal: Journal,
+    strategy: Strategy,
+    now: datetime,
+    history: PriceHistory | None = None,
 ) -> tuple[Snapshot, PortfolioDrift, Decision]:
-    """Read the account and decide, without trading."""
+    """Read the account and decide, without trading.
+
+    ``history`` feeds the recent closes to a trigger that asks for them (a volatility-scaled
+    band); without it such a trigger uses its base band.
+    """
     snapshot = exchange.snapshot(strategy.assets, strategy.quote)
     targets = effective_targets(snapshot, strategy.targets, strategy.policy)
     drift = compute_drift(snapshot, targets)
     times = journal.trigger_times()
+    bars = history_bars(strategy.trigger)
+    closes = history.closes(strategy.assets, now, bars) if bars and history else None
     decision = strategy.trigger.check(
-        drift, TriggerContext(now, times.last_check, times.last_fired)
+        drift, TriggerContext(now, times.last_check, times.last_fired, closes)
     )
     return snapshot, drift, decision
 
@@ -153,6 +174,8 @@ def reconcile(exchange: Exchange, journal: Journal, now: datetime) -> ReconcileR
         cid = order.client_order_id
         try:
             found = exchange.fetch_order(cid, order.symbol)
+        except ExchangeBanned:
+            raise
         except RebalancerError as exc:
             result.unknown.append(f"{cid} ({exc})")
             continue
@@ -189,19 +212,35 @@ def run_cycle(
     execute: bool = True,
     force: bool = False,
     risk: RiskLimits | None = None,
+    history: PriceHistory | None = None,
+    expected: Mapping[str, Decimal] | None = None,
 ) -> CycleReport:
     """Run one cycle at ``now``. ``execute=False`` plans only; ``force`` ignores the rule.
 
     ``risk``: the circuit breaker's limits (None: no breaker, as in backtests); an active
-    halt in the journal blocks orders either way.
+    halt in the journal blocks orders either way. ``history``: see :func:`evaluate`.
+    ``expected``: the balances this cycle should find (the previous cycle's post-trade
+    balances plus the fills since); with ``policy.cash_flows == "spread"`` a quote deposit
+    or withdrawal they do not explain is traded on its own when the rule does not fire
+    (:func:`rebalancer.core.flows.flow_targets`), and every flow is in ``report.flows``.
     """
-    reconciled = reconcile(exchange, journal, now) if execute else ReconcileReport()
-    snapshot, drift, decision = evaluate(exchange, journal, strategy, now)
+    try:
+        reconciled = reconcile(exchange, journal, now) if execute else ReconcileReport()
+        snapshot, drift, decision = evaluate(exchange, journal, strategy, now, history)
+    except ExchangeBanned as exc:
+        # a ban lengthens with every request: halt (once) until the user resumes
+        if execute and journal.halt_status().active is None:
+            _halt(journal, notifier, str(exc), now)
+        raise
     if force and not decision.fire:
         decision = Decision(True, f"forced by the user ({decision.reason})")
     report = CycleReport(now, snapshot, drift, decision, reconciled=reconciled)
+    if expected is not None:
+        report.flows = detect_flows(expected, snapshot.balances)
     if decision.fire:
         report.plan = plan(snapshot, strategy.targets, strategy.policy, strategy.threshold)
+    elif report.flows and strategy.policy.cash_flows == "spread":
+        strategy = _flow_strategy(strategy, report)
     if execute:
         report.stopped = _blocked(journal, notifier, reconciled, report, risk)
         if report.plan is not None and not report.stopped:
@@ -209,6 +248,23 @@ def run_cycle(
         journal.record_cycle(report)
         _notify(notifier, report)
     return report
+
+
+def _flow_strategy(strategy: Strategy, report: CycleReport) -> Strategy:
+    """Plan a detected quote flow on its own (the strategy whose targets trade it)."""
+    flow = report.flows.get(strategy.quote, ZERO)
+    weights = flow_targets(report.drift, flow, strategy.quote)
+    if weights is None:
+        return strategy
+    kind = "deposit" if flow > 0 else "withdrawal"
+    report.decision = Decision(
+        True,
+        f"{kind} of {abs(flow)} {strategy.quote} spread over the "
+        f"{'underweight' if flow > 0 else 'overweight'} assets ({report.decision.reason})",
+    )
+    flow_strategy = replace(strategy, targets=weights)
+    report.plan = plan(report.snapshot, weights, strategy.policy)
+    return flow_strategy
 
 
 def _blocked(
@@ -291,7 +347,14 @@ def _execute(
     report.executed = True
     if not _send(exchange, journal, report.plan.sells, Side.SELL, report):
         return
-    after_sells = exchange.snapshot(strategy.assets, strategy.quote)
+    try:
+        after_sells = exchange.snapshot(strategy.assets, strategy.quote)
+    except RetryLater as exc:  # the sells are journaled; the buys wait for fresh balances
+        if isinstance(exc, ExchangeBanned):
+            report.stopped = _halt(journal, notifier, str(exc), report.at)
+        else:
+            report.stopped = f"balances could not be read after the sells ({exc}); buys wait"
+        return
     report.buy_plan = plan(
         after_sells, strategy.targets, strategy.policy, strategy.threshold, phase="buys"
     )

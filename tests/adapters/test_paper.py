@@ -99,3 +99,14 @@ def test_balances_persist_through_the_state_file(tmp_path: Path) -> None:
     state.path.write_text("{not json")
     with pytest.raises(DataError, match="paper reset"):
         state.balances()
+
+
+def test_orders_survive_a_restart_through_the_state_file(tmp_path: Path) -> None:
+    """A crash after a paper fill: the next process finds the order by its client id."""
+    state = StateFile(tmp_path / "paper.json")
+    first = exchange(on_order=state.save_account)
+    fill = first.create_market_order(order(Side.SELL, "0.004"))
+    restarted = PaperExchange("USDT", state.balances() or {}, D("0.001"), orders=state.orders())
+    assert restarted.fetch_order("id-1", "BTC/USDT") == fill
+    assert restarted.balances == first.balances
+    assert restarted.fetch_order("id-2", "BTC/USDT") is None

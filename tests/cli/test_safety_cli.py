@@ -123,3 +123,47 @@ def test_rebalance_refuses_while_another_instance_holds_the_account(config: Path
 def test_help_has_an_example(command: str) -> None:
     code, out = run(command, "--help")
     assert code == 0 and "Example:" in out
+
+
+def test_status_shows_whether_trading_is_halted(config: Path) -> None:
+    code, out = run("status", "-c", str(config), "--json")
+    assert code == 0 and json.loads(out)["halted"] is None
+    assert "not halted" in run("status", "-c", str(config))[1]
+    j = journal(load_config(config))
+    j.record_halt("portfolio value fell 20 % within 24 h", datetime(2026, 3, 1, tzinfo=UTC))
+    j.close()
+    code, out = run("status", "-c", str(config), "--json")
+    halted = json.loads(out)["halted"]
+    assert code == 0 and halted["reason"].startswith("portfolio value fell 20 %")
+    assert halted["at"].startswith("2026-03-01")
+    code, out = run("status", "-c", str(config))
+    assert code == 0 and "HALTED" in out and "rebalancer resume" in out
+    assert run("resume", "-c", str(config))[0] == 0
+    assert json.loads(run("status", "-c", str(config), "--json")[1])["halted"] is None
+
+
+def test_paper_orders_survive_a_crash_and_are_reconciled(config: Path) -> None:
+    """The paper account keeps its orders in its state file: after a crash between the fill
+    and the journal's outcome, the next start finds the order by its client id."""
+    from rebalancer.core.model import OrderRequest, Side
+    from rebalancer.service import reconcile
+
+    settings = load_config(config)
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    order = OrderRequest(
+        "BTC", "BTC/USDT", Side.SELL, Decimal("0.01"), Decimal(1), Decimal(1), Decimal(0), "rb-x1"
+    )
+    rt = build(settings, lock=True)
+    rt.journal.record_intent(order, now)
+    fill = rt.exchange.create_market_order(order)
+    rt.close()  # the process dies here: the outcome never reached the journal
+
+    rt = build(settings, lock=True)
+    try:
+        assert [o.client_order_id for o in rt.journal.unresolved_intents()] == ["rb-x1"]
+        report = reconcile(rt.exchange, rt.journal, now)
+        assert report.clear and report.resolved["rb-x1"].source == "reconciled: filled"
+        assert report.resolved["rb-x1"].fill == fill
+        assert rt.journal.unresolved_intents() == []
+    finally:
+        rt.close()

@@ -13,7 +13,8 @@ prices, then ``depth`` levels behind them), signed ``/api/v3/account``,
 ``POST /api/v3/order`` (market orders by ``quantity`` or ``quoteOrderQty``, LIMIT IOC
 orders filled at the best price when it is within the limit, PRICE_FILTER, LOT_SIZE and
 NOTIONAL filters, balances), ``GET /api/v3/order`` (``origClientOrderId`` or ``orderId``)
-and ``/api/v3/myTrades``. Signed requests need the right API key and HMAC-SHA256 signature
+and ``/api/v3/myTrades``, and ``GET /api/v3/klines`` (see :meth:`BinanceDouble.add_klines`).
+Signed requests need the right API key and HMAC-SHA256 signature
 and a timestamp inside ``recvWindow`` of the double's clock; errors are Binance's bodies.
 
 Faults: :meth:`BinanceDouble.inject` queues one fault for the next request to an endpoint
@@ -47,6 +48,32 @@ from requests.structures import CaseInsensitiveDict
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "ccxt-fixtures" / "binance"
 HOST = "api.binance.com"
 ZERO = Decimal(0)
+# request weights (Binance spot, 2024): klines 2, exchangeInfo 20, depth 5..250, others 1..20
+_WEIGHTS = {
+    ("GET", "/api/v3/klines"): 2,
+    ("GET", "/api/v3/exchangeInfo"): 20,
+    ("GET", "/api/v3/ticker/24hr"): 2,
+    ("GET", "/api/v3/account"): 20,
+}
+_INTERVAL_MS = {
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
+    "1d": 86_400_000,
+}
+
+
+def _kline_num(value: float) -> str:
+    """Binance prints kline numbers with 8 decimals."""
+    return f"{value:.8f}"
 
 
 class UnhandledRequest(AssertionError):
@@ -169,6 +196,17 @@ class BinanceDouble(BaseAdapter):
         self._faults: dict[tuple[str, str], list[Fault | tuple[int, int, str] | None]] = {}
         self._next_id = 1000
         self._next_trade = 5000
+        # klines: (symbol id, interval) -> int64 open times (ms) and the OHLCV rows (floats)
+        self.klines: dict[tuple[str, str], tuple[Any, Any]] = {}
+        # request weight per window (Binance: REQUEST_WEIGHT 6000 per minute); None: unlimited
+        self.weight_limit: int | None = None
+        self.weight_window_ms = 60_000
+        self.weight_used = 0
+        self._weight_window = -1
+        self._banned_until_ms = 0
+        # (double time ms, wall time s, params) of every klines request, and the statuses
+        self.kline_requests: list[tuple[int, float, dict[str, str]]] = []
+        self.kline_statuses: Counter[int] = Counter()
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -228,6 +266,11 @@ class BinanceDouble(BaseAdapter):
         if fault in (Fault.HTTP_429, Fault.HTTP_418):
             status = 429 if fault is Fault.HTTP_429 else 418
             return self._error(request, status, -1003, "Too many requests; IP banned.")
+        limited = self._weigh(request, method, path, params)
+        if limited is not None:
+            return limited
+        if (method, path) == ("GET", "/api/v3/klines") and self.klines:  # after add_klines
+            return self._klines_response(request, params, fault)
         handler = self._route(method, path)
         if handler is None:
             raise UnhandledRequest(f"the Binance double does not serve {method} {path}")
@@ -364,6 +407,131 @@ class BinanceDouble(BaseAdapter):
             "bids": [[_d(str(bid - i * step)), _d(str(qty))] for i in levels],
             "asks": [[_d(str(ask + i * step)), _d(str(qty))] for i in levels],
         }
+
+    # -- klines and request weight ---------------------------------------------------------
+
+    def add_klines(self, symbol_id: str, interval: str, path: Path) -> None:
+        """Serve the candles of a ``timestamp,open,high,low,close,volume`` CSV (``.csv.gz``
+        too) as ``symbol_id`` ``interval`` klines. Candles opening after :meth:`now_ms` are
+        not served yet; the one containing it is served still open (partial values)."""
+        import numpy as np
+        import pandas as pd
+
+        frame = pd.read_csv(path)
+        times = frame["timestamp"].to_numpy(dtype="int64")
+        rows = frame[["open", "high", "low", "close", "volume"]].to_numpy(dtype="float64")
+        self.klines[(symbol_id, interval)] = (np.ascontiguousarray(times), rows)
+
+    def _weigh(
+        self, request: requests.PreparedRequest, method: str, path: str, params: dict[str, str]
+    ) -> requests.Response | None:
+        """Count the request's weight; 429 over the limit, 418 when asked again too soon."""
+        now = self.now_ms()
+        window = now // self.weight_window_ms
+        if window != self._weight_window:
+            self._weight_window, self.weight_used = window, 0
+        weight = _WEIGHTS.get((method, path), 1)
+        if self.weight_limit is None:
+            self.weight_used += weight
+            return None
+        if now < self._banned_until_ms:
+            # Binance: repeatedly violating the limit after a 429 earns an IP ban (418)
+            self._banned_until_ms = now + 2 * self.weight_window_ms
+            return self._limited(request, 418, now, "Way too much request weight used; IP banned")
+        if self.weight_used + weight > self.weight_limit:
+            self._banned_until_ms = (window + 1) * self.weight_window_ms
+            return self._limited(request, 429, now, "Too much request weight used")
+        self.weight_used += weight
+        return None
+
+    def _limited(
+        self, request: requests.PreparedRequest, status: int, now: int, msg: str
+    ) -> requests.Response:
+        if urlsplit(request.url or "").path == "/api/v3/klines":
+            self.kline_statuses[status] += 1
+        retry_after = max(1, -(-(self._banned_until_ms - now) // 1000))
+        response = self._error(
+            request,
+            status,
+            -1003,
+            f"{msg}; current limit is {self.weight_limit} request weight per "
+            f"{self.weight_window_ms // 1000} SECOND. Please use WebSocket Streams for live "
+            "updates to avoid polling the API.",
+        )
+        response.headers["Retry-After"] = str(retry_after)
+        response.headers["x-mbx-used-weight-1m"] = str(self.weight_used)
+        return response
+
+    def _klines_response(
+        self,
+        request: requests.PreparedRequest,
+        params: dict[str, str],
+        fault: Fault | tuple[int, int, str] | None,
+    ) -> requests.Response:
+        self.kline_requests.append((self.now_ms(), time.time(), dict(params)))
+        status, data = self._klines(params)
+        self.kline_statuses[status] += 1
+        if fault is Fault.TIMEOUT_AFTER:
+            raise requests.exceptions.ReadTimeout("injected: read timeout /api/v3/klines")
+        text = json.dumps(data)
+        if fault is Fault.TRUNCATED:
+            text = text[: len(text) // 2]
+        response = self._respond(request, status, text)
+        response.headers["x-mbx-used-weight-1m"] = str(self.weight_used)
+        return response
+
+    def _klines(self, params: dict[str, str]) -> tuple[int, Any]:
+        """Binance's rules: ``limit`` default 500, max 1000; ``startTime``/``endTime`` bound
+        open times (both inclusive); with neither, the latest ``limit`` candles."""
+        import numpy as np
+
+        symbol, interval = params.get("symbol", ""), params.get("interval", "")
+        if symbol not in self.symbols:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        if interval not in _INTERVAL_MS:
+            return 400, {"code": -1120, "msg": "Invalid interval."}
+        limit = int(params.get("limit", "500"))
+        if not 1 <= limit <= 1000:
+            return 400, {"code": -1130, "msg": "Invalid limit."}
+        start = int(params["startTime"]) if "startTime" in params else None
+        end = int(params["endTime"]) if "endTime" in params else None
+        if start is not None and end is not None and start > end:
+            return 400, {"code": -1023, "msg": "Start time is greater than end time."}
+        times, rows = self.klines.get((symbol, interval), (np.zeros(0, "int64"), None))
+        step = _INTERVAL_MS[interval]
+        now = self.now_ms()
+        hi = int(np.searchsorted(times, now, side="right"))  # opened by now
+        if end is not None:
+            hi = min(hi, int(np.searchsorted(times, end, side="right")))
+        lo = int(np.searchsorted(times, start, side="left")) if start is not None else 0
+        if start is None:
+            lo = max(lo, hi - limit)
+        hi = min(hi, lo + limit) if hi > lo else lo
+        out = []
+        for i in range(lo, hi):
+            t = int(times[i])
+            o, h, low, c, v = (float(x) for x in rows[i])
+            close_time = t + step - 1
+            if t + step > now:  # still open: the part of the candle traded so far
+                h = low = c = o
+                v *= (now - t) / step
+            out.append(
+                [
+                    t,
+                    _kline_num(o),
+                    _kline_num(h),
+                    _kline_num(low),
+                    _kline_num(c),
+                    _kline_num(v),
+                    close_time,
+                    _kline_num(v * c),
+                    1000,
+                    _kline_num(v / 2),
+                    _kline_num(v * c / 2),
+                    "0",
+                ]
+            )
+        return 200, out
 
     # -- signed endpoints -----------------------------------------------------------------
 

@@ -3,7 +3,10 @@
 Prices come from outside (a candle replay or, later, a live exchange's public tickers)
 through :meth:`PaperExchange.set_prices`; fills use the core's fill model
 (:mod:`rebalancer.core.fills`), so paper and backtest trade exactly alike. Deterministic
-given its inputs. Balances can be persisted through a callback after every fill.
+given its inputs. Balances can be persisted through a callback after every fill; with
+``on_order`` the balances *and* the orders (client id -> fill) are handed over together, so
+a state file written atomically holds both and reconciliation after a crash finds the
+orders the account already traded.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class PaperExchange:
     slippage: Decimal = ZERO
     rule_overrides: Mapping[str, MarketRules] = field(default_factory=dict)
     on_change: Callable[[dict[str, Decimal]], None] | None = None
+    on_order: Callable[[dict[str, Decimal], dict[str, Fill]], None] | None = None
     name: str = "paper"
     prices: dict[str, Decimal] = field(default_factory=dict)
     prices_at: datetime | None = None
@@ -92,7 +96,9 @@ class PaperExchange:
         fill = fill_market_order(order, rules, price, price, self.slippage, self.balances)
         self.balances = apply_fill(self.balances, fill, self.quote)
         self.orders[order.client_order_id] = fill
-        if self.on_change is not None:
+        if self.on_order is not None:
+            self.on_order(dict(self.balances), dict(self.orders))
+        elif self.on_change is not None:
             self.on_change(dict(self.balances))
         return fill
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rebalancer.core.errors import DataError
-from rebalancer.core.model import OrderRequest, Side
+from rebalancer.core.model import Fill, OrderRequest, Side
 from rebalancer.ports import Halt, HaltStatus, OrderOutcome, TriggerTimes
 
 KEEP_CYCLES = 500
@@ -60,6 +60,53 @@ class StateFile:
 
     def save_balances(self, balances: dict[str, Decimal]) -> None:
         self.update(balances={k: str(v) for k, v in sorted(balances.items())})
+
+    def orders(self) -> dict[str, Fill]:
+        """The paper account's orders (client order id -> fill), empty when none."""
+        raw = self.read().get("orders") or {}
+        return {cid: fill_from(d) for cid, d in raw.items()}
+
+    def save_account(self, balances: dict[str, Decimal], orders: dict[str, Fill]) -> None:
+        """Balances and orders in one atomic write: a crash keeps both or neither."""
+        self.update(
+            balances={k: str(v) for k, v in sorted(balances.items())},
+            orders={cid: fill_dict(f) for cid, f in orders.items()},
+        )
+
+
+_FILL_FIELDS = (
+    "client_order_id",
+    "asset",
+    "symbol",
+    "side",
+    "amount",
+    "price",
+    "cost",
+    "fee",
+    "fee_asset",
+    "status",
+    "exchange_order_id",
+)
+
+
+def fill_dict(fill: Fill) -> dict[str, str]:
+    return {k: str(getattr(fill, k)) for k in _FILL_FIELDS}
+
+
+def fill_from(data: dict[str, str]) -> Fill:
+    return Fill(
+        client_order_id=data["client_order_id"],
+        asset=data["asset"],
+        symbol=data["symbol"],
+        side=Side(data["side"]),
+        amount=Decimal(data["amount"]),
+        price=Decimal(data["price"]),
+        cost=Decimal(data["cost"]),
+        fee=Decimal(data["fee"]),
+        fee_asset=data["fee_asset"],
+        status=data.get("status", "closed"),
+        exchange_order_id=data.get("exchange_order_id", ""),
+    )
 
 
 def _time(value: Any) -> datetime | None:

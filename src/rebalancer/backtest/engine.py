@@ -16,10 +16,12 @@ holdings are fixed, so whether a bar *may* fire depends on its prices alone. Eac
 gives a conservative mask of candidate bars over a window of bars: a threshold in floats
 with a margin of ``1e-9`` weight units (far above float error, so no firing bar is ever
 missed), a calendar by calling its own ``due`` with the times the bar-by-bar loop would
-pass, ``AllOf``/``AnyOf`` by combining their parts, anything else every bar. The real cycle
-(exact Decimal decision and planner) runs on candidate bars only. A quiet cycle changes
-nothing but the journal's ``last_check``, so the journal here reports the previous bar as
-the last check, exactly as the bar-by-bar loop would. ``fast=False`` runs
+pass, a volatility-scaled band with its widths computed for every bar at once in floats from
+the closes up to that bar (:func:`vol_band_widths`, the same margin), ``AllOf``/``AnyOf``
+by combining their parts, anything else every bar. The real cycle (exact Decimal decision
+and planner) runs on candidate bars only. A quiet cycle changes nothing but the journal's
+``last_check``, so the journal here reports the previous bar as the last check, exactly as
+the bar-by-bar loop would. ``fast=False`` runs
 :func:`rebalancer.backtest.replay.replay` itself; tests check both give identical decisions,
 fills and final balances on real data.
 """
@@ -39,12 +41,14 @@ import pandas as pd
 from rebalancer.adapters.notify import MemoryNotifier
 from rebalancer.adapters.paper import PaperExchange
 from rebalancer.adapters.state_file import MemoryJournal
+from rebalancer.backtest.history import FrameHistory
 from rebalancer.backtest.metrics import Metrics, Premium, compute_metrics, rebalancing_premium
 from rebalancer.backtest.replay import replay, value
 from rebalancer.core.cron import Cron
 from rebalancer.core.drift import PortfolioDrift
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.fills import apply_fill
+from rebalancer.core.lots import Lot, LotBook, Method, TimedFill, YearGains, gains_by_year, realise
 from rebalancer.core.model import ZERO, MarketRules
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import (
@@ -57,6 +61,7 @@ from rebalancer.core.triggers import (
     Trigger,
     TriggerContext,
 )
+from rebalancer.core.vol_bands import VolScaledThreshold
 from rebalancer.ports import TriggerTimes
 from rebalancer.service import CycleReport, run_cycle
 
@@ -160,8 +165,26 @@ class Run:
                 )
         return out
 
+    def realised_gains(self, method: Method = "fifo") -> dict[int, YearGains]:
+        """Realised gains and losses per year of the run's fills, in tax lots by ``method``;
+        starting holdings are lots bought at the first bar's closes."""
+        quote = self.strategy.quote
+        lots: dict[str, tuple[Lot, ...]] = {}
+        for a, amt in self.initial.items():
+            if a == quote or amt <= 0 or a not in self.weights.columns:
+                continue
+            if self.cycles and self.cycles[0][0] == 0:  # bar 0 ran a cycle: its own prices
+                cost = amt * self.cycles[0][1].snapshot.prices[a]
+            else:  # untouched at bar 0: its value there is its weight of the equity
+                share = float(self.weights[a].iloc[0]) * float(self.equity[0])
+                cost = Decimal(repr(share))
+            lots[a] = (Lot(f"start:{a}", a, amt, cost, self.times[0]),)
+        fills = [TimedFill(r.at, f, quote) for _, r in self.cycles for f in r.fills]
+        return gains_by_year(realise(fills, method, LotBook(lots))[1])
+
     def summary(self) -> dict[str, Any]:
         m = self.metrics
+        gains = self.realised_gains()
         return {
             "name": self.name,
             "trigger": self.strategy.trigger.describe(),
@@ -180,6 +203,7 @@ class Run:
             "traded": m.traded,
             "turnover": m.turnover,
             "fees": m.fees,
+            "realised_gain_fifo": float(sum((g.net for g in gains.values()), ZERO)),
             "final_balances": {k: float(v) for k, v in self.final_balances.items()},
         }
 
@@ -276,6 +300,9 @@ class _Scan:
     last_fired: datetime | None
     targets: FloatArray  # per asset (assets order)
     cash_target: float
+    start: int = 0  # bar index of the window's first bar
+    all_prices: FloatArray | None = None  # the whole panel, for look-back triggers
+    cache: dict[int, FloatArray] = field(default_factory=dict)
 
 
 def _threshold_mask(trig: Threshold, s: _Scan) -> BoolArray:
@@ -290,6 +317,58 @@ def _threshold_mask(trig: Threshold, s: _Scan) -> BoolArray:
     names = [*s.strategy.assets, s.strategy.quote]
     widths = np.array([float(trig.band_width(s.strategy.targets.get(a, ZERO))) for a in names])
     out = np.abs(legs - targets) > widths - SCAN_MARGIN
+    zero_held = (targets > 0) & (held == 0)
+    return np.asarray(out.any(axis=1) | bool(zero_held.any()), dtype=np.bool_)
+
+
+def vol_band_widths(
+    trig: VolScaledThreshold, prices: FloatArray, targets: FloatArray
+) -> FloatArray:
+    """Band half-widths per bar (rows) and leg (assets, then the quote) in floats.
+
+    The same definition as :meth:`VolScaledThreshold.bands` on the closes up to each bar
+    (no look-ahead), vectorised: the EWMA numerator is a convolution of the squared returns
+    with the kernel ``lam**j`` (``j`` < window), truncated at the first bars.
+    """
+    n_bars, n_assets = prices.shape
+    lam = 0.5 ** (1.0 / trig.half_life)
+    w = trig.returns_window
+    rets = np.log(prices[1:] / prices[:-1])  # row k: return into bar k + 1
+    port = rets @ targets if n_assets else np.zeros(len(rets))
+    kernel = lam ** np.arange(w)
+    m = np.minimum(np.arange(1, n_bars), w)
+    den = (1 - lam**m) / (1 - lam) if lam < 1 else m.astype(np.float64)
+
+    def vols(r: FloatArray) -> FloatArray:
+        num = np.convolve(r * r, kernel)[: len(r)]
+        out = np.full(n_bars, np.nan)
+        out[1:] = np.sqrt(num / den)
+        return out
+
+    port_vol = vols(port)
+    cols = [vols(rets[:, j]) if trig.per_asset else port_vol for j in range(n_assets)]
+    vol = np.column_stack([*cols, port_vol]) if cols else port_vol[:, None]
+    base, floor, cap = float(trig.base_band), float(trig.floor), float(trig.cap)
+    raw = np.where(np.isnan(vol), base, base * vol / trig.reference_vol)
+    return np.asarray(np.clip(raw, floor, cap), dtype=np.float64)
+
+
+def _vol_mask(trig: VolScaledThreshold, s: _Scan) -> BoolArray:
+    n = len(s.times)
+    if s.all_prices is None:
+        return np.ones(n, dtype=np.bool_)
+    widths = s.cache.get(id(trig))
+    if widths is None:
+        widths = s.cache[id(trig)] = vol_band_widths(trig, s.all_prices, s.targets)
+    values = s.prices * s.units
+    total = values.sum(axis=1) + s.cash
+    if np.any(total <= 0):
+        return np.ones(n, dtype=np.bool_)
+    legs = np.column_stack([values, np.full(n, s.cash)]) / total[:, None]
+    targets = np.append(s.targets, s.cash_target)
+    held = np.append(s.units, s.cash)
+    band = widths[s.start : s.start + n]
+    out = np.abs(legs - targets) > band - SCAN_MARGIN
     zero_held = (targets > 0) & (held == 0)
     return np.asarray(out.any(axis=1) | bool(zero_held.any()), dtype=np.bool_)
 
@@ -322,6 +401,8 @@ def _mask(trig: Trigger, s: _Scan) -> BoolArray:
         return _threshold_mask(trig, s)
     if isinstance(trig, Calendar):
         return _calendar_mask(trig, s)
+    if isinstance(trig, VolScaledThreshold):
+        return _vol_mask(trig, s)
     if isinstance(trig, Never):
         return np.zeros(n, dtype=np.bool_)
     if isinstance(trig, FirstBar):
@@ -361,6 +442,8 @@ def _skip_loop(
     targets = np.array([float(strategy.targets[a]) for a in assets])
     cash_target = float(strategy.targets.get(quote, ZERO))
     managed = set(strategy.targets)
+    history = FrameHistory(closes[assets], times[0] - closes.index[0].to_pydatetime())
+    cache: dict[int, FloatArray] = {}
     cycles: list[tuple[int, CycleReport]] = []
     t, n_bars, window = 0, len(times), _FIRST_WINDOW
     while t < n_bars:
@@ -376,6 +459,9 @@ def _skip_loop(
             journal.last_fired,
             targets,
             cash_target,
+            t,
+            prices,
+            cache,
         )
         unmanaged_sell = extra and strategy.policy.unmanaged == "sell"
         mask = np.ones(end - t, bool) if unmanaged_sell else _mask(strategy.trigger, scan)
@@ -387,7 +473,7 @@ def _skip_loop(
         i = t + int(hits[0])
         journal.previous_bar = times[i - 1] if i > 0 else None
         exchange.set_prices(_dec_row(prices[i], assets), times[i])
-        report = run_cycle(exchange, journal, notifier, strategy, times[i])
+        report = run_cycle(exchange, journal, notifier, strategy, times[i], history=history)
         cycles.append((i, report))
         t = i + 1
     return cycles, dict(exchange.balances)

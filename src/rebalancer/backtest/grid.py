@@ -31,7 +31,7 @@ from datetime import timedelta
 from decimal import Decimal
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -70,6 +70,31 @@ METRICS = [
 ]
 
 Progress = Callable[[int], None]
+
+
+class Executor(Protocol):
+    """Runs a grid's rows somewhere else (a cluster); results identical to the local run."""
+
+    def kernel_rows(
+        self,
+        todo: list[Combo],
+        prices: np.ndarray[Any, np.dtype[np.float64]],
+        targets: np.ndarray[Any, np.dtype[np.float64]],
+        capital: float,
+        bar: timedelta,
+        progress: Progress,
+    ) -> list[dict[str, Any]]: ...
+
+    def replay_rows(
+        self,
+        todo: list[Combo],
+        closes: pd.DataFrame,
+        strategy: Strategy,
+        capital: Decimal,
+        bar: timedelta,
+        semantics: str,
+        progress: Progress,
+    ) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -150,11 +175,28 @@ def _init_worker(
 
 
 def _replay_row(combo: Combo) -> dict[str, Any]:
-    closes: pd.DataFrame = _SHARED["closes"]
-    base: Strategy = _SHARED["strategy"]
+    return replay_one(
+        combo,
+        _SHARED["closes"],
+        _SHARED["strategy"],
+        _SHARED["capital"],
+        _SHARED["bar"],
+        _SHARED["semantics"],
+    )
+
+
+def replay_one(
+    combo: Combo,
+    closes: pd.DataFrame,
+    base: Strategy,
+    capital: Decimal,
+    bar: timedelta,
+    semantics: str,
+) -> dict[str, Any]:
+    """One combination through the full replay (see the module docstring)."""
     fee = Decimal(repr(combo.fee_rate))
     trigger: Trigger = FirstBar() if math.isinf(combo.band) else combo.trigger()
-    if _SHARED["semantics"] == "reference":
+    if semantics == "reference":
         policy = PlanPolicy(min_trade=ZERO, slippage=ZERO, style=combo.style)  # type: ignore[arg-type]
         rules: dict[str, MarketRules] | None = _ref_rules(base.assets, base.quote, fee)
         slippage = ZERO
@@ -165,10 +207,10 @@ def _replay_row(combo: Combo) -> dict[str, Any]:
     res = run_backtest(
         closes,
         strategy,
-        capital=_SHARED["capital"],
+        capital=capital,
         taker_fee=fee,
         slippage=slippage,
-        bar=_SHARED["bar"],
+        bar=bar,
         rules=rules,
         benchmarks=False,
     )
@@ -244,10 +286,13 @@ def run_grid(
     workers: int | None = None,
     on_total: Callable[[int], None] | None = None,
     progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> GridResult:
     """Run every combination over ``closes`` with ``strategy``'s targets (its trigger and
     style are replaced by each combination's). See the module docstring for the engines.
 
+    ``executor``: where the rows run instead of this machine (an :class:`Executor`, e.g.
+    :class:`rebalancer.backtest.executors.DaskExecutor`); the rows are the same.
     ``workers``: processes for the replay rows (default: all cores). ``on_total`` is told
     the number of runs first, then ``progress`` is called with the runs just finished.
     """
@@ -269,17 +314,25 @@ def run_grid(
     t0 = time.perf_counter()
     prices = frame.to_numpy(dtype=np.float64)
     targets = np.array([float(strategy.targets[a]) for a in strategy.assets])
-    k_rows = _run_kernel([*k_todo, *k_holds], prices, targets, float(capital), bar, tick)
-    r_rows = _run_replays(
-        [*r_todo, *r_holds],
-        frame,
-        strategy,
-        capital,
-        bar,
-        semantics,
-        workers or os.cpu_count() or 1,
-        tick,
-    )
+    if executor is not None:  # e.g. a Dask cluster (rebalancer.backtest.executors)
+        k_rows = executor.kernel_rows(
+            [*k_todo, *k_holds], prices, targets, float(capital), bar, tick
+        )
+        r_rows = executor.replay_rows(
+            [*r_todo, *r_holds], frame, strategy, capital, bar, semantics, tick
+        )
+    else:
+        k_rows = _run_kernel([*k_todo, *k_holds], prices, targets, float(capital), bar, tick)
+        r_rows = _run_replays(
+            [*r_todo, *r_holds],
+            frame,
+            strategy,
+            capital,
+            bar,
+            semantics,
+            workers or os.cpu_count() or 1,
+            tick,
+        )
     seconds = time.perf_counter() - t0
     bh_kernel = {
         c.fee_rate: r["final_value"] for c, r in zip(k_holds, k_rows[len(k_todo) :], strict=True)

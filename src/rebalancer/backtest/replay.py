@@ -18,6 +18,7 @@ import pandas as pd
 from rebalancer.adapters.notify import MemoryNotifier
 from rebalancer.adapters.paper import PaperExchange
 from rebalancer.adapters.state_file import MemoryJournal
+from rebalancer.backtest.history import FrameHistory
 from rebalancer.core.model import ZERO, MarketRules
 from rebalancer.core.strategy import Strategy
 from rebalancer.service import CycleReport, run_cycle
@@ -105,10 +106,11 @@ def replay(
     journal, notifier = MemoryJournal(), MemoryNotifier()
     result = ReplayResult()
     rows = decimal_rows(closes[list(strategy.assets)])
+    history = FrameHistory(closes[list(strategy.assets)], bar)
     for i, (opened, prices) in enumerate(zip(closes.index, rows, strict=True)):
         now = opened.to_pydatetime() + bar
         exchange.set_prices(prices, now)
-        report = run_cycle(exchange, journal, notifier, strategy, now)
+        report = run_cycle(exchange, journal, notifier, strategy, now, history=history)
         if report.fills:
             result.rebalances.append(report)
             result.traded_value += report.traded_value

@@ -199,6 +199,7 @@ _METRIC_ROWS: list[tuple[str, str, str]] = [
     ("traded", "traded", "money"),
     ("turnover (x)", "turnover", "num"),
     ("fees", "fees", "money"),
+    ("realised gains (FIFO lots)", "realised_gain_fifo", "money"),
 ]
 
 

@@ -16,8 +16,14 @@ from rebalancer.bootstrap import build, reset_paper
 from rebalancer.cli import render
 from rebalancer.cli.backtest_cmd import backtest_command, sweep_command, walk_forward_command
 from rebalancer.cli.daemon_cmd import run_command
+from rebalancer.cli.data_cmd import data_app, download_command
 from rebalancer.cli.demo import demo_command
+from rebalancer.cli.gains_cmd import gains_command
+from rebalancer.cli.keys_cmd import keys_app
+from rebalancer.cli.report_cmd import report_command
 from rebalancer.cli.safety_cmd import history_command, resume_command
+from rebalancer.cli.targets_cmd import suggest_command, targets_app
+from rebalancer.cli.web_cmd import serve_command
 from rebalancer.config import Settings, load_config, show_config
 from rebalancer.core.errors import ConfigError, RebalancerError
 from rebalancer.service import evaluate, run_cycle
@@ -86,7 +92,8 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     Example: `rebalancer status --json`
     """
     rt = build(settings_from(config))
-    _, drift, decision = evaluate(rt.exchange, rt.journal, rt.strategy, rt.clock.now())
+    _, drift, decision = evaluate(rt.exchange, rt.journal, rt.strategy, rt.clock.now(), rt.history)
+    halt = rt.journal.halt_status().active
     if as_json:
         emit(
             {
@@ -95,6 +102,9 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
                 "trigger": rt.strategy.trigger.describe(),
                 **render.drift_dict(drift),
                 "decision": render.decision_dict(decision),
+                "halted": None
+                if halt is None
+                else {"at": halt.at.isoformat(), "reason": halt.reason},
             }
         )
         return
@@ -102,6 +112,14 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     console.print(render.drift_table(drift, rt.strategy.quote, decision.out_of_band))
     console.print(f"Trigger: {rt.strategy.trigger.describe()}")
     render.print_decision(console, decision)
+    if halt is not None:
+        console.print(
+            f"[bold red]HALTED[/bold red] since {halt.at:%Y-%m-%d %H:%M} UTC: {halt.reason}; "
+            "no order is sent until `rebalancer resume`",
+            highlight=False,
+        )
+    else:
+        console.print("Trading: not halted")
 
 
 @app.command()
@@ -126,6 +144,7 @@ def plan(
         rt.clock.now(),
         execute=False,
         force=force,
+        history=rt.history,
     )
     if as_json:
         emit(
@@ -154,14 +173,35 @@ def rebalance(
         bool,
         typer.Option("--live", help='Confirm live trading when the config says mode = "live".'),
     ] = False,
+    i_understand: Annotated[
+        bool,
+        typer.Option(
+            "--i-understand",
+            help="With --live: confirm the account's first live start (asked once).",
+        ),
+    ] = False,
+    allow_withdrawals: Annotated[
+        bool,
+        typer.Option(
+            "--allow-withdrawals",
+            help="Trade live with a key that can withdraw or transfer (not recommended).",
+        ),
+    ] = False,
 ) -> None:
     """Run one cycle: sells first, then buys sized from the cash the sells produced.
 
-    Paper unless the config says `mode = "live"` and `--live` confirms it.
+    Paper unless the config says `mode = "live"` and `--live` confirms it (the first live
+    start of an account also needs `--i-understand`, once).
 
     Example: `rebalancer rebalance --force`
     """
-    rt = build(settings_from(config), confirm_live=live, lock=True)
+    rt = build(
+        settings_from(config),
+        confirm_live=live,
+        lock=True,
+        first_live=i_understand,
+        allow_withdrawals=allow_withdrawals,
+    )
     try:
         report = run_cycle(
             rt.exchange,
@@ -171,6 +211,7 @@ def rebalance(
             rt.clock.now(),
             force=force,
             risk=rt.risk,
+            history=rt.history,
         )
     finally:
         rt.close()
@@ -208,6 +249,22 @@ app.command(name="resume")(user_errors(resume_command))
 
 # --- daemon commands (run) are registered here ---
 app.command(name="run")(user_errors(run_command))
+
+# --- data commands (data download) are registered here ---
+data_app.command(name="download")(user_errors(download_command))
+app.add_typer(data_app, name="data")
+
+# --- keys commands (keys check) are registered here ---
+app.add_typer(keys_app, name="keys")
+
+# --- dashboard and report commands (serve, report) are registered here ---
+app.command(name="serve")(user_errors(serve_command))
+app.command(name="report")(user_errors(report_command))
+
+# --- smarter rules commands (gains) are registered here ---
+app.command(name="gains")(user_errors(gains_command))
+app.add_typer(targets_app, name="targets")
+targets_app.command(name="suggest")(user_errors(suggest_command))
 
 
 @config_app.command("check")

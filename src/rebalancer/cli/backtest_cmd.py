@@ -10,7 +10,7 @@ import math
 import shlex
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -25,6 +25,7 @@ from rich.table import Table
 
 from rebalancer.backtest.data import CandlePanel, load_demo_panel, load_panel
 from rebalancer.backtest.engine import BacktestResult, run_backtest
+from rebalancer.backtest.executors import make_executor
 from rebalancer.backtest.grid import DEFAULT_FEES, GridResult, run_grid, write_outputs
 from rebalancer.backtest.report import Provenance, write_report
 from rebalancer.backtest.timeframes import parse_timeframe
@@ -150,6 +151,7 @@ _ROWS = [
     ("rebalances", "rebalances", "{:d}"),
     ("turnover (x)", "turnover", "{:.2f}"),
     ("fees", "fees", "{:,.2f}"),
+    ("realised gains (FIFO)", "realised_gain_fifo", "{:,.2f}"),
 ]
 
 
@@ -354,6 +356,18 @@ def sweep_command(
     ] = None,
     out: OutOpt = Path("out"),
     as_json: JsonOpt = False,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="local: this machine's cores; dask: a Dask cluster (needs --scheduler and "
+            "the 'cluster' extra). Same results either way.",
+        ),
+    ] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786."),
+    ] = None,
 ) -> None:
     """Sweep bands x fee rates x trigger kinds x styles; print the break-even band per fee.
 
@@ -362,6 +376,8 @@ def sweep_command(
 
     Example: `rebalancer sweep --data-dir ../shared/data/binance_spot_2017_2022
     --start 2018-05-04 --bands 0.01:0.25:0.01 --fee 0,0.0005,0.001,0.0025 --json`
+
+    On a Dask cluster: add `--executor dask --scheduler tcp://HOST:8786`.
     """
     settings = _settings(config)
     strategy = settings.strategy()
@@ -371,7 +387,8 @@ def sweep_command(
     band_list = parse_numbers(bands, "--bands")
     fee_list = parse_numbers(fees, "--fee")
     console = Console(quiet=as_json, stderr=True)
-    with _progress(console, "sweep") as progress:
+    remote = make_executor(executor, scheduler)
+    with _progress(console, "sweep") as progress, remote or nullcontext():
         task = progress.add_task("sweep", total=None)
         grid = run_grid(
             panel.closes,
@@ -386,9 +403,11 @@ def sweep_command(
             workers=workers,
             on_total=lambda n: progress.update(task, total=n),
             progress=lambda n: progress.advance(task, n),
+            executor=remote,
         )
     paths = write_outputs(grid, out)
     data = {
+        "executor": "local" if remote is None else f"dask {remote.address}",
         "start": panel.start.isoformat(),
         "end": panel.end.isoformat(),
         "bars": len(panel.closes),

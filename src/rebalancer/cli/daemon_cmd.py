@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -32,6 +34,40 @@ def _secrets(settings: Settings) -> list[str]:
     return [*values, *notify_secrets()]
 
 
+@contextmanager
+def _dashboard(settings: Settings, serve: bool) -> Iterator[None]:
+    """The dashboard in a thread beside the daemon (its own journal connection, no lock);
+    "rebalance now" is refused there: the daemon owns the account."""
+    if not serve:
+        yield
+        return
+    from rebalancer.cli.web_cmd import announce
+    from rebalancer.web.server import (
+        DaemonControls,
+        create_app,
+        dashboard_for,
+        open_reader,
+        serve_in_thread,
+        web_token,
+    )
+
+    token, made = web_token()
+    reader = open_reader(settings)
+    try:
+        controls = DaemonControls(reader) if settings.web.control else None
+        app = create_app(dashboard_for(settings, reader), token, controls)
+        served = serve_in_thread(app, settings.web.host, settings.web.port)
+        announce(settings.web.host, served.port, token, made, settings.web.control)
+        try:
+            yield
+        finally:
+            served.stop()
+    finally:
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()
+
+
 def run_command(
     config: Annotated[
         Path | None,
@@ -55,6 +91,12 @@ def run_command(
         int | None,
         typer.Option("--max-ticks", min=1, help="Stop after this many checks.", show_default=False),
     ] = None,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve", help="Also serve the dashboard ([web] host and port; see `serve`)."
+        ),
+    ] = False,
 ) -> None:
     """Run unattended: one check now, then one per scheduled time (`[daemon]` in the config).
 
@@ -83,8 +125,10 @@ def run_command(
             HeartbeatFile(heartbeat_path(settings.state_dir, rt.mode)).write,
             risk=rt.risk,
             mode=rt.mode,
+            history=rt.history,
         )
-        result = daemon.run()
+        with _dashboard(settings, serve):
+            result = daemon.run()
     finally:
         rt.close()
     typer.echo(f"rebalancer run: stopped after {result.ticks} checks: {result.reason}")

@@ -8,6 +8,7 @@ turns them into :mod:`rebalancer.core.triggers` values.
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -20,7 +21,14 @@ from pydantic import (
     model_validator,
 )
 
-from rebalancer.config.fields import DEFAULT_BAND_ABS, Band, cron_text, parse_period, period_text
+from rebalancer.config.fields import (
+    DEFAULT_BAND_ABS,
+    Band,
+    Step,
+    cron_text,
+    parse_period,
+    period_text,
+)
 from rebalancer.config.problems import rule_error, show
 
 
@@ -84,6 +92,34 @@ class HybridRule(_Schedule, _Bands):
     kind: Literal["hybrid"] = "hybrid"
 
 
+class VolThresholdRule(ConfigModel):
+    """A band that scales with realised volatility (EWMA of returns), floor to cap.
+
+    ``half_life`` and ``window`` in bars of the price history; ``reference_vol`` per bar:
+    the band is ``base_band`` when the volatility equals it. See ``docs/smarter-rules.md``.
+    """
+
+    kind: Literal["vol_threshold"] = "vol_threshold"
+    half_life: Step = Decimal(20)
+    base_band: Band = Decimal("0.05")
+    floor: Band = Decimal("0.02")
+    cap: Band = Decimal("0.15")
+    reference_vol: Band = Decimal("0.03")
+    per_asset: bool = True
+    window: Annotated[int, Field(ge=0)] = 0
+
+    @model_validator(mode="after")
+    def _floor_below_cap(self) -> Any:
+        if self.floor > self.cap:
+            raise rule_error(
+                "floor must not exceed cap",
+                f"lower floor to {self.cap} or raise cap to {self.floor}",
+                found=f"floor = {self.floor}, cap = {self.cap}",
+                at="floor",
+            )
+        return self
+
+
 class AnyOfRule(ConfigModel):
     kind: Literal["any_of"] = "any_of"
     rules: list[TriggerRule] = Field(min_length=1)
@@ -113,7 +149,8 @@ TriggerRule = Annotated[
     | Annotated[HybridRule, Tag("hybrid")]
     | Annotated[AnyOfRule, Tag("any_of")]
     | Annotated[AllOfRule, Tag("all_of")]
-    | Annotated[NeverRule, Tag("never")],
+    | Annotated[NeverRule, Tag("never")]
+    | Annotated[VolThresholdRule, Tag("vol_threshold")],
     Discriminator(_kind),
 ]
 RULE_MODELS: dict[str, type[ConfigModel]] = {
@@ -123,6 +160,7 @@ RULE_MODELS: dict[str, type[ConfigModel]] = {
     "any_of": AnyOfRule,
     "all_of": AllOfRule,
     "never": NeverRule,
+    "vol_threshold": VolThresholdRule,
 }
 AnyOfRule.model_rebuild()
 AllOfRule.model_rebuild()

@@ -59,10 +59,19 @@ class Rebalance(ConfigModel):
     min_trade: Amount = Decimal(10)
     slippage: Rate = Decimal("0.001")
     unmanaged: Literal["ignore", "sell"] = "ignore"
+    cost_aware: bool = False
+    risk_aversion: Step = Decimal(1)
+    cash_flows: Literal["ignore", "spread"] = "ignore"
 
 
 class Fees(ConfigModel):
     taker: Rate = Decimal("0.001")
+
+
+class Tax(ConfigModel):
+    """Cost-basis method of ``rebalancer gains`` and the backtests' realised gains."""
+
+    method: Literal["fifo", "lifo", "hifo"] = "fifo"
 
 
 class Paper(ConfigModel):
@@ -179,6 +188,14 @@ class Daemon(ConfigModel):
         return None if self.every is None else parse_period(self.every)
 
 
+class Web(ConfigModel):
+    """The dashboard and JSON API (``rebalancer serve``, ``rebalancer run --serve``)."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8765
+    control: bool = False
+
+
 class Execution(ConfigModel):
     """How live orders are sent (paper and backtests fill at the simulated price).
 
@@ -246,6 +263,8 @@ class SettingsBase(ConfigModel):
     daemon: Daemon = Field(default_factory=Daemon)
     risk: Risk = Field(default_factory=Risk)
     execution: Execution = Field(default_factory=Execution)
+    web: Web = Field(default_factory=Web)
+    tax: Tax = Field(default_factory=Tax)
     accounts: dict[AccountName, Account] = Field(default_factory=dict)
 
     _targets_once = field_validator("targets", "markets", mode="before")(check_assets_once)
@@ -339,6 +358,8 @@ def allowed_keys(raw_loc: tuple[str | int, ...]) -> list[str]:
             ("daemon",): Daemon,
             ("risk",): Risk,
             ("execution",): Execution,
+            ("web",): Web,
+            ("tax",): Tax,
         }
         model = sections.get(container)
     return list(model.model_fields) if model is not None else []

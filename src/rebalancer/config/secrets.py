@@ -4,12 +4,15 @@ Variables are named after the exchange id: ``BINANCE_API_KEY``, ``BINANCE_API_SE
 for exchanges that need one (OKX, KuCoin, ...), ``OKX_API_PASSWORD``. The process
 environment wins over the ``.env`` file; ``os.environ`` is never modified. Values are held as
 :class:`~pydantic.SecretStr` and never appear in ``repr``/``str`` or in error messages.
+A ``.env`` that other users can read or write (any group/other permission bit) is refused
+with :class:`DotenvExposed`: ``chmod 600`` it.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +21,25 @@ from dotenv import dotenv_values
 from pydantic import SecretStr
 
 from rebalancer.config.exchanges import PASSWORD_EXCHANGES
-from rebalancer.core.errors import AuthError
+from rebalancer.core.errors import AuthError, ConfigError
 
 _FIELDS = ("api_key", "secret", "password")
 _SUFFIX = {"api_key": "API_KEY", "secret": "API_SECRET", "password": "API_PASSWORD"}
 _CCXT_NAME = {"api_key": "apiKey", "secret": "secret", "password": "password"}
+
+
+class DotenvExposed(ConfigError):
+    """The ``.env`` holding the keys is readable (or writable) by other users."""
+
+
+def check_private(path: Path) -> None:
+    """Refuse ``path`` when its mode gives group or others any access (mode & 0o077)."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise DotenvExposed(
+            f"{path}: the keys file is readable by other users (mode {mode:o}); run "
+            f"`chmod 600 {path}` so only you can read it"
+        )
 
 
 def env_prefix(exchange: str) -> str:
@@ -113,7 +130,8 @@ def load_secrets(
 ) -> ExchangeKeys:
     """Read ``exchange``'s keys from ``env`` (default ``os.environ``) and a ``.env`` file.
 
-    ``dotenv_path`` defaults to ``./.env``; a missing file is simply not used. Empty values
+    ``dotenv_path`` defaults to ``./.env``; a missing file is simply not used, one that
+    other users can read raises :class:`DotenvExposed` (mode must be 600). Empty values
     count as not set. The environment wins over the file. ``prefix`` names the variables
     instead of the exchange id (an account name: ``"main"`` -> ``MAIN_API_KEY``), for two
     accounts on one exchange.
@@ -123,6 +141,7 @@ def load_secrets(
     searched = ["the environment"]
     from_file: dict[str, str] = {}
     if path.is_file():
+        check_private(path)
         searched.append(str(path))
         from_file = {k: v for k, v in dotenv_values(path).items() if v is not None}
     else:

@@ -15,6 +15,7 @@ from rebalancer.config.rules import (
     HybridRule,
     NeverRule,
     ThresholdRule,
+    VolThresholdRule,
 )
 from rebalancer.config.schema import MarketOverride, SettingsBase
 from rebalancer.core.cron import Cron
@@ -22,6 +23,7 @@ from rebalancer.core.model import MarketRules
 from rebalancer.core.planner import PlanPolicy
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import AllOf, AnyOf, Calendar, Never, Threshold, Trigger, hybrid
+from rebalancer.core.vol_bands import VolScaledThreshold
 
 if TYPE_CHECKING:
     from rebalancer.config.secrets import ExchangeKeys
@@ -41,6 +43,16 @@ def build_trigger(rule: Any) -> Trigger:
         return AllOf(tuple(build_trigger(r) for r in rule.rules))
     if isinstance(rule, NeverRule):
         return Never()
+    if isinstance(rule, VolThresholdRule):
+        return VolScaledThreshold(
+            half_life=float(rule.half_life),
+            base_band=rule.base_band,
+            floor=rule.floor,
+            cap=rule.cap,
+            reference_vol=float(rule.reference_vol),
+            per_asset=rule.per_asset,
+            window=rule.window,
+        )
     raise TypeError(f"not a trigger rule: {rule!r}")
 
 
@@ -87,6 +99,9 @@ class Settings(SettingsBase):
             slippage=self.rebalance.slippage,
             style=self.rebalance.style,
             unmanaged=self.rebalance.unmanaged,
+            cost_aware=self.rebalance.cost_aware,
+            risk_aversion=self.rebalance.risk_aversion,
+            cash_flows=self.rebalance.cash_flows,
         )
         return Strategy(self.quote, targets, build_trigger(self.trigger), policy)
 

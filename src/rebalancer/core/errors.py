@@ -19,6 +19,19 @@ class RetryLater(RebalancerError):
     """Transient failure of a read (network, rate limit, exchange busy)."""
 
 
+class ExchangeBanned(RetryLater):
+    """The exchange banned this client (HTTP 418, after ignoring rate limits).
+
+    A :class:`RetryLater` for callers that only wait; the service records a persisted halt
+    on it, so no order is sent until the user has looked and run ``rebalancer resume``.
+    ``retry_after``: seconds the exchange asked to wait (None when it did not say).
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class SkipLeg(RebalancerError):
     """One order cannot be placed; the rest of the plan goes on."""
 

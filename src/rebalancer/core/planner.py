@@ -22,7 +22,7 @@ A leg that cannot trade is kept as a :class:`SkippedLeg` with its reason; nothin
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, ROUND_UP, Decimal, localcontext
 from typing import Literal
 
@@ -35,12 +35,21 @@ from rebalancer.core.weights import Style, desired_weights
 
 @dataclass(frozen=True)
 class PlanPolicy:
-    """``min_trade`` in quote units; ``slippage`` a fraction added against us to prices."""
+    """``min_trade`` in quote units; ``slippage`` a fraction added against us to prices.
+
+    ``cost_aware``: hold a leg whose expected cost exceeds the tracking error it removes
+    (reason ``cost_exceeds_benefit``, see :func:`cost_benefit`), ``risk_aversion`` the
+    weight of the tracking error against the cost. ``cash_flows = "spread"``: a deposit
+    or withdrawal of the quote is traded on its own (see :mod:`rebalancer.core.flows`).
+    """
 
     min_trade: Decimal = Decimal(10)
     slippage: Decimal = ZERO
     style: Style = "target"
     unmanaged: Literal["ignore", "sell"] = "ignore"
+    cost_aware: bool = False
+    risk_aversion: Decimal = ONE
+    cash_flows: Literal["ignore", "spread"] = "ignore"
 
 
 @dataclass(frozen=True)
@@ -221,6 +230,8 @@ def plan(
         legs.append(_Leg(a.asset, a.value, weights[a.asset], a.price, sp, bp, rules))
     if drift.total_value <= 0:
         return Plan((), (), tuple(skipped), drift, weights, ZERO, ONE, ("portfolio is empty",))
+    if policy.cost_aware:
+        legs, weights = _hold_costly_legs(legs, weights, drift, policy, skipped)
     after, sides = solve_total_after(legs, drift.total_value)
     sells: list[OrderRequest] = []
     if phase == "all":
@@ -232,6 +243,84 @@ def plan(
     order = {a.asset: i for i, a in enumerate(drift.assets)}
     skipped.sort(key=lambda s: order.get(s.asset, len(order)))
     return Plan(tuple(sells), tuple(buys), tuple(skipped), drift, weights, after, scale)
+
+
+def cost_benefit(
+    leg_value: Decimal,
+    weight: Decimal,
+    desired: Decimal,
+    target: Decimal,
+    total: Decimal,
+    k_buy: Decimal,
+    k_sell: Decimal,
+    risk_aversion: Decimal,
+) -> tuple[Decimal, Decimal]:
+    """(expected cost, tracking-error benefit) in quote units of trading one leg.
+
+    The leg trades ``g = desired * total - leg_value``: a sell costs ``k_sell * |g|`` (fee,
+    spread and slippage), a buy ``k_buy * g / (1 - k_buy)`` (the spend that adds ``g`` of
+    value). The benefit is the squared-drift reduction valued in quote units and weighted
+    by the risk aversion: ``risk_aversion * total * ((weight - target)**2 - (desired -
+    target)**2)``. Back to target, a leg is held when ``|drift| < k / risk_aversion``.
+    """
+    gap = desired * total - leg_value
+    cost = k_sell * -gap if gap < 0 else k_buy * gap / (ONE - k_buy)
+    benefit = risk_aversion * total * ((weight - target) ** 2 - (desired - target) ** 2)
+    return cost, benefit
+
+
+def _hold_costly_legs(
+    legs: list[_Leg],
+    weights: dict[str, Decimal],
+    drift: PortfolioDrift,
+    policy: PlanPolicy,
+    skipped: list[SkippedLeg],
+) -> tuple[list[_Leg], dict[str, Decimal]]:
+    """Legs (and weights) with each leg not worth its cost held at its current weight.
+
+    A held leg does not trade; the quote absorbs the difference (a held buy leaves its cash
+    in the quote, a held sell brings no proceeds, so the buys are scaled to the cash).
+    """
+    total = drift.total_value
+    by_asset = drift.by_asset()
+    out_legs: list[_Leg] = []
+    out_weights = dict(weights)
+    for leg in legs:
+        a = by_asset[leg.asset]
+        gap = leg.weight * total - leg.value
+        if abs(gap) <= total * NOISE:
+            out_legs.append(leg)
+            continue
+        cost, benefit = cost_benefit(
+            leg.value,
+            a.weight,
+            leg.weight,
+            a.target,
+            total,
+            leg.k_buy,
+            leg.k_sell,
+            policy.risk_aversion,
+        )
+        if cost <= benefit:
+            out_legs.append(leg)
+            continue
+        side = Side.BUY if gap > 0 else Side.SELL
+        skipped.append(
+            SkippedLeg(
+                leg.asset,
+                side,
+                abs(gap) / leg.price,
+                abs(gap),
+                "cost_exceeds_benefit",
+                f"{side.value} {abs(gap):.2f} {leg.rules.quote} of {leg.asset}: expected cost "
+                f"{cost:.4f} > tracking-error benefit {benefit:.4f} (drift "
+                f"{float(a.weight - a.target) * 100:.2f}%)",
+            )
+        )
+        held = replace(leg, weight=a.weight)
+        out_legs.append(held)
+        out_weights[leg.asset] = a.weight
+    return out_legs, out_weights
 
 
 def _buy_budget(cash: Decimal, sells: list[OrderRequest], reserve: Decimal) -> Decimal:

@@ -14,6 +14,7 @@ Every trigger is a frozen value with ``check(drift, ctx) -> Decision``. ``ctx`` 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -27,11 +28,16 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class TriggerContext:
-    """``now``: the cycle's time; ``last_check``: previous cycle; ``last_fired``: last firing."""
+    """``now``: the cycle's time; ``last_check``: previous cycle; ``last_fired``: last firing.
+
+    ``history``: recent closes per asset, oldest first, the last one at or before ``now``
+    (only given when the trigger asks for it, see :func:`rebalancer.core.vol_bands.history_bars`).
+    """
 
     now: datetime
     last_check: datetime | None = None
     last_fired: datetime | None = None
+    history: Mapping[str, Sequence[Decimal]] | None = None
 
 
 @dataclass(frozen=True)

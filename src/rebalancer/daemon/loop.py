@@ -29,12 +29,13 @@ from types import FrameType
 from typing import Any, Protocol
 
 from rebalancer.core.errors import RetryLater, StopAndTell
+from rebalancer.core.flows import expected_balances
 from rebalancer.core.model import ZERO
 from rebalancer.core.risk import RiskLimits
 from rebalancer.core.strategy import Strategy
 from rebalancer.daemon.heartbeat import Heartbeat
 from rebalancer.daemon.schedule import Schedule
-from rebalancer.ports import Clock, Event, Exchange, Journal, Notifier
+from rebalancer.ports import Clock, Event, Exchange, Journal, Notifier, PriceHistory
 from rebalancer.service import CycleReport, run_cycle
 
 log = logging.getLogger("rebalancer.daemon")
@@ -135,6 +136,8 @@ class Daemon:
     _stop_reason: str = ""
     _beat: Heartbeat | None = None
     _day: _Day | None = None
+    history: PriceHistory | None = None  # recent closes, for look-back triggers
+    _expected: dict[str, Decimal] | None = None  # post-trade balances of the last cycle
 
     # -- stopping ------------------------------------------------------------------------
 
@@ -230,13 +233,29 @@ class Daemon:
         beat.ticks, beat.last_tick = self.ticks, now
         try:
             report = run_cycle(
-                self.exchange, self.journal, self.notifier, self.strategy, now, risk=self.risk
+                self.exchange,
+                self.journal,
+                self.notifier,
+                self.strategy,
+                now,
+                risk=self.risk,
+                history=self.history,
+                expected=self._expected,
+            )
+            # what the next cycle should find; unknown after a stop (an order may be open)
+            self._expected = (
+                None
+                if report.stopped or report.reconciled is None or not report.reconciled.clear
+                else expected_balances(report.snapshot.balances, report.fills, self.strategy.quote)
             )
         except StopAndTell as exc:
+            self._expected = None
             return self._fatal(now, exc)
         except RetryLater as exc:
+            self._expected = None
             self._failed(now, exc)
         except Exception as exc:  # a bug or a surprise: this cycle fails, the daemon lives
+            self._expected = None
             log.exception("tick at %s failed unexpectedly", f"{now:%Y-%m-%d %H:%M}")
             self._failed(now, exc)
         else:

@@ -29,7 +29,7 @@ from typing import Any, Literal, TypeVar
 
 import ccxt
 
-from rebalancer.adapters.ccxt import errors
+from rebalancer.adapters.ccxt import errors, ratelimit
 from rebalancer.adapters.ccxt.book import estimate_fill
 from rebalancer.adapters.ccxt.markets import (
     dec,
@@ -159,8 +159,8 @@ class CcxtExchange:
         )
 
     def _read(self, what: str, call: Callable[[], T]) -> T:
-        try:
-            return call()
+        try:  # Retry-After honoured on 429, ExchangeBanned on 418 (ratelimit.py)
+            return ratelimit.call_read(self.client, call, self.sleep, what)
         except ccxt.BaseError as exc:
             raise errors.translate(exc, what=what, secrets=self._secrets) from exc
 
@@ -531,6 +531,7 @@ class CcxtExchange:
             if errors.action_for(exc, create=False) is errors.Action.NOT_FOUND:
                 return None
             what = f"fetch_order {symbol} client id {cid}"
+            ratelimit.raise_if_banned(self.client, exc, what)  # 418: halt, not retry
             raise errors.translate(exc, what=what, secrets=self._secrets) from exc
 
     def fetch_order(self, client_order_id: str, symbol: str) -> Fill | None:

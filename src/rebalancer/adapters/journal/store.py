@@ -218,6 +218,18 @@ class SqlJournal:
                 out[kind] = [_row(kind, r) for r in s.scalars(query.order_by(at, model.id))]
         return out
 
+    def cycle_details(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Cycles with what they saw (``snapshot``, ``drift``) and planned, oldest first."""
+        query = select(Cycle).where(Cycle.account == self.account)
+        if since is not None:
+            query = query.where(Cycle.at >= since)
+        names = (*_FIELDS["cycles"], "snapshot", "drift", "plan")
+        with self._session() as s:
+            return [
+                {n: getattr(r, n) for n in names}
+                for r in s.scalars(query.order_by(Cycle.at, Cycle.id))
+            ]
+
     def order_events(self, client_order_id: str) -> list[dict[str, Any]]:
         query = (
             select(OrderEvent)

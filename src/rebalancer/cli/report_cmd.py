@@ -1,0 +1,95 @@
+"""``rebalancer report``: how the bot did, from the journal (printed, and as a file)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rebalancer.bootstrap import account_name, journal
+from rebalancer.config import Settings, load_config
+from rebalancer.web import view
+from rebalancer.web.report import build_report, summary_rows, write_report
+
+console = Console()
+
+
+def _settings(path: Path | None) -> Settings:
+    if path is None and Path("rebalancer.toml").exists():
+        path = Path("rebalancer.toml")
+    return load_config(path)
+
+
+def report_command(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="TOML config (default: ./rebalancer.toml if present, "
+            "else the built-in default; env REBALANCER_CONFIG).",
+            envvar="REBALANCER_CONFIG",
+            show_default=False,
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Period back from now (14d, 24h, 2w) or a date; default: everything."),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for report.html, equity.png, drift.png.")
+    ] = Path("rebalancer-report"),
+) -> None:
+    """Judge a run from the journal: equity over time vs buy-and-hold of the starting
+    holdings, trades, fees, drift history, halts; printed, and written as HTML with charts.
+
+    This is how to judge two weeks of paper trading before going live.
+
+    Example: `rebalancer report --since 14d --out report/`
+    """
+    settings = _settings(config)
+    start = view.parse_since(since, datetime.now(UTC))
+    jr = journal(settings)
+    try:
+        rows = view.load_rows(jr, start)
+    finally:
+        jr.close()
+    report = build_report(
+        rows, settings.strategy(), account=account_name(settings), mode=settings.mode, since=start
+    )
+    files = write_report(report, out)
+    table = Table(title=f"report: {report.account}", title_justify="left", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("", justify="right")
+    for label, text in summary_rows(report):
+        table.add_row(label, text)
+    console.print(table)
+    if report.weights.assets:
+        w = Table(title="weights after the last check", title_justify="left")
+        for col in ("asset", "weight", "target", "drift", "band"):
+            w.add_column(col, justify="right")
+        for a in report.weights.assets:
+            band = (
+                "-"
+                if a.band_low is None or a.band_high is None
+                else f"{a.band_low * 100:.2f}% – {a.band_high * 100:.2f}%"
+            )
+            w.add_row(
+                a.asset,
+                f"{a.weight * 100:.2f}%",
+                f"{a.target * 100:.2f}%",
+                f"{a.drift * 100:+.2f}%",
+                band,
+            )
+        console.print(w)
+    for h in rows.get("halts", []):
+        console.print(f"[red]{h['kind']}[/red] {h['at']:%Y-%m-%d %H:%M} UTC: {h['reason']}")
+    if not report.summary.checks:
+        console.print("[yellow]no checks journaled in this period[/yellow]")
+    console.print(
+        f"written: {files.html} (charts: {', '.join(str(p) for p in files.pngs.values())})"
+    )

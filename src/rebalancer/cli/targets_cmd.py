@@ -1,0 +1,132 @@
+"""``rebalancer targets suggest``: what an optimiser would choose today, and why.
+
+Reads the trailing window of daily closes (``--data``, else ``paper.data_dir``, else the
+embedded demo candles), optimises with :mod:`rebalancer.backtest.optimize` and prints the
+suggested targets next to the configured ones, with each asset's volatility and share of the
+risk. Nothing is changed: copy the weights into ``[targets]`` if you agree.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, cast
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rebalancer.backtest.data import load_demo_panel, load_panel
+from rebalancer.backtest.optimize import (
+    OPT_METHODS,
+    Constraints,
+    OptMethod,
+    ledoit_wolf,
+    optimise,
+    to_targets,
+)
+from rebalancer.config import Settings, load_config
+from rebalancer.core.errors import ConfigError
+
+targets_app = typer.Typer(help="Suggest target weights from recent prices.", no_args_is_help=True)
+console = Console()
+
+
+def _settings(path: Path | None) -> Settings:
+    if path is None and Path("rebalancer.toml").exists():
+        path = Path("rebalancer.toml")
+    return load_config(path)
+
+
+def suggest_command(
+    method: Annotated[
+        str, typer.Option(help="inverse_vol, risk_parity, min_variance or max_sharpe.")
+    ] = "risk_parity",
+    window: Annotated[int, typer.Option(help="Trailing daily returns used.")] = 90,
+    min_weight: Annotated[float, typer.Option(help="Smallest weight per asset.")] = 0.0,
+    max_weight: Annotated[float, typer.Option(help="Largest weight per asset.")] = 1.0,
+    cash_floor: Annotated[
+        float | None, typer.Option(help="Weight kept in the quote (default: its target).")
+    ] = None,
+    max_turnover: Annotated[
+        float | None, typer.Option(help="Largest sum of |weight changes| from the targets.")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Folder of <ASSET>_<QUOTE>-1d.csv candle files.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", envvar="REBALANCER_CONFIG", help="TOML config.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Suggest targets from the trailing window of daily closes (nothing is changed).
+
+    Example: `rebalancer targets suggest --method min_variance --max-weight 0.5`
+    """
+    if method not in OPT_METHODS:
+        raise ConfigError(f"--method: must be one of {', '.join(OPT_METHODS)}; found {method!r}")
+    if window < 10:
+        raise ConfigError(f"--window: needs at least 10 daily returns; found {window}")
+    settings = _settings(config)
+    strategy = settings.strategy()
+    assets = list(strategy.assets)
+    folder = data or settings.paper.data_dir
+    panel = (
+        load_panel(folder, assets, "1d", quote=settings.quote)
+        if folder is not None
+        else load_demo_panel()
+    )
+    missing = [a for a in assets if a not in panel.closes.columns]
+    if missing:
+        raise ConfigError(f"no daily closes for {', '.join(missing)}: pass --data FOLDER")
+    closes = panel.closes[assets].to_numpy(dtype=np.float64)
+    if len(closes) < window + 1:
+        raise ConfigError(
+            f"--window {window} needs {window + 1} closes; the data has {len(closes)}"
+        )
+    returns = np.diff(np.log(closes[-window - 1 :]), axis=0)
+    floor = float(strategy.targets.get(settings.quote, 0)) if cash_floor is None else cash_floor
+    current = np.array([float(strategy.targets[a]) for a in assets])
+    try:
+        c = Constraints(min_weight, max_weight, floor, max_turnover)
+        w, why = optimise(returns, cast(OptMethod, method), c, current)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    cov, _ = ledoit_wolf(returns)
+    vols = np.sqrt(np.diag(cov) * 365)
+    rc = w * (cov @ w)
+    share = rc / rc.sum() if rc.sum() > 0 else rc
+    suggested = to_targets(assets, w, settings.quote)
+    end = panel.closes.index[-1]
+    if as_json:
+        out = {
+            "method": method,
+            "window_end": end.isoformat(),
+            "window": window,
+            "suggested": {a: str(v) for a, v in suggested.items()},
+            "current": {a: str(v) for a, v in strategy.targets.items()},
+            "annual_vol": {a: float(v) for a, v in zip(assets, vols, strict=True)},
+            "risk_share": {a: float(v) for a, v in zip(assets, share, strict=True)},
+            **why,
+        }
+        typer.echo(json.dumps(out, indent=2))
+        return
+    table = Table(title=f"{method} over {window} days to {end:%Y-%m-%d}", title_justify="left")
+    for col in ("asset", "target now", "suggested", "annual vol", "risk share"):
+        table.add_column(col, justify="right")
+    for i, a in enumerate(assets):
+        table.add_row(
+            a,
+            f"{strategy.targets[a]:.2%}",
+            f"{suggested[a]:.2%}",
+            f"{vols[i]:.0%}",
+            f"{share[i]:.0%}",
+        )
+    q = settings.quote
+    table.add_row(q, f"{strategy.targets.get(q, 0):.2%}", f"{suggested[q]:.2%}", "0%", "0%")
+    console.print(table)
+    console.print(
+        f"Ledoit-Wolf shrinkage {why['shrinkage']:.2f}; portfolio volatility "
+        f"{why['annual_vol']:.0%} a year; turnover from the targets {why['turnover']:.2f}"
+    )

@@ -1,0 +1,179 @@
+"""The JSON API's response shapes (they document themselves in ``/openapi.json``).
+
+Money, amounts and weights are decimal strings, exactly as journaled; times are ISO 8601 UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, Field
+
+from rebalancer.web import view
+
+
+class TickOut(BaseModel):
+    """The daemon's heartbeat: last and next check."""
+
+    state: str = Field(description="running, stopped, failed, or not responding")
+    schedule: str
+    ticks: int
+    last_tick: datetime | None
+    next_tick: datetime | None
+    last_result: str
+    last_error: str
+    consecutive_failures: int
+
+
+class HaltOut(BaseModel):
+    at: datetime
+    kind: str = Field(description='"halt" (circuit breaker) or "resume"')
+    reason: str
+
+
+class StatusOut(BaseModel):
+    mode: str
+    account: str
+    quote: str
+    halted: bool
+    halt: HaltOut | None = Field(description="the active halt, if any")
+    heartbeat: TickOut | None = Field(description="None when the daemon has never run")
+    control: bool = Field(description="whether POST /api/resume and /api/rebalance are enabled")
+    checks: int
+    last_check: datetime | None
+    total_value: Decimal | None
+
+
+class AssetWeightOut(BaseModel):
+    asset: str
+    amount: Decimal
+    value: Decimal
+    weight: Decimal
+    target: Decimal
+    drift: Decimal = Field(description="weight - target")
+    band_low: Decimal | None
+    band_high: Decimal | None
+    in_band: bool
+
+    @classmethod
+    def of(cls, a: view.AssetWeight) -> AssetWeightOut:
+        return cls(
+            asset=a.asset,
+            amount=a.amount,
+            value=a.value,
+            weight=a.weight,
+            target=a.target,
+            drift=a.drift,
+            band_low=a.band_low,
+            band_high=a.band_high,
+            in_band=a.in_band,
+        )
+
+
+class WeightsOut(BaseModel):
+    """Weights after the last check and its trades, valued at that check's prices."""
+
+    as_of: datetime | None
+    quote: str
+    total_value: Decimal
+    band: str
+    after_trades: bool = Field(description="the last check traded: these are its results")
+    assets: list[AssetWeightOut]
+
+
+class EquityPointOut(BaseModel):
+    at: datetime
+    value: Decimal = Field(description="the portfolio's value at this check, before its trades")
+    hold: Decimal = Field(description="the starting holdings at this check's prices")
+
+
+class EquityOut(BaseModel):
+    quote: str
+    start_at: datetime | None
+    start_holdings: dict[str, Decimal]
+    points: list[EquityPointOut]
+
+
+class DriftOut(BaseModel):
+    times: list[datetime]
+    targets: dict[str, Decimal]
+    drift: dict[str, list[Decimal]] = Field(description="per asset, one value per time")
+    weight: dict[str, list[Decimal]]
+
+
+class OrderOut(BaseModel):
+    created_at: datetime
+    client_order_id: str
+    symbol: str
+    side: str
+    amount: Decimal
+    expected_cost: Decimal
+    status: str
+    source: str
+    error: str
+    updated_at: datetime
+
+
+class FillOut(BaseModel):
+    at: datetime
+    client_order_id: str
+    trade_id: str
+    symbol: str
+    side: str
+    amount: Decimal
+    price: Decimal
+    cost: Decimal
+    fee: Decimal
+    fee_asset: str
+    status: str
+    source: str
+
+
+class SummaryOut(BaseModel):
+    quote: str
+    start: datetime | None
+    end: datetime | None
+    checks: int
+    rebalances: int
+    fills: int
+    orders_not_filled: int
+    traded: Decimal
+    fees: Decimal = Field(description="fees in the quote, at each check's prices")
+    fees_by_asset: dict[str, Decimal]
+    start_value: Decimal
+    end_value: Decimal
+    hold_end_value: Decimal
+    total_return: float | None
+    hold_return: float | None
+    premium: float | None = Field(description="total_return - hold_return")
+    max_drawdown: float
+    halts: int
+
+    @classmethod
+    def of(cls, s: view.Summary) -> SummaryOut:
+        return cls(
+            quote=s.quote,
+            start=s.start,
+            end=s.end,
+            checks=s.checks,
+            rebalances=s.rebalances,
+            fills=s.fills,
+            orders_not_filled=s.orders_not_filled,
+            traded=s.traded,
+            fees=s.fees,
+            fees_by_asset=s.fees_by_asset,
+            start_value=s.start_value,
+            end_value=s.end_value,
+            hold_end_value=s.hold_end_value,
+            total_return=s.total_return,
+            hold_return=s.hold_return,
+            premium=s.premium,
+            max_drawdown=s.max_drawdown,
+            halts=s.halts,
+        )
+
+
+class ActionOut(BaseModel):
+    ok: bool
+    detail: str

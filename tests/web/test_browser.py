@@ -1,0 +1,170 @@
+"""The dashboard in a real headless browser: Debian's Chromium driven by Playwright.
+
+The app runs under uvicorn on 127.0.0.1 (a free port) in a thread; the page is opened with
+the token, must show the journal's numbers, and the API must refuse a request without the
+token. A screenshot goes to docs/dashboard.png when that file is missing or when
+REBALANCER_UPDATE_SCREENSHOT=1 (always to the test's own folder).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rebalancer.adapters.journal import open_journal
+from rebalancer.web import view
+from rebalancer.web.server import (
+    StandaloneControls,
+    create_app,
+    dashboard_for,
+    open_reader,
+    serve_in_thread,
+)
+from web.paper_run import FOUR_H, ROOT, START, PaperRun
+
+CHROMIUM = Path(os.environ.get("REBALANCER_CHROMIUM", "/usr/bin/chromium"))
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TOKEN = "browser-test-token-42"
+SCREENSHOT = ROOT / "docs" / "dashboard.png"
+
+
+def money(x: Any) -> str:
+    return f"{float(x):,.2f}"
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}: run scripts/browser.sh (Debian's chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=FLAGS,  # Playwright gives it a new, empty profile (user data dir) itself
+        )
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def served(paper_run: PaperRun) -> Iterator[str]:
+    reader = open_reader(paper_run.settings)
+    server = serve_in_thread(
+        create_app(dashboard_for(paper_run.settings, reader), TOKEN), "127.0.0.1", 0
+    )
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.stop()
+        reader.close()
+
+
+def test_the_page_shows_the_journals_numbers_and_the_api_wants_the_token(
+    browser: Any, served: str, paper_run: PaperRun, tmp_path: Path
+) -> None:
+    j = open_journal(paper_run.journal_url, "paper:binance")
+    try:
+        rows = view.load_rows(j)
+    finally:
+        j.close()
+    weights = view.weights(rows, paper_run.settings.strategy(), "USDT")
+    summary = view.summary(rows, "USDT")
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    response = page.goto(f"{served}/?token={TOKEN}")
+    assert response.status == 200
+    page.wait_for_selector("body[data-loaded]", timeout=15000)
+    assert page.get_attribute("body", "data-loaded") == "yes", page.inner_text("#error")
+    assert errors == []
+    assert "token" not in page.url  # taken off the address bar, kept for the tab
+
+    # the numbers are the journal's
+    assert page.inner_text("#total-value") == f"{money(weights.total_value)} USDT"
+    assert (
+        page.inner_text("#counts") == f"{summary.checks} / {summary.rebalances} / {summary.fills}"
+    )
+    assert page.inner_text("#fees") == f"{money(summary.fees)} USDT"
+    assert page.inner_text("#return") == f"{summary.total_return * 100:+.2f}%"
+    assert page.inner_text("#hold-return") == f"{summary.hold_return * 100:+.2f}%"
+    shown = {
+        el.get_attribute("data-asset"): el.inner_text() for el in page.query_selector_all(".weight")
+    }
+    assert shown == {a.asset: f"{a.weight * 100:.2f}%" for a in weights.assets}
+    assert page.inner_text("#last-tick") == f"{summary.end:%Y-%m-%d %H:%M} UTC"
+    assert page.inner_text("#daemon-state") == "stopped"
+    assert page.inner_text("#halt-badge") == "trading allowed"
+    fills_shown = page.query_selector_all("#fills tbody tr")
+    assert len(fills_shown) == min(20, len(rows["fills"]))
+    # charts drawn as inline SVG: equity and buy-and-hold, one drift line per asset
+    assert page.locator("#equity-chart polyline.series").count() == 2
+    assert page.locator("#drift-chart polyline.series").count() == 4
+    assert not page.is_visible("#controls")  # read-only
+
+    # without the token: the API refuses, from the page and from a fresh tab
+    status = page.evaluate("fetch('/api/weights').then(r => r.status)")
+    assert status == 401
+    other = browser.new_page()
+    assert other.goto(f"{served}/api/status").status == 401
+    assert other.goto(f"{served}/").status == 401
+
+    shot = tmp_path / "dashboard.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if not SCREENSHOT.exists() or os.environ.get("REBALANCER_UPDATE_SCREENSHOT") == "1":
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copyfile(shot, SCREENSHOT)
+
+
+def test_control_mode_lifts_a_halt_from_the_page(
+    browser: Any, paper_run: PaperRun, tmp_path: Path
+) -> None:
+    run = paper_run.copy(tmp_path / "run")
+    j = open_journal(run.journal_url, "paper:binance")
+    j.record_halt("drawdown 16% beyond 15% in 24h", START + 200 * FOUR_H)
+    j.close()
+    reader = open_reader(run.settings)
+    controls = StandaloneControls(run.settings, reader, False)
+    app = create_app(dashboard_for(run.settings, reader), TOKEN, controls)
+    server = serve_in_thread(app, "127.0.0.1", 0)
+    try:
+        page = browser.new_page()
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+        page.goto(f"http://127.0.0.1:{server.port}/?token={TOKEN}")
+        page.wait_for_selector("body[data-loaded]", timeout=15000)
+        assert page.inner_text("#halt-badge") == "HALTED: drawdown 16% beyond 15% in 24h"
+        assert page.is_visible("#controls")
+        page.click("#btn-resume")
+        page.wait_for_function(
+            "document.getElementById('halt-badge').textContent === 'trading allowed'",
+            timeout=15000,
+        )
+        assert dialogs == ["resumed; the halt was: drawdown 16% beyond 15% in 24h"]
+        assert page.inner_text("#halts tbody tr:first-child").split("\t")[1] == "resume"
+    finally:
+        server.stop()
+        reader.close()
+    j = open_journal(run.journal_url, "paper:binance")
+    try:
+        assert j.halt_status().active is None
+    finally:
+        j.close()
