@@ -430,8 +430,8 @@ def heatmap_figures(result: GridResult) -> dict[str, Any]:
                     ax.plot(j, i, marker="*", color="red", markersize=10)
             fig.colorbar(im, ax=ax, shrink=0.8)
         fig.suptitle(
-            f"{title} by band and fee rate (red star: break-even band vs "
-            f"buy-and-hold; {result.semantics} semantics)",
+            f"{title} by band and fee rate\n(red star: break-even band vs "
+            f"buy-and-hold;\n{result.semantics} semantics)",
             fontsize=10,
         )
         fig.tight_layout()
