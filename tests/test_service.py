@@ -133,3 +133,19 @@ def test_hybrid_checks_on_the_calendar_and_acts_only_out_of_band() -> None:
     week = T0 + timedelta(days=8)
     due = run_cycle(inner, journal, MemoryNotifier(), strategy(rule), week)
     assert due.decision.fire and due.fills
+
+
+def test_realised_slippage_is_recorded_against_the_expected_price() -> None:
+    # the plan allows 0.1 % but the exchange fills 2 % worse: +200 bps on the sell (sold
+    # cheaper); the buy is re-planned after the sells at the same allowance, so also ~+190 bps
+    inner = paper({"BTC": "0.2", "USDT": "0"}, slippage="0.02")
+    report = run_cycle(inner, MemoryJournal(), MemoryNotifier(), strategy(slippage="0.001"), T0)
+    sell = next(f for f in report.fills if f.side is Side.SELL)
+    expected = report.sent[sell.client_order_id].expected_price
+    assert expected == D(40000) * D("0.999") and sell.price == D(40000) * D("0.98")
+    bps = report.slippage_bps(sell)
+    assert bps is not None and abs(bps - (1 - D("0.98") / D("0.999")) * 10000) < D("1e-20")
+    row = report.summary()["fills"][0]
+    assert row["expected_price"] == str(expected) and D(row["slippage_bps"]) > 180
+    buy = next(f for f in report.fills if f.side is Side.BUY)
+    assert report.slippage_bps(buy) is not None and report.slippage_bps(buy) > 0

@@ -62,6 +62,26 @@ class CycleReport:
     executed: bool = False
     stopped: str = ""
     reconciled: ReconcileReport | None = None
+    sent: dict[str, OrderRequest] = field(default_factory=dict)
+
+    def fill_with_slippage(self, fill: Fill) -> dict[str, str]:
+        """``fill_dict`` plus the order's expected price and the realised slippage (bps)."""
+        order, bps = self.sent.get(fill.client_order_id), self.slippage_bps(fill)
+        return {
+            **fill_dict(fill),
+            "expected_price": "" if order is None else str(order.expected_price),
+            "slippage_bps": "" if bps is None else f"{bps:.2f}",
+        }
+
+    def slippage_bps(self, fill: Fill) -> Decimal | None:
+        """Realised slippage of ``fill`` against the price its order expected, in basis
+        points, positive when the fill was worse (bought dearer or sold cheaper)."""
+        order = self.sent.get(fill.client_order_id)
+        if order is None or order.expected_price <= 0:
+            return None
+        moved = fill.price / order.expected_price - 1
+        return (moved if fill.side is Side.BUY else -moved) * 10000
+
     flows: dict[str, Decimal] = field(default_factory=dict)
 
     @property
@@ -88,7 +108,7 @@ class CycleReport:
             "reason": self.decision.reason,
             "executed": self.executed,
             "stopped": self.stopped,
-            "fills": [fill_dict(f) for f in self.fills],
+            "fills": [self.fill_with_slippage(f) for f in self.fills],
             "failed": [
                 {
                     "symbol": x.order.symbol,
@@ -314,6 +334,7 @@ def _send(
     for i, order in enumerate(orders):
         order = replace(order, client_order_id=client_order_id(report.at, side, i))
         journal.record_intent(order, report.at)
+        report.sent[order.client_order_id] = order
         try:
             fill = exchange.create_market_order(order)
         except SkipLeg as exc:

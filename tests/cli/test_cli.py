@@ -161,3 +161,17 @@ def test_every_command_has_help_with_an_example() -> None:
         code, out = run(*cmd, "--help")
         assert code == 0, cmd
         assert "Example" in out, cmd
+
+
+def test_status_shows_the_daemons_last_and_next_check(config: Path) -> None:
+    data = json.loads(run("status", "-c", str(config), "--json")[1])
+    assert data["daemon"] is None
+    code, out = run("run", "-c", str(config), "--once")
+    assert code == 0, out
+    code, out = run("status", "-c", str(config), "--json")
+    assert code == 0, out
+    beat = json.loads(out)["daemon"]
+    assert beat["ticks"] == 1 and beat["state"] == "stopped"
+    assert beat["last_tick"] is not None
+    code, out = run("status", "-c", str(config))
+    assert "last check:" in out and "daemon (paper)" in out

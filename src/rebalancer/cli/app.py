@@ -26,6 +26,7 @@ from rebalancer.cli.targets_cmd import suggest_command, targets_app
 from rebalancer.cli.web_cmd import serve_command
 from rebalancer.config import Settings, load_config, show_config
 from rebalancer.core.errors import ConfigError, RebalancerError
+from rebalancer.daemon.heartbeat import HeartbeatFile, heartbeat_path
 from rebalancer.service import evaluate, run_cycle
 
 P = ParamSpec("P")
@@ -91,9 +92,11 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 
     Example: `rebalancer status --json`
     """
-    rt = build(settings_from(config))
+    settings = settings_from(config)
+    rt = build(settings)
     _, drift, decision = evaluate(rt.exchange, rt.journal, rt.strategy, rt.clock.now(), rt.history)
     halt = rt.journal.halt_status().active
+    beat = HeartbeatFile(heartbeat_path(settings.state_dir, rt.mode)).read()
     if as_json:
         emit(
             {
@@ -105,6 +108,7 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
                 "halted": None
                 if halt is None
                 else {"at": halt.at.isoformat(), "reason": halt.reason},
+                "daemon": None if beat is None else beat.to_dict(),
             }
         )
         return
@@ -120,6 +124,10 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         )
     else:
         console.print("Trading: not halted")
+    if beat is None:
+        console.print("Daemon: never started here (`rebalancer run`)")
+    for line in [] if beat is None else beat.lines(rt.clock.now()):
+        console.print(line, highlight=False)
 
 
 @app.command()

@@ -18,7 +18,7 @@ from rebalancer.daemon import (
     SystemWaiter,
     heartbeat_path,
 )
-from rebalancer.logs import setup_logging
+from rebalancer.logs import reset_logging, setup_logging
 
 
 def _settings(path: Path | None) -> Settings:
@@ -131,6 +131,7 @@ def run_command(
             result = daemon.run()
     finally:
         rt.close()
+        reset_logging()  # the handlers hold this run's streams; leave none behind
     typer.echo(f"rebalancer run: stopped after {result.ticks} checks: {result.reason}")
     if result.exit_code:
         raise typer.Exit(result.exit_code)

@@ -15,7 +15,7 @@ from rich.table import Table
 from rebalancer.core.drift import PortfolioDrift
 from rebalancer.core.planner import Plan
 from rebalancer.core.triggers import Decision
-from rebalancer.service import CycleReport, fill_dict
+from rebalancer.service import CycleReport
 
 
 def _default(obj: Any) -> Any:
@@ -192,7 +192,7 @@ def cycle_dict(r: CycleReport) -> dict[str, Any]:
         "drift_before": drift_dict(r.drift),
         "plan": plan_dict(r.plan) if r.plan else None,
         "buy_plan": plan_dict(r.buy_plan) if r.buy_plan else None,
-        "fills": [fill_dict(f) for f in r.fills],
+        "fills": [r.fill_with_slippage(f) for f in r.fills],
         "failed": [
             {"symbol": x.order.symbol, "side": x.order.side.value, "error": x.error, "kind": x.kind}
             for x in r.failed
@@ -204,9 +204,10 @@ def cycle_dict(r: CycleReport) -> dict[str, Any]:
 
 def fills_table(r: CycleReport) -> Table:
     t = Table(title="Fills")
-    for col in ("client id", "side", "symbol", "amount", "price", "cost", "fee"):
+    for col in ("client id", "side", "symbol", "amount", "price", "cost", "fee", "slip bps"):
         t.add_column(col)
     for f in r.fills:
+        bps = r.slippage_bps(f)
         t.add_row(
             f.client_order_id,
             f.side.value,
@@ -215,5 +216,6 @@ def fills_table(r: CycleReport) -> Table:
             money(f.price),
             money(f.cost),
             f"{amount(f.fee)} {f.fee_asset}",
+            "—" if bps is None else f"{bps:+.1f}",
         )
     return t
