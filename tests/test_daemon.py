@@ -35,7 +35,7 @@ from rebalancer.backtest.data import load_panel
 from rebalancer.cli.app import app
 from rebalancer.config import parse_config
 from rebalancer.core.errors import AuthError, ConfigError, RetryLater
-from rebalancer.core.model import Fill, OrderRequest, Snapshot
+from rebalancer.core.model import Fill, OrderRequest, Side, Snapshot
 from rebalancer.core.planner import PlanPolicy
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import Calendar, Threshold, Trigger
@@ -586,3 +586,71 @@ def test_run_cli_rejects_a_bad_notify_url_without_showing_it(
     result = CliRunner().invoke(app, ["run", "-c", str(_config(tmp_path)), "--once"])
     assert result.exit_code == 2
     assert "nosuch #2" in result.output and "SECRETTOKEN42" not in result.output
+
+
+# --- a halted daemon does not hammer the exchange ------------------------------------------
+
+
+@dataclass
+class CountingExchange:
+    """Counts every call that reaches the exchange (reads and orders)."""
+
+    inner: ReplayExchange
+    calls: list[str] = field(default_factory=list)
+    name: str = "counting"
+
+    def snapshot(self, assets: Sequence[str], quote: str) -> Snapshot:
+        self.calls.append("snapshot")
+        return self.inner.snapshot(assets, quote)
+
+    def create_market_order(self, order: OrderRequest) -> Fill:
+        self.calls.append("order")
+        return self.inner.create_market_order(order)
+
+    def fetch_order(self, client_order_id: str, symbol: str) -> Fill | None:
+        self.calls.append(f"fetch_order {client_order_id}")
+        return self.inner.fetch_order(client_order_id, symbol)
+
+
+def test_a_halted_daemon_reads_nothing_from_the_exchange(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    counting = CountingExchange(rig.exchange)
+    rig.journal.record_halt("drawdown 16% beyond 15% in 24h", START - FOUR_H)
+    daemon = rig.daemon(MemoryNotifier(), max_ticks=6)
+    daemon.exchange = counting
+    with caplog.at_level(logging.INFO, logger="rebalancer.daemon"):
+        result = daemon.run(handle_signals=False)
+    assert (result.exit_code, result.ticks) == (0, 6)
+    assert counting.calls == []  # no balance, no price, no order in six ticks
+    assert rig.clock.now() == START + 5 * FOUR_H  # the schedule went on
+    assert sum("halted since" in r.getMessage() for r in caplog.records) == 6
+    assert rig.beats[-1].last_result.startswith("halted since")
+    # once resumed, the next tick reads and trades again
+    rig.journal.record_resume(rig.clock.now(), "checked")
+    again = rig.daemon(MemoryNotifier(), max_ticks=1)
+    again.exchange = counting
+    again.run(handle_signals=False)
+    assert counting.calls[0] == "snapshot" and "order" in counting.calls
+
+
+def test_a_halted_daemon_still_resolves_unresolved_intents(rig: Rig) -> None:
+    counting = CountingExchange(rig.exchange)
+    # an order sent just before the halt whose reply was lost: it filled on the exchange
+    snap = rig.exchange.snapshot(list(ASSETS), "USDT")  # sets the prices at START
+    price = snap.buy_price("BTC")
+    order = OrderRequest(
+        "BTC", "BTC/USDT", Side.BUY, D("0.01"), price, D("0.01") * price, D(0), "rb-lost-0"
+    )
+    rig.journal.record_intent(order, START - FOUR_H)
+    rig.exchange.inner.create_market_order(order)
+    rig.journal.record_halt("exchange ban (418)", START - FOUR_H)
+    daemon = rig.daemon(MemoryNotifier(), max_ticks=3)
+    daemon.exchange = counting
+    daemon.run(handle_signals=False)
+    # looked up once, on the first tick; never a balance or price read
+    assert counting.calls == ["fetch_order rb-lost-0"]
+    assert rig.journal.unresolved_intents() == []
+    results = [b.last_result for b in rig.beats if b.last_result]
+    assert "reconciled 1 order(s)" in results[0]
+    assert all(r.startswith("halted since") for r in results)

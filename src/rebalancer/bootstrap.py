@@ -211,22 +211,24 @@ def build(
             "`rebalancer keys check --i-understand`; later starts need only --live"
         )
     from rebalancer.adapters.ccxt.permissions import check_live_keys
-    from rebalancer.adapters.live import build_live  # the only path that reaches ccxt
+    from rebalancer.adapters.live import build_live, live_history  # the path to ccxt
 
     exchange, note = build_live(settings)
+    strategy = settings.strategy()
     for warning in check_live_keys(exchange, allow_withdrawals=allow_withdrawals):
         log.warning("keys check: %s", warning)
     if first:
         record_live_confirmation(settings, datetime.now(UTC))
     return Runtime(
         "live",
-        settings.strategy(),
+        strategy,
         exchange,
         journal(settings, lock=lock),
         LogNotifier(),
         SystemClock(),
         note,
         risk_limits(settings),
+        live_history(exchange, strategy),
     )
 
 

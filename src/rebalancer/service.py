@@ -83,6 +83,9 @@ class CycleReport:
         return (moved if fill.side is Side.BUY else -moved) * 10000
 
     flows: dict[str, Decimal] = field(default_factory=dict)
+    # transfers between accounts that would let the plan execute in full (several accounts:
+    # MultiAccountExchange.suggestions()); never made by the bot, only reported
+    suggestions: list[str] = field(default_factory=list)
 
     @property
     def traded_value(self) -> Decimal:
@@ -124,6 +127,7 @@ class CycleReport:
                 cid: outcome.source
                 for cid, outcome in (self.reconciled.resolved if self.reconciled else {}).items()
             },
+            "suggestions": list(self.suggestions),
         }
 
 
@@ -139,6 +143,24 @@ def fill_dict(f: Fill) -> dict[str, str]:
         "fee_asset": f.fee_asset,
         "status": f.status,
     }
+
+
+def transfer_suggestions(exchange: Exchange) -> list[str]:
+    """The exchange's suggested transfers between accounts (none for a single account).
+
+    Optional, not part of the Exchange port: only an exchange spanning several accounts
+    (:class:`rebalancer.adapters.multi.MultiAccountExchange`) has ``suggestions()``.
+    """
+    suggestions = getattr(exchange, "suggestions", None)
+    return [str(s) for s in suggestions()] if callable(suggestions) else []
+
+
+def _collect_suggestions(exchange: Exchange, report: CycleReport) -> None:
+    """Add the exchange's current suggestions to ``report`` (read before the next snapshot
+    clears them), once each."""
+    for text in transfer_suggestions(exchange):
+        if text not in report.suggestions:
+            report.suggestions.append(text)
 
 
 def client_order_id(at: datetime, side: Side, index: int) -> str:
@@ -352,6 +374,8 @@ def _send(
         else:
             report.fills.append(fill)
             outcome = OrderOutcome("filled", "exchange reply", fill)
+        finally:
+            _collect_suggestions(exchange, report)
         journal.record_outcome(order.client_order_id, outcome, report.at)
     return True
 
@@ -408,3 +432,13 @@ def _notify(notifier: Notifier, report: CycleReport) -> None:
         )
     for failed in report.failed:
         notifier.send(Event("skip", f"order {failed.order.symbol} not placed", failed.error))
+    if report.suggestions:
+        notifier.send(
+            Event(
+                "transfer",
+                f"{len(report.suggestions)} transfer(s) between accounts suggested",
+                "\n".join(report.suggestions)
+                + "\n(the bot never moves money between accounts: you decide)",
+                {"suggestions": list(report.suggestions)},
+            )
+        )

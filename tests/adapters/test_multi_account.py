@@ -231,3 +231,61 @@ def test_the_service_runs_one_cycle_over_both_accounts() -> None:
     again = run_cycle(multi, journal, MemoryNotifier(), strategy, at + timedelta(hours=4))
     assert not again.decision.fire and again.fills == []
     assert (len(b.placed()), len(k.placed())) == (2, 1)
+
+
+def short_of_cash_cycle() -> tuple[KrakenDouble, MultiAccountExchange, Strategy]:
+    """SOL trades only on binance, whose 100 USDT cannot pay for the SOL the targets want."""
+    _, k, multi = build({"USDT": "100"}, {"USDT": "900"})
+    targets = {"SOL": Decimal("0.5"), "USDT": Decimal("0.5")}
+    return k, multi, Strategy("USDT", targets, Threshold(Decimal("0.05")), POLICY)
+
+
+def test_transfer_suggestions_reach_the_cycle_report_and_the_notifier() -> None:
+    k, multi, strategy = short_of_cash_cycle()
+    notifier = MemoryNotifier()
+    at = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    report = run_cycle(multi, MemoryJournal(), notifier, strategy, at)
+    assert report.fills and report.fills[0].asset == "SOL"
+    [text] = report.suggestions  # kept although the final snapshot cleared the exchange's
+    assert text.startswith("kraken holds 90 % of the USDT but binance needs it for SOL buys")
+    assert report.summary()["suggestions"] == [text]
+    [event] = [e for e in notifier.events if e.kind == "transfer"]
+    assert text in event.body and event.data["suggestions"] == [text]
+    assert k.balances["USDT"] == Decimal("900")  # never moved by the bot
+
+
+def test_the_rebalance_command_prints_the_suggested_transfers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from rebalancer.adapters.clock import ManualClock
+    from rebalancer.bootstrap import Runtime
+    from rebalancer.cli import app as cli
+
+    def runtime() -> Runtime:
+        _, multi, strategy = short_of_cash_cycle()
+        clock = ManualClock(datetime(2026, 3, 1, 12, tzinfo=UTC))
+        return Runtime(
+            "live", strategy, multi, MemoryJournal(), MemoryNotifier(), clock, "2 accounts"
+        )
+
+    monkeypatch.setattr(cli, "build", lambda *a, **k: runtime())
+    runner = CliRunner()
+    out = runner.invoke(cli.app, ["rebalance"])
+    assert out.exit_code == 0, out.output
+    assert "suggested transfer (never made by the bot): kraken holds 90 % of the USDT" in (
+        " ".join(out.output.split())
+    )
+    data = json.loads(runner.invoke(cli.app, ["rebalance", "--json"]).output)
+    assert data["suggestions"][0].startswith("kraken holds 90 % of the USDT")
+
+
+def test_an_exchange_without_suggestions_reports_none() -> None:
+    from rebalancer.service import transfer_suggestions
+
+    _, multi, _ = short_of_cash_cycle()
+    assert transfer_suggestions(multi) == []
+    assert transfer_suggestions(multi.accounts["binance"]) == []

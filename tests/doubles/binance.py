@@ -43,7 +43,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import requests
 from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
+
+from doubles.wire import http_response
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "ccxt-fixtures" / "binance"
 HOST = "api.binance.com"
@@ -328,15 +329,7 @@ class BinanceDouble(BaseAdapter):
         text: str,
         content_type: str = "application/json;charset=UTF-8",
     ) -> requests.Response:
-        response = requests.Response()
-        response.status_code = status
-        response._content = text.encode()
-        response.headers = CaseInsensitiveDict({"Content-Type": content_type})
-        response.reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized"}.get(status, "Error")
-        response.url = request.url or ""
-        response.request = request
-        response.encoding = "utf-8"
-        return response
+        return http_response(request, status, text, content_type)
 
     def _error(
         self, request: requests.PreparedRequest, status: int, code: int, msg: str

@@ -50,9 +50,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
 
 from doubles.binance import Fault, Recorded, UnhandledRequest, body_text
+from doubles.wire import http_response
 
 HOST = "api.coinbase.com"
 PREFIX = "/api/v3/brokerage/"
@@ -292,15 +292,7 @@ class CoinbaseDouble(BaseAdapter):
         text: str,
         content_type: str = "application/json; charset=utf-8",
     ) -> requests.Response:
-        response = requests.Response()
-        response.status_code = status
-        response._content = text.encode()
-        response.headers = CaseInsensitiveDict({"Content-Type": content_type})
-        response.reason = {200: "OK", 401: "Unauthorized", 404: "Not Found"}.get(status, "Error")
-        response.url = request.url or ""
-        response.request = request
-        response.encoding = "utf-8"
-        return response
+        return http_response(request, status, text, content_type)
 
     def _grpc_error(
         self, request: requests.PreparedRequest, status: int, error: str, message: str

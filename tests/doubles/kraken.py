@@ -31,9 +31,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import requests
 from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
 
 from doubles.binance import Fault, Recorded, UnhandledRequest, body_text
+from doubles.wire import http_response
 
 HOST = "api.kraken.com"
 ZERO = Decimal(0)
@@ -196,15 +196,7 @@ class KrakenDouble(BaseAdapter):
         return None
 
     def _respond(self, request: requests.PreparedRequest, data: Any) -> requests.Response:
-        response = requests.Response()
-        response.status_code = 200
-        response._content = json.dumps(data).encode()
-        response.headers = CaseInsensitiveDict({"Content-Type": "application/json; charset=utf-8"})
-        response.reason = "OK"
-        response.url = request.url or ""
-        response.request = request
-        response.encoding = "utf-8"
-        return response
+        return http_response(request, 200, json.dumps(data), "application/json; charset=utf-8")
 
     # -- endpoints ------------------------------------------------------------------------
 

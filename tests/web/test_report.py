@@ -148,3 +148,60 @@ def test_serve_help_and_config_section() -> None:
         parse_config("[targets]\nBTC = 1\n[web]\nport = 0\n")
     with pytest.raises(Exception, match="contrl"):
         parse_config("[targets]\nBTC = 1\n[web]\ncontrl = true\n")
+
+
+def _cycle(at: datetime, balances: dict[str, str], btc: str) -> dict[str, object]:
+    return {
+        "at": at,
+        "total_value": "0",
+        "fees_quote": "0",
+        "snapshot": {"quote": "USDT", "balances": balances, "prices": {"BTC": btc}},
+        "drift": [{"asset": "BTC", "target": "0.5", "drift": "0", "weight": "0.5"}],
+    }
+
+
+def test_the_report_separates_a_deposit_from_performance(tmp_path: Path) -> None:
+    """1000 USDT + 0.01 BTC at 100000 (2000); BTC +10 % (2100); then 1000 USDT deposited and
+    BTC back to 100000 (3000 with the deposit): the deposit is a flow, not a gain."""
+    from rebalancer.web.report import render_html
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    rows: view.Rows = {
+        "cycles": [
+            _cycle(t0, {"USDT": "1000", "BTC": "0.01"}, "100000"),
+            _cycle(t0 + timedelta(days=1), {"USDT": "1000", "BTC": "0.01"}, "110000"),
+            _cycle(t0 + timedelta(days=2), {"USDT": "2000", "BTC": "0.01"}, "100000"),
+        ],
+        "fills": [],
+        "orders": [],
+        "halts": [],
+    }
+    report = build_report(rows, None, account="paper:binance", mode="paper", since=None)
+    p = report.performance
+    assert (p.start_value, p.end_value, p.net_flows) == (2000, 3000, 1000)
+    assert p.pnl == 0  # what is left once the deposit is taken out
+    # 2000 -> 2100 (+5 %), then (3000 - 1000) / 2100 - 1 = -4.76 %: about -0.0 % in all
+    assert float(p.twr) == pytest.approx(2100 / 2000 * 2000 / 2100 - 1)
+    [(at, asset, amount, value)] = p.flows
+    assert (at, asset, amount, value) == (t0 + timedelta(days=2), "USDT", 1000, 1000)
+    rows_text = dict(summary_rows(report))
+    assert rows_text["deposits − withdrawals"] == "+1,000.00 USDT (1 flows)"
+    assert rows_text["gain excluding flows"] == "+0.00 USDT"
+    assert rows_text["time-weighted return (flows taken out)"] == "+0.00%"
+    page = render_html(report, {})
+    assert "Deposits and withdrawals (1)" in page and "deposit" in page and "+1,000.00" in page
+
+
+def test_the_printed_report_has_the_time_weighted_return(
+    paper_run: PaperRun, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(
+        app, ["report", "-c", str(paper_run.config), "--out", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "time-weighted return (flows taken out)" in result.output
+    assert "deposits − withdrawals" in result.output and "(0 flows)" in result.output
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert (
+        "time-weighted return (flows taken out)" in page and "Deposits and withdrawals (0)" in page
+    )

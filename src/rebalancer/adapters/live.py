@@ -16,10 +16,13 @@ from decimal import Decimal
 from pathlib import Path
 
 from rebalancer.adapters.ccxt.exchange import CcxtExchange, make_client
+from rebalancer.adapters.ccxt.history import ExchangeHistory, history_sources
 from rebalancer.adapters.multi import MultiAccountExchange
 from rebalancer.config import Settings, load_secrets
 from rebalancer.config.schema import Account, Execution
-from rebalancer.ports import Exchange
+from rebalancer.core.strategy import Strategy
+from rebalancer.core.vol_bands import history_bars
+from rebalancer.ports import Exchange, PriceHistory
 
 MAX_TICKER_AGE = timedelta(seconds=60)
 MAX_PRICE_JUMP = Decimal("0.20")
@@ -99,3 +102,12 @@ def build_live(
         "only suggested, never made"
     )
     return MultiAccountExchange(accounts), note
+
+
+def live_history(exchange: Exchange, strategy: Strategy) -> PriceHistory | None:
+    """The exchange's daily closes for a trigger that looks back (volatility-scaled bands);
+    None when the trigger needs no history (then no candle is ever requested)."""
+    if not history_bars(strategy.trigger):
+        return None
+    sources = history_sources(exchange)
+    return ExchangeHistory(sources, strategy.quote) if sources else None

@@ -74,6 +74,8 @@ MONTHLY = "0 0 1 * *"
 SCAN_MARGIN = 1e-9
 _WINDOW = 4096
 _FIRST_WINDOW = 8
+#: first window after a decision when every mask is vectorised (no per-bar Python work)
+_FIRST_WINDOW_VECTOR = 256
 
 
 @dataclass(frozen=True)
@@ -283,6 +285,37 @@ class _BarJournal(MemoryJournal):
         return TriggerTimes(self.previous_bar, self.last_fired)
 
 
+def close_times(index: pd.Index, bar: timedelta) -> list[datetime]:
+    """``[t.to_pydatetime() + bar for t in index]``, converted in one vectorised step
+    (the per-element form took tens of ms on 30k-bar panels); same objects, same tzinfo."""
+    if isinstance(index, pd.DatetimeIndex) and not np.any(index.asi8 % 1000):
+        return list((index + bar).to_pydatetime())
+    return [t.to_pydatetime() + bar for t in index]
+
+
+class _CloseTimes:
+    """The close times ``close_times(index, bar)``, converted only when read: one element at
+    a time (candidate bars), or all at once for the masks that walk every bar (calendar)."""
+
+    def __init__(self, index: pd.Index, bar: timedelta) -> None:
+        self._index, self._bar = index, bar
+        self._all: list[datetime] | None = None
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def at(self, i: int) -> datetime:
+        if self._all is not None:
+            return self._all[i]
+        stamp: Any = self._index[i]
+        return stamp.to_pydatetime() + self._bar  # type: ignore[no-any-return]
+
+    def all(self) -> list[datetime]:
+        if self._all is None:
+            self._all = close_times(self._index, self._bar)
+        return self._all
+
+
 def _dec_row(prices: FloatArray, assets: list[str]) -> dict[str, Decimal]:
     return {a: Decimal(repr(float(v))) for a, v in zip(assets, prices, strict=True)}
 
@@ -295,7 +328,7 @@ class _Scan:
     prices: FloatArray  # (window, assets)
     units: FloatArray
     cash: float
-    times: list[datetime]  # close times of the window
+    clock: _CloseTimes  # close times of the whole panel (lazy)
     previous: datetime | None  # close time of the bar before the window
     last_fired: datetime | None
     targets: FloatArray  # per asset (assets order)
@@ -303,6 +336,11 @@ class _Scan:
     start: int = 0  # bar index of the window's first bar
     all_prices: FloatArray | None = None  # the whole panel, for look-back triggers
     cache: dict[int, FloatArray] = field(default_factory=dict)
+
+    @property
+    def times(self) -> list[datetime]:
+        """Close times of the window."""
+        return self.clock.all()[self.start : self.start + len(self.prices)]
 
 
 def _threshold_mask(trig: Threshold, s: _Scan) -> BoolArray:
@@ -315,7 +353,11 @@ def _threshold_mask(trig: Threshold, s: _Scan) -> BoolArray:
     targets = np.append(s.targets, s.cash_target)
     held = np.append(s.units, s.cash)
     names = [*s.strategy.assets, s.strategy.quote]
-    widths = np.array([float(trig.band_width(s.strategy.targets.get(a, ZERO))) for a in names])
+    widths = s.cache.get(id(trig))
+    if widths is None:  # the same every window: computed once per run
+        widths = s.cache[id(trig)] = np.array(
+            [float(trig.band_width(s.strategy.targets.get(a, ZERO))) for a in names]
+        )
     out = np.abs(legs - targets) > widths - SCAN_MARGIN
     zero_held = (targets > 0) & (held == 0)
     return np.asarray(out.any(axis=1) | bool(zero_held.any()), dtype=np.bool_)
@@ -354,7 +396,7 @@ def vol_band_widths(
 
 
 def _vol_mask(trig: VolScaledThreshold, s: _Scan) -> BoolArray:
-    n = len(s.times)
+    n = len(s.prices)
     if s.all_prices is None:
         return np.ones(n, dtype=np.bool_)
     widths = s.cache.get(id(trig))
@@ -374,29 +416,30 @@ def _vol_mask(trig: VolScaledThreshold, s: _Scan) -> BoolArray:
 
 
 def _calendar_mask(trig: Calendar, s: _Scan) -> BoolArray:
-    mask = np.zeros(len(s.times), dtype=np.bool_)
+    times = s.times
+    mask = np.zeros(len(times), dtype=np.bool_)
     if trig.since == "fired":
         # the reference time is fixed in the window and ``due`` is monotone in ``now``:
         # find the first due bar by bisection, with the trigger's own ``due``
-        lo, hi = 0, len(s.times)
+        lo, hi = 0, len(times)
         while lo < hi:
             mid = (lo + hi) // 2
-            prev = s.times[mid - 1] if mid > 0 else s.previous
-            if trig.due(TriggerContext(s.times[mid], prev, s.last_fired)):
+            prev = times[mid - 1] if mid > 0 else s.previous
+            if trig.due(TriggerContext(times[mid], prev, s.last_fired)):
                 hi = mid
             else:
                 lo = mid + 1
         mask[lo:] = True
         return mask
     previous = s.previous
-    for i, now in enumerate(s.times):
+    for i, now in enumerate(times):
         mask[i] = trig.due(TriggerContext(now, previous, s.last_fired))
         previous = now
     return mask
 
 
 def _mask(trig: Trigger, s: _Scan) -> BoolArray:
-    n = len(s.times)
+    n = len(s.prices)
     if isinstance(trig, Threshold):
         return _threshold_mask(trig, s)
     if isinstance(trig, Calendar):
@@ -422,11 +465,18 @@ def _mask(trig: Trigger, s: _Scan) -> BoolArray:
     return np.ones(n, dtype=np.bool_)
 
 
+def _vectorised(trig: Trigger) -> bool:
+    """True when :func:`_mask` evaluates ``trig`` with array operations only."""
+    if isinstance(trig, AllOf | AnyOf):
+        return all(_vectorised(p) for p in trig.parts)
+    return isinstance(trig, Threshold | VolScaledThreshold | Never | FirstBar)
+
+
 def _skip_loop(
     closes: pd.DataFrame,
     strategy: Strategy,
     initial: Mapping[str, Decimal],
-    times: list[datetime],
+    times: _CloseTimes,
     *,
     taker_fee: Decimal,
     slippage: Decimal,
@@ -438,24 +488,33 @@ def _skip_loop(
     exchange = PaperExchange(quote, dict(initial), taker_fee, slippage, dict(rules or {}))
     journal, notifier = _BarJournal(), MemoryNotifier()
     # the first prices fix the default market rules, as in the bar-by-bar loop
-    exchange.set_prices(_dec_row(prices[0], assets), times[0])
+    exchange.set_prices(_dec_row(prices[0], assets), times.at(0))
     targets = np.array([float(strategy.targets[a]) for a in assets])
     cash_target = float(strategy.targets.get(quote, ZERO))
     managed = set(strategy.targets)
-    history = FrameHistory(closes[assets], times[0] - closes.index[0].to_pydatetime())
+    history = FrameHistory(closes[assets], times.at(0) - closes.index[0].to_pydatetime())
     cache: dict[int, FloatArray] = {}
     cycles: list[tuple[int, CycleReport]] = []
-    t, n_bars, window = 0, len(times), _FIRST_WINDOW
+    first = _FIRST_WINDOW_VECTOR if _vectorised(strategy.trigger) else _FIRST_WINDOW
+    t, n_bars, window = 0, len(times), first
+    held: tuple[bool, FloatArray, float] | None = None  # balances only change in a cycle
     while t < n_bars:
         end = min(n_bars, t + window)
-        extra = any(a not in managed and b != 0 for a, b in exchange.balances.items())
+        if held is None:
+            bal = exchange.balances
+            held = (
+                any(a not in managed and b != 0 for a, b in bal.items()),
+                np.array([float(bal.get(a, ZERO)) for a in assets]),
+                float(bal.get(quote, ZERO)),
+            )
+        extra, units, cash = held
         scan = _Scan(
             strategy,
             prices[t:end],
-            np.array([float(exchange.balances.get(a, ZERO)) for a in assets]),
-            float(exchange.balances.get(quote, ZERO)),
-            times[t:end],
-            times[t - 1] if t > 0 else None,
+            units,
+            cash,
+            times,
+            times.at(t - 1) if t > 0 else None,
             journal.last_fired,
             targets,
             cash_target,
@@ -469,12 +528,14 @@ def _skip_loop(
         if hits.size == 0:
             t, window = end, min(2 * window, _WINDOW)
             continue
-        window = _FIRST_WINDOW
+        window = first
         i = t + int(hits[0])
-        journal.previous_bar = times[i - 1] if i > 0 else None
-        exchange.set_prices(_dec_row(prices[i], assets), times[i])
-        report = run_cycle(exchange, journal, notifier, strategy, times[i], history=history)
+        journal.previous_bar = times.at(i - 1) if i > 0 else None
+        now = times.at(i)
+        exchange.set_prices(_dec_row(prices[i], assets), now)
+        report = run_cycle(exchange, journal, notifier, strategy, now, history=history)
         cycles.append((i, report))
+        held = None
         t = i + 1
     return cycles, dict(exchange.balances)
 
@@ -538,8 +599,11 @@ def _curves(
     values = units * prices
     equity = values.sum(axis=1) + cash
     safe = np.where(equity > 0, equity, np.nan)
+    legs = np.empty((n_bars, len(assets) + 1))  # the quotients of column_stack([values, cash])
+    np.divide(values, safe[:, None], out=legs[:, :-1])
+    np.divide(cash, safe, out=legs[:, -1])
     weights = pd.DataFrame(
-        np.column_stack([values, cash]) / safe[:, None],
+        legs,
         index=closes.index,
         columns=[*assets, quote],
     )
@@ -558,7 +622,7 @@ def _run(
     rules: Mapping[str, MarketRules] | None,
     fast: bool,
 ) -> Run:
-    times = [t.to_pydatetime() + bar for t in closes.index]
+    times = _CloseTimes(closes.index, bar)
     if fast:
         cycles, final = _skip_loop(
             closes, strategy, initial, times, taker_fee=taker_fee, slippage=slippage, rules=rules
@@ -587,7 +651,7 @@ def _run(
     return Run(
         name,
         strategy,
-        pd.DatetimeIndex([pd.Timestamp(t) for t in times]),
+        _time_index(closes.index, bar, times.all),
         equity,
         weights,
         cycles,
@@ -598,6 +662,16 @@ def _run(
         metrics,
         fast,
     )
+
+
+def _time_index(
+    index: pd.Index, bar: timedelta, times: Callable[[], list[datetime]]
+) -> pd.DatetimeIndex:
+    """``pd.DatetimeIndex([pd.Timestamp(t) for t in times()])`` for ``times() ==
+    close_times(index, bar)`` (unit ``us``, no name, no freq), vectorised when it can be."""
+    if isinstance(index, pd.DatetimeIndex) and not np.any(index.asi8 % 1000):
+        return pd.DatetimeIndex((index + bar).as_unit("us"), freq=None).rename(None)
+    return pd.DatetimeIndex([pd.Timestamp(t) for t in times()])
 
 
 def hold_run(

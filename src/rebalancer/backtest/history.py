@@ -23,7 +23,20 @@ class FrameHistory:
     def __init__(self, closes: pd.DataFrame, bar: timedelta) -> None:
         self._cols = {c: i for i, c in enumerate(closes.columns)}
         self._prices: np.ndarray[Any, np.dtype[np.float64]] = closes.to_numpy(dtype=np.float64)
-        self._close_times = [t.to_pydatetime() + bar for t in closes.index]
+        self._index = closes.index
+        self._bar = bar
+        self._times: list[datetime] | None = None  # built on first use (threshold runs never ask)
+
+    @property
+    def _close_times(self) -> list[datetime]:
+        if self._times is None:
+            index, bar = self._index, self._bar
+            if isinstance(index, pd.DatetimeIndex) and not np.any(index.asi8 % 1000):
+                # one vectorised conversion (same objects as the per-element form below)
+                self._times = list((index + bar).to_pydatetime())
+            else:
+                self._times = [t.to_pydatetime() + bar for t in index]
+        return self._times
 
     def closes(
         self, assets: Sequence[str], until: datetime, bars: int

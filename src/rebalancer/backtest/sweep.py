@@ -89,6 +89,65 @@ def _post_fee_total_py(
 _post_fee_total = njit(cache=True, nogil=True)(_post_fee_total_py)
 
 
+#: margin around the band inside which the kernel's quick drift estimate (weights taken as
+#: ``value * (1 / total)``, a few ulps off the exact ``value / total``) is not trusted and
+#: the exact quotients decide, so the firing bars are exactly the reference's
+_MARGIN = 1e-12
+
+
+def _exact_drift_py(
+    values: FloatArray, total: float, cash: float, cash_target: float, targets: FloatArray
+) -> float:
+    """The reference's drift: largest ``|value / total - target|`` over all legs, cash first."""
+    drift = abs(cash / total - cash_target)
+    for i in range(values.shape[0]):
+        d = abs(values[i] / total - targets[i])
+        if d > drift:
+            drift = d
+    return drift
+
+
+_exact_drift = njit(cache=True, nogil=True, inline="always")(_exact_drift_py)
+
+
+#: combinations advanced together, bar by bar, by one kernel task: their per-bar arithmetic
+#: (valuation, drift estimate, statistics) runs as independent lanes (scalars the compiler
+#: may pack into SIMD registers), each lane doing exactly the scalar operations of one
+#: combination in the same order, so the same floats come out
+LANES = 8
+
+
+def _bar_stats_py(
+    e: float,
+    t: int,
+    n_ret: int,
+    eq: float,
+    mean: float,
+    m2: float,
+    down: float,
+    peak: float,
+    pb: float,
+    mdd: float,
+    ddb: float,
+) -> tuple[float, float, float, float, float, float, float, float]:
+    """One bar of the running statistics (the reference's branches in ``max`` form: a new
+    peak gives a drawdown <= 0 and a duration of 0 bars, which never beat the maxima)."""
+    r = e / eq - 1.0
+    delta = r - mean
+    mean += delta / n_ret
+    m2 += delta * (r - mean)
+    down += r * r if r < 0.0 else 0.0
+    if e >= peak:
+        pb = float(t)
+    peak = max(peak, e)
+    mdd = max(mdd, 1.0 - e / peak)
+    ddb = max(ddb, t - pb)
+    return e, mean, m2, down, peak, pb, mdd, ddb
+
+
+_bar_stats = njit(cache=True, nogil=True, inline="always")(_bar_stats_py)
+
+
 def _sweep_kernel_py(
     prices: FloatArray,
     targets: FloatArray,
@@ -105,93 +164,270 @@ def _sweep_kernel_py(
     """Fill ``out[k]`` with the statistics of combination ``k`` (band < 0: always fire).
 
     With ``record``, also ``equity_out[k, t]`` (equity per bar) and ``fired_out[k, t]``.
+
+    Speed without changing a result: combinations run ``LANES`` at a time (one ``prange``
+    task per group, padded with never-firing lanes), written as independent scalar lanes
+    that each keep the reference's operation order. On each due bar the drift is first
+    estimated with one division per lane (``value * (1 / total)``); only a lane whose
+    estimate lies within ``_MARGIN`` of its band computes the exact quotients, so every
+    decision is the reference's.
     """
     n_bars, n = prices.shape
-    for k in prange(bands.shape[0]):
-        band = bands[k]
-        fee_rate = fee_rates[k]
-        units = np.zeros(n)
-        values = np.zeros(n)
+    n_combos = bands.shape[0]
+    n_groups = (n_combos + LANES - 1) // LANES
+    for g in prange(n_groups):
+        band = np.full(LANES, np.inf)
+        fee_rate = np.zeros(LANES)
+        for c in range(LANES):
+            k = g * LANES + c
+            if k < n_combos:
+                band[c] = bands[k]
+                fee_rate[c] = fee_rates[k]
+        lo_band = band - _MARGIN
+        hi_band = band + _MARGIN
+        units = np.zeros((n, LANES))
+        vals = np.zeros((n, LANES))
+        values = np.zeros(n)  # one lane's values, for the exact paths
         buf = np.empty(n + 2)
+        cash = np.empty(LANES)
+        total = np.empty(LANES)
+        near = np.empty(LANES)
+        inv = np.empty(LANES)
+        start = np.empty(LANES)
+        fees = np.zeros(LANES)
+        n_reb = np.zeros(LANES)
+        traded_sum = np.zeros(LANES)
+        turnover = np.zeros(LANES)
         # bar 0: buy to target from cash
-        after = _post_fee_total(capital, values, targets, fee_rate, buf)
-        fees = 0.0
-        for i in range(n):
-            units[i] = targets[i] * after / prices[0, i]
-            fees += fee_rate * targets[i] * after
-        cash = cash_target * after
-        equity = after
-        if record:
-            equity_out[k, 0] = after
-        peak = after
-        peak_bar = 0
-        max_dd = 0.0
-        dd_bars = 0
-        n_reb = 0
-        traded_sum = 0.0
-        turnover = 0.0
-        n_ret = 0
-        mean = 0.0
-        m2 = 0.0
-        down_ss = 0.0
-        for t in range(1, n_bars):
-            total = 0.0
+        for c in range(LANES):
+            values[:] = 0.0
+            after = _post_fee_total(capital, values, targets, fee_rate[c], buf)
+            f = 0.0
             for i in range(n):
-                values[i] = units[i] * prices[t, i]
-                total += values[i]
-            total += cash  # after the assets, as the reference sums
+                units[i, c] = targets[i] * after / prices[0, i]
+                f += fee_rate[c] * targets[i] * after
+            fees[c] = f
+            cash[c] = cash_target * after
+            start[c] = after
+            if record and g * LANES + c < n_combos:
+                equity_out[g * LANES + c, 0] = after
+        eq0 = peak0 = start[0]
+        eq1 = peak1 = start[1]
+        eq2 = peak2 = start[2]
+        eq3 = peak3 = start[3]
+        eq4 = peak4 = start[4]
+        eq5 = peak5 = start[5]
+        eq6 = peak6 = start[6]
+        eq7 = peak7 = start[7]
+        mean0 = m20 = down0 = pb0 = mdd0 = ddb0 = 0.0
+        mean1 = m21 = down1 = pb1 = mdd1 = ddb1 = 0.0
+        mean2 = m22 = down2 = pb2 = mdd2 = ddb2 = 0.0
+        mean3 = m23 = down3 = pb3 = mdd3 = ddb3 = 0.0
+        mean4 = m24 = down4 = pb4 = mdd4 = ddb4 = 0.0
+        mean5 = m25 = down5 = pb5 = mdd5 = ddb5 = 0.0
+        mean6 = m26 = down6 = pb6 = mdd6 = ddb6 = 0.0
+        mean7 = m27 = down7 = pb7 = mdd7 = ddb7 = 0.0
+        n_ret = 0
+        for t in range(1, n_bars):
+            t0 = 0.0
+            t1 = 0.0
+            t2 = 0.0
+            t3 = 0.0
+            t4 = 0.0
+            t5 = 0.0
+            t6 = 0.0
+            t7 = 0.0
+            for i in range(n):
+                p = prices[t, i]
+                v0 = units[i, 0] * p
+                v1 = units[i, 1] * p
+                v2 = units[i, 2] * p
+                v3 = units[i, 3] * p
+                v4 = units[i, 4] * p
+                v5 = units[i, 5] * p
+                v6 = units[i, 6] * p
+                v7 = units[i, 7] * p
+                vals[i, 0] = v0
+                vals[i, 1] = v1
+                vals[i, 2] = v2
+                vals[i, 3] = v3
+                vals[i, 4] = v4
+                vals[i, 5] = v5
+                vals[i, 6] = v6
+                vals[i, 7] = v7
+                t0 += v0
+                t1 += v1
+                t2 += v2
+                t3 += v3
+                t4 += v4
+                t5 += v5
+                t6 += v6
+                t7 += v7
+            # after the assets, as the reference sums
+            t0 += cash[0]
+            t1 += cash[1]
+            t2 += cash[2]
+            t3 += cash[3]
+            t4 += cash[4]
+            t5 += cash[5]
+            t6 += cash[6]
+            t7 += cash[7]
             if every <= 1 or t % every == 0:
-                drift = abs(cash / total - cash_target)
+                i0 = 1.0 / t0
+                i1 = 1.0 / t1
+                i2 = 1.0 / t2
+                i3 = 1.0 / t3
+                i4 = 1.0 / t4
+                i5 = 1.0 / t5
+                i6 = 1.0 / t6
+                i7 = 1.0 / t7
+                n0 = abs(cash[0] * i0 - cash_target)
+                n1 = abs(cash[1] * i1 - cash_target)
+                n2 = abs(cash[2] * i2 - cash_target)
+                n3 = abs(cash[3] * i3 - cash_target)
+                n4 = abs(cash[4] * i4 - cash_target)
+                n5 = abs(cash[5] * i5 - cash_target)
+                n6 = abs(cash[6] * i6 - cash_target)
+                n7 = abs(cash[7] * i7 - cash_target)
                 for i in range(n):
-                    d = abs(values[i] / total - targets[i])
-                    if d > drift:
-                        drift = d
-                if drift > band:
-                    after = _post_fee_total(total, values, targets, fee_rate, buf)
-                    traded = 0.0
-                    for i in range(n):
-                        new_value = targets[i] * after
-                        traded += abs(new_value - values[i])
-                        units[i] = new_value / prices[t, i]
-                    cash = cash_target * after
-                    fees += fee_rate * traded
-                    traded_sum += traded
-                    turnover += traded / total
-                    n_reb += 1
-                    total = after
-                    if record:
-                        fired_out[k, t] = True
+                    tg = targets[i]
+                    n0 = max(n0, abs(vals[i, 0] * i0 - tg))
+                    n1 = max(n1, abs(vals[i, 1] * i1 - tg))
+                    n2 = max(n2, abs(vals[i, 2] * i2 - tg))
+                    n3 = max(n3, abs(vals[i, 3] * i3 - tg))
+                    n4 = max(n4, abs(vals[i, 4] * i4 - tg))
+                    n5 = max(n5, abs(vals[i, 5] * i5 - tg))
+                    n6 = max(n6, abs(vals[i, 6] * i6 - tg))
+                    n7 = max(n7, abs(vals[i, 7] * i7 - tg))
+                if (
+                    (n0 < lo_band[0] and i0 < np.inf)
+                    and (n1 < lo_band[1] and i1 < np.inf)
+                    and (n2 < lo_band[2] and i2 < np.inf)
+                    and (n3 < lo_band[3] and i3 < np.inf)
+                    and (n4 < lo_band[4] and i4 < np.inf)
+                    and (n5 < lo_band[5] and i5 < np.inf)
+                    and (n6 < lo_band[6] and i6 < np.inf)
+                    and (n7 < lo_band[7] and i7 < np.inf)
+                ):
+                    pass  # every lane quiet (the usual case)
+                else:
+                    total[0] = t0
+                    total[1] = t1
+                    total[2] = t2
+                    total[3] = t3
+                    total[4] = t4
+                    total[5] = t5
+                    total[6] = t6
+                    total[7] = t7
+                    near[0] = n0
+                    near[1] = n1
+                    near[2] = n2
+                    near[3] = n3
+                    near[4] = n4
+                    near[5] = n5
+                    near[6] = n6
+                    near[7] = n7
+                    inv[0] = i0
+                    inv[1] = i1
+                    inv[2] = i2
+                    inv[3] = i3
+                    inv[4] = i4
+                    inv[5] = i5
+                    inv[6] = i6
+                    inv[7] = i7
+                    for c in range(LANES):
+                        if near[c] < lo_band[c] and inv[c] < np.inf:
+                            continue  # quiet lane
+                        tot = total[c]
+                        for i in range(n):
+                            values[i] = vals[i, c]
+                        if near[c] <= hi_band[c] or not inv[c] < np.inf:
+                            exact = _exact_drift(values, tot, cash[c], cash_target, targets)
+                            if not exact > band[c]:
+                                continue
+                        after = _post_fee_total(tot, values, targets, fee_rate[c], buf)
+                        traded = 0.0
+                        for i in range(n):
+                            new_value = targets[i] * after
+                            traded += abs(new_value - values[i])
+                            units[i, c] = new_value / prices[t, i]
+                        cash[c] = cash_target * after
+                        fees[c] += fee_rate[c] * traded
+                        traded_sum[c] += traded
+                        turnover[c] += traded / tot
+                        n_reb[c] += 1
+                        total[c] = after
+                        if record and g * LANES + c < n_combos:
+                            fired_out[g * LANES + c, t] = True
+                    t0 = total[0]
+                    t1 = total[1]
+                    t2 = total[2]
+                    t3 = total[3]
+                    t4 = total[4]
+                    t5 = total[5]
+                    t6 = total[6]
+                    t7 = total[7]
             if record:
-                equity_out[k, t] = total
+                total[0] = t0
+                total[1] = t1
+                total[2] = t2
+                total[3] = t3
+                total[4] = t4
+                total[5] = t5
+                total[6] = t6
+                total[7] = t7
+                for c in range(LANES):
+                    if g * LANES + c < n_combos:
+                        equity_out[g * LANES + c, t] = total[c]
             # statistics of the equity curve, bar by bar
-            r = total / equity - 1.0
-            equity = total
             n_ret += 1
-            delta = r - mean
-            mean += delta / n_ret
-            m2 += delta * (r - mean)
-            if r < 0.0:
-                down_ss += r * r
-            if equity >= peak:
-                peak = equity
-                peak_bar = t
-            else:
-                dd = 1.0 - equity / peak
-                if dd > max_dd:
-                    max_dd = dd
-                if t - peak_bar > dd_bars:
-                    dd_bars = t - peak_bar
-        out[k, FINAL] = equity
-        out[k, N_REB] = n_reb
-        out[k, FEES] = fees
-        out[k, TRADED] = traded_sum
-        out[k, TURNOVER] = turnover
-        out[k, MAX_DD] = max_dd
-        out[k, DD_BARS] = dd_bars
-        out[k, N_RET] = n_ret
-        out[k, MEAN] = mean
-        out[k, M2] = m2
-        out[k, DOWN_SS] = down_ss
+            eq0, mean0, m20, down0, peak0, pb0, mdd0, ddb0 = _bar_stats(
+                t0, t, n_ret, eq0, mean0, m20, down0, peak0, pb0, mdd0, ddb0
+            )
+            eq1, mean1, m21, down1, peak1, pb1, mdd1, ddb1 = _bar_stats(
+                t1, t, n_ret, eq1, mean1, m21, down1, peak1, pb1, mdd1, ddb1
+            )
+            eq2, mean2, m22, down2, peak2, pb2, mdd2, ddb2 = _bar_stats(
+                t2, t, n_ret, eq2, mean2, m22, down2, peak2, pb2, mdd2, ddb2
+            )
+            eq3, mean3, m23, down3, peak3, pb3, mdd3, ddb3 = _bar_stats(
+                t3, t, n_ret, eq3, mean3, m23, down3, peak3, pb3, mdd3, ddb3
+            )
+            eq4, mean4, m24, down4, peak4, pb4, mdd4, ddb4 = _bar_stats(
+                t4, t, n_ret, eq4, mean4, m24, down4, peak4, pb4, mdd4, ddb4
+            )
+            eq5, mean5, m25, down5, peak5, pb5, mdd5, ddb5 = _bar_stats(
+                t5, t, n_ret, eq5, mean5, m25, down5, peak5, pb5, mdd5, ddb5
+            )
+            eq6, mean6, m26, down6, peak6, pb6, mdd6, ddb6 = _bar_stats(
+                t6, t, n_ret, eq6, mean6, m26, down6, peak6, pb6, mdd6, ddb6
+            )
+            eq7, mean7, m27, down7, peak7, pb7, mdd7, ddb7 = _bar_stats(
+                t7, t, n_ret, eq7, mean7, m27, down7, peak7, pb7, mdd7, ddb7
+            )
+        stats = np.empty((LANES, 8))
+        stats[0] = (eq0, mean0, m20, down0, peak0, pb0, mdd0, ddb0)
+        stats[1] = (eq1, mean1, m21, down1, peak1, pb1, mdd1, ddb1)
+        stats[2] = (eq2, mean2, m22, down2, peak2, pb2, mdd2, ddb2)
+        stats[3] = (eq3, mean3, m23, down3, peak3, pb3, mdd3, ddb3)
+        stats[4] = (eq4, mean4, m24, down4, peak4, pb4, mdd4, ddb4)
+        stats[5] = (eq5, mean5, m25, down5, peak5, pb5, mdd5, ddb5)
+        stats[6] = (eq6, mean6, m26, down6, peak6, pb6, mdd6, ddb6)
+        stats[7] = (eq7, mean7, m27, down7, peak7, pb7, mdd7, ddb7)
+        for c in range(LANES):
+            k = g * LANES + c
+            if k < n_combos:
+                out[k, FINAL] = stats[c, 0]
+                out[k, N_REB] = n_reb[c]
+                out[k, FEES] = fees[c]
+                out[k, TRADED] = traded_sum[c]
+                out[k, TURNOVER] = turnover[c]
+                out[k, MAX_DD] = stats[c, 6]
+                out[k, DD_BARS] = stats[c, 7]
+                out[k, N_RET] = n_ret
+                out[k, MEAN] = stats[c, 1]
+                out[k, M2] = stats[c, 2]
+                out[k, DOWN_SS] = stats[c, 3]
 
 
 _KernelFn = Callable[

@@ -240,6 +240,11 @@ def rebalance(
             console.print(render.skipped_table(plan_, rt.strategy.quote))
     if report.drift_after is not None:
         console.print(render.drift_table(report.drift_after, rt.strategy.quote))
+    for text in report.suggestions:
+        console.print(
+            f"[yellow]suggested transfer[/yellow] (never made by the bot): {text}",
+            highlight=False,
+        )
     if report.stopped:
         console.print(f"[bold red]stopped:[/bold red] {report.stopped}")
 

@@ -199,6 +199,7 @@ def cycle_dict(r: CycleReport) -> dict[str, Any]:
         ],
         "drift_after": drift_dict(r.drift_after) if r.drift_after else None,
         "stopped": r.stopped,
+        "suggestions": list(r.suggestions),
     }
 
 

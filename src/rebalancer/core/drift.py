@@ -63,23 +63,32 @@ def compute_drift(snapshot: Snapshot, targets: Mapping[str, Decimal]) -> Portfol
 
     Invariant: the weights sum to 1 when the total is positive (all 0 otherwise).
     """
-    values: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
+    quote = snapshot.quote
+    prices = snapshot.prices
+    rows: list[tuple[str, Decimal, Decimal, Decimal]] = []
+    total = ZERO
     for asset in targets:
-        if asset != snapshot.quote and asset not in snapshot.prices:
-            raise DataError(f"no price for {asset}: the snapshot lists {sorted(snapshot.prices)}")
+        if asset != quote and asset not in prices:
+            raise DataError(f"no price for {asset}: the snapshot lists {sorted(prices)}")
         price = check_price(asset, snapshot.price(asset))
         amount = snapshot.amount(asset)
-        values[asset] = (amount, price, amount * price)
-    total = sum((v for _, _, v in values.values()), ZERO)
-    rows = tuple(
-        AssetDrift(
-            asset=asset,
-            amount=amount,
-            price=price,
-            value=value,
-            weight=(value / total) if total > 0 else ZERO,
-            target=targets[asset],
-        )
-        for asset, (amount, price, value) in values.items()
+        value = amount * price
+        rows.append((asset, amount, price, value))
+        total += value  # the same left-to-right sum as sum(..., ZERO)
+    positive = total > 0
+    return PortfolioDrift(
+        total_value=total,
+        assets=tuple(
+            [
+                AssetDrift(
+                    asset=asset,
+                    amount=amount,
+                    price=price,
+                    value=value,
+                    weight=(value / total) if positive else ZERO,
+                    target=targets[asset],
+                )
+                for asset, amount, price, value in rows
+            ]
+        ),
     )
-    return PortfolioDrift(total_value=total, assets=rows)

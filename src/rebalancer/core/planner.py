@@ -168,19 +168,23 @@ def _total_after(legs: list[_Leg], total: Decimal, sides: Mapping[str, int]) -> 
     """
     buys = [leg for leg in legs if sides[leg.asset] > 0]
     sells = [leg for leg in legs if sides[leg.asset] < 0]
+    # each k computed once (the same Decimal operations as reading the property each time)
+    k_buys = [leg.k_buy for leg in buys]
+    u_buys = [ONE - k for k in k_buys]
+    k_sells = [leg.k_sell for leg in sells]
     prod = ONE
-    for leg in buys:
-        prod *= ONE - leg.k_buy
-    num = total - sum((leg.k_sell * leg.value for leg in sells), ZERO)
-    den = ONE - sum((leg.k_sell * leg.weight for leg in sells), ZERO)
+    for u in u_buys:
+        prod *= u
+    num = total - sum((k * leg.value for k, leg in zip(k_sells, sells, strict=True)), ZERO)
+    den = ONE - sum((k * leg.weight for k, leg in zip(k_sells, sells, strict=True)), ZERO)
     num, den = prod * num, prod * den
-    for leg in buys:
+    for j, leg in enumerate(buys):
         others = ONE
-        for other in buys:
-            if other is not leg:
-                others *= ONE - other.k_buy
-        num += leg.k_buy * others * leg.value
-        den += leg.k_buy * others * leg.weight
+        for m, u in enumerate(u_buys):
+            if m != j:
+                others *= u
+        num += k_buys[j] * others * leg.value
+        den += k_buys[j] * others * leg.weight
     return num / den
 
 

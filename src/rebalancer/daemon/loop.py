@@ -10,6 +10,11 @@ Errors are handled by what they ask for (:mod:`rebalancer.core.errors`):
   is journaled (no order until ``rebalancer resume``), the user is told, the daemon stops
   with exit code 3 (``RestartPreventExitStatus=3`` in the systemd unit).
 
+While a halt is active (circuit breaker, a ban, ``rebalancer resume`` not run yet) no
+order may be sent, so a tick reads nothing from the exchange: it only logs "halted" --
+unless the journal holds order intents whose outcome is unknown, which are then looked up
+(reconciliation is the one thing a halted daemon still does).
+
 SIGTERM/SIGINT only set a flag: the cycle in progress (its sells, its buys, each journaled
 before it is sent) runs to its end, then the loop stops; no order intent is left open.
 """
@@ -36,7 +41,7 @@ from rebalancer.core.strategy import Strategy
 from rebalancer.daemon.heartbeat import Heartbeat
 from rebalancer.daemon.schedule import Schedule
 from rebalancer.ports import Clock, Event, Exchange, Journal, Notifier, PriceHistory
-from rebalancer.service import CycleReport, run_cycle
+from rebalancer.service import CycleReport, reconcile, run_cycle
 
 log = logging.getLogger("rebalancer.daemon")
 
@@ -232,6 +237,8 @@ class Daemon:
         assert beat is not None
         beat.ticks, beat.last_tick = self.ticks, now
         try:
+            if self._halted_tick(now):
+                return ""
             report = run_cycle(
                 self.exchange,
                 self.journal,
@@ -261,6 +268,27 @@ class Daemon:
         else:
             self._succeeded(now, report)
         return ""
+
+    def _halted_tick(self, now: datetime) -> bool:
+        """While a halt is active: only resolve unresolved intents (if any), read no
+        balance or price, and say so; False when trading is not halted."""
+        halt = self.journal.halt_status().active
+        if halt is None:
+            return False
+        self._expected = None  # balances unread while halted: flows cannot be told apart
+        result = f"halted since {halt.at:%Y-%m-%d %H:%M} UTC: {halt.reason}"
+        if self.journal.unresolved_intents():
+            found = reconcile(self.exchange, self.journal, now)
+            result += f"; reconciled {len(found.resolved)} order(s)"
+            if found.unknown:
+                result += f", still unknown: {', '.join(found.unknown)}"
+        beat = self._beat
+        assert beat is not None
+        self.failures = 0
+        beat.consecutive_failures = 0
+        beat.last_result = result + "; run `rebalancer resume` to trade again"
+        log.info("tick %d at %s: %s", self.ticks, f"{now:%Y-%m-%d %H:%M}", beat.last_result)
+        return True
 
     def _succeeded(self, now: datetime, report: CycleReport) -> None:
         beat = self._beat

@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 
 from rebalancer import __version__
 from rebalancer.backtest.report import _CSS, _png, _table
+from rebalancer.core.flows import Performance
 from rebalancer.core.strategy import Strategy
 from rebalancer.web import view
 
@@ -40,6 +41,7 @@ class Report:
     equity: view.Equity
     drift: view.DriftHistory
     weights: view.Weights
+    performance: Performance  # cash flows separated from performance (time-weighted return)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ def build_report(
         view.equity(rows, quote),
         view.drift_history(rows),
         view.weights(rows, strategy, quote),
+        view.performance(rows),
     )
 
 
@@ -164,7 +167,7 @@ def _when(t: datetime | None) -> str:
 
 def summary_rows(r: Report) -> list[tuple[str, str]]:
     """The headline numbers as (label, text): printed by the CLI, tabled in the HTML."""
-    s, q = r.summary, r.summary.quote
+    s, q, p = r.summary, r.summary.quote, r.performance
     fees_assets = ", ".join(f"{v:.8g} {k}" for k, v in s.fees_by_asset.items())
     return [
         ("period", f"{_when(s.start)} → {_when(s.end)}"),
@@ -175,6 +178,9 @@ def summary_rows(r: Report) -> list[tuple[str, str]]:
         ("start value", f"{s.start_value:,.2f} {q}"),
         ("end value", f"{s.end_value:,.2f} {q}"),
         ("return", _pct(s.total_return)),
+        ("time-weighted return (flows taken out)", _pct(float(p.twr)) if s.checks else "n/a"),
+        ("deposits − withdrawals", f"{p.net_flows:+,.2f} {q} ({len(p.flows)} flows)"),
+        ("gain excluding flows", f"{p.pnl:+,.2f} {q}"),
         ("buy-and-hold end value", f"{s.hold_end_value:,.2f} {q}"),
         ("buy-and-hold return", _pct(s.hold_return)),
         ("rebalancing premium", _pct(s.premium)),
@@ -227,6 +233,20 @@ def render_html(r: Report, images: dict[str, bytes]) -> str:
         ],
         "trades",
     )
+    flows = _table(
+        ["time", "asset", "amount", f"value ({r.summary.quote})", "kind"],
+        [
+            [
+                _esc(_when(at)),
+                _esc(asset),
+                f"{amount:+.8g}",
+                f"{value:+,.2f}",
+                "deposit" if amount > 0 else "withdrawal",
+            ]
+            for at, asset, amount, value in r.performance.flows
+        ],
+        "flows",
+    )
     halts = _table(
         ["time", "kind", "reason"],
         [[_esc(_when(h["at"])), _esc(h["kind"]), _esc(h["reason"])] for h in r.rows["halts"]],
@@ -257,6 +277,11 @@ trades included), valued at each later check's prices.</p>
 {imgs}
 <h2>Trades ({len(r.rows.get("fills", []))})</h2>
 {fills}
+<h2>Deposits and withdrawals ({len(r.performance.flows)})</h2>
+<p>Balance changes the journaled trades do not explain, valued at the next check's prices.
+The time-weighted return chains the returns between checks with these flows taken out: it
+measures the strategy, not the money moved in or out.</p>
+{flows}
 <h2>Halts ({len(r.rows.get("halts", []))})</h2>
 {halts}
 <p>rebalancer {_esc(__version__)}</p>

@@ -20,6 +20,9 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from rebalancer.core.errors import ConfigError
+from rebalancer.core.flows import Observation, Performance
+from rebalancer.core.flows import performance as flows_performance
+from rebalancer.core.model import Fill, Side
 from rebalancer.core.strategy import Strategy
 from rebalancer.ports import HaltStatus
 
@@ -296,3 +299,38 @@ def summary(rows: Rows, quote: str) -> Summary:
         halts=sum(1 for h in rows.get("halts", []) if h["kind"] == "halt"),
         fees_by_asset=fees_by_asset,
     )
+
+
+def _fill(row: dict[str, Any]) -> Fill:
+    symbol = str(row["symbol"])
+    return Fill(
+        client_order_id=str(row.get("client_order_id", "")),
+        asset=symbol.split("/")[0],
+        symbol=symbol,
+        side=Side(row["side"]),
+        amount=_d(row["amount"]),
+        price=_d(row["price"]),
+        cost=_d(row["cost"]),
+        fee=_d(row["fee"]),
+        fee_asset=str(row["fee_asset"]),
+    )
+
+
+def performance(rows: Rows) -> Performance:
+    """Deposits and withdrawals (balance changes the journaled fills do not explain)
+    separated from performance: the time-weighted return over the checks
+    (:func:`rebalancer.core.flows.performance`)."""
+    cycles = rows.get("cycles", [])
+    if not cycles:
+        return flows_performance([], [], "")
+    quote = cycles[0]["snapshot"]["quote"]
+    observations = [
+        Observation(
+            c["at"],
+            {a: _d(v) for a, v in c["snapshot"]["balances"].items()},
+            {a: _d(p) for a, p in c["snapshot"]["prices"].items()},
+        )
+        for c in cycles
+    ]
+    fills = [(f["at"], _fill(f)) for f in rows.get("fills", [])]
+    return flows_performance(observations, fills, quote)
