@@ -124,7 +124,7 @@ def test_paper_daemon_notifies_survives_sigkill_and_reports(
     first = _worker(tmp_path, env, "--pause-from", str(PAUSE_FROM))
     marker = tmp_path / "paused"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while not marker.exists() and time.monotonic() < deadline:
             assert first.poll() is None, first.communicate()
             time.sleep(0.05)

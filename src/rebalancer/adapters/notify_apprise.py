@@ -28,6 +28,7 @@ _TYPES = {
     "rebalance": apprise.NotifyType.SUCCESS,
     "recovered": apprise.NotifyType.SUCCESS,
     "skip": apprise.NotifyType.WARNING,
+    "transfer": apprise.NotifyType.WARNING,  # a transfer between accounts is suggested
     "error": apprise.NotifyType.FAILURE,
     "halt": apprise.NotifyType.FAILURE,
 }

@@ -349,18 +349,17 @@ def _threshold_mask(trig: Threshold, s: _Scan) -> BoolArray:
     n = len(total)
     if np.any(total <= 0):
         return np.ones(n, dtype=np.bool_)
-    legs = np.column_stack([values, np.full(n, s.cash)]) / total[:, None]
-    targets = np.append(s.targets, s.cash_target)
-    held = np.append(s.units, s.cash)
-    names = [*s.strategy.assets, s.strategy.quote]
-    widths = s.cache.get(id(trig))
-    if widths is None:  # the same every window: computed once per run
-        widths = s.cache[id(trig)] = np.array(
-            [float(trig.band_width(s.strategy.targets.get(a, ZERO))) for a in names]
-        )
-    out = np.abs(legs - targets) > widths - SCAN_MARGIN
-    zero_held = (targets > 0) & (held == 0)
-    return np.asarray(out.any(axis=1) | bool(zero_held.any()), dtype=np.bool_)
+    if (s.cash_target > 0 and s.cash == 0) or bool(np.any((s.targets > 0) & (s.units == 0))):
+        return np.ones(n, dtype=np.bool_)  # a leg with a target is not held at all
+    limits = s.cache.get(id(trig))
+    if limits is None:  # the same every window: computed once per run
+        names = [*s.strategy.assets, s.strategy.quote]
+        widths = np.array([float(trig.band_width(s.strategy.targets.get(a, ZERO))) for a in names])
+        limits = s.cache[id(trig)] = widths - SCAN_MARGIN
+    # the same quotients as dividing column_stack([values, cash]) by the total, leg by leg
+    out = (np.abs(values / total[:, None] - s.targets) > limits[:-1]).any(axis=1)
+    out |= np.abs(s.cash / total - s.cash_target) > limits[-1]
+    return np.asarray(out, dtype=np.bool_)
 
 
 def vol_band_widths(
@@ -670,7 +669,8 @@ def _time_index(
     """``pd.DatetimeIndex([pd.Timestamp(t) for t in times()])`` for ``times() ==
     close_times(index, bar)`` (unit ``us``, no name, no freq), vectorised when it can be."""
     if isinstance(index, pd.DatetimeIndex) and not np.any(index.asi8 % 1000):
-        return pd.DatetimeIndex((index + bar).as_unit("us"), freq=None).rename(None)
+        shifted = (index + bar).as_unit("us")
+        return pd.DatetimeIndex(shifted, freq=None).rename(None)  # type: ignore[arg-type]
     return pd.DatetimeIndex([pd.Timestamp(t) for t in times()])
 
 

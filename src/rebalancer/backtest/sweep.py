@@ -111,10 +111,11 @@ _exact_drift = njit(cache=True, nogil=True, inline="always")(_exact_drift_py)
 
 
 #: combinations advanced together, bar by bar, by one kernel task: their per-bar arithmetic
-#: (valuation, drift estimate, statistics) runs as independent lanes (scalars the compiler
-#: may pack into SIMD registers), each lane doing exactly the scalar operations of one
-#: combination in the same order, so the same floats come out
-LANES = 8
+#: (valuation, drift estimate, statistics) is written out once per lane (``v0 .. v4``) as
+#: independent scalar chains the CPU overlaps (numba 0.68 does not vectorise them), each lane
+#: doing exactly the scalar operations of one combination in the same order, so the same
+#: floats come out (the kernel's per-lane lines must be kept in step with this constant)
+LANES = 5
 
 
 def _bar_stats_py(
@@ -130,8 +131,8 @@ def _bar_stats_py(
     mdd: float,
     ddb: float,
 ) -> tuple[float, float, float, float, float, float, float, float]:
-    """One bar of the running statistics (the reference's branches in ``max`` form: a new
-    peak gives a drawdown <= 0 and a duration of 0 bars, which never beat the maxima)."""
+    """One bar of the running statistics, as the reference computes them (``max`` forms:
+    at a new peak the duration is 0 bars, which never beats the maximum)."""
     r = e / eq - 1.0
     delta = r - mean
     mean += delta / n_ret
@@ -139,8 +140,11 @@ def _bar_stats_py(
     down += r * r if r < 0.0 else 0.0
     if e >= peak:
         pb = float(t)
-    peak = max(peak, e)
-    mdd = max(mdd, 1.0 - e / peak)
+        peak = e
+    elif e < peak * (1.0 - mdd) * (1.0 + _MARGIN):
+        # only here can the drawdown beat the maximum (the test is slightly generous;
+        # the exact quotient decides, as in the reference)
+        mdd = max(mdd, 1.0 - e / peak)
     ddb = max(ddb, t - pb)
     return e, mean, m2, down, peak, pb, mdd, ddb
 
@@ -216,17 +220,11 @@ def _sweep_kernel_py(
         eq2 = peak2 = start[2]
         eq3 = peak3 = start[3]
         eq4 = peak4 = start[4]
-        eq5 = peak5 = start[5]
-        eq6 = peak6 = start[6]
-        eq7 = peak7 = start[7]
         mean0 = m20 = down0 = pb0 = mdd0 = ddb0 = 0.0
         mean1 = m21 = down1 = pb1 = mdd1 = ddb1 = 0.0
         mean2 = m22 = down2 = pb2 = mdd2 = ddb2 = 0.0
         mean3 = m23 = down3 = pb3 = mdd3 = ddb3 = 0.0
         mean4 = m24 = down4 = pb4 = mdd4 = ddb4 = 0.0
-        mean5 = m25 = down5 = pb5 = mdd5 = ddb5 = 0.0
-        mean6 = m26 = down6 = pb6 = mdd6 = ddb6 = 0.0
-        mean7 = m27 = down7 = pb7 = mdd7 = ddb7 = 0.0
         n_ret = 0
         for t in range(1, n_bars):
             t0 = 0.0
@@ -234,9 +232,6 @@ def _sweep_kernel_py(
             t2 = 0.0
             t3 = 0.0
             t4 = 0.0
-            t5 = 0.0
-            t6 = 0.0
-            t7 = 0.0
             for i in range(n):
                 p = prices[t, i]
                 v0 = units[i, 0] * p
@@ -244,51 +239,33 @@ def _sweep_kernel_py(
                 v2 = units[i, 2] * p
                 v3 = units[i, 3] * p
                 v4 = units[i, 4] * p
-                v5 = units[i, 5] * p
-                v6 = units[i, 6] * p
-                v7 = units[i, 7] * p
                 vals[i, 0] = v0
                 vals[i, 1] = v1
                 vals[i, 2] = v2
                 vals[i, 3] = v3
                 vals[i, 4] = v4
-                vals[i, 5] = v5
-                vals[i, 6] = v6
-                vals[i, 7] = v7
                 t0 += v0
                 t1 += v1
                 t2 += v2
                 t3 += v3
                 t4 += v4
-                t5 += v5
-                t6 += v6
-                t7 += v7
             # after the assets, as the reference sums
             t0 += cash[0]
             t1 += cash[1]
             t2 += cash[2]
             t3 += cash[3]
             t4 += cash[4]
-            t5 += cash[5]
-            t6 += cash[6]
-            t7 += cash[7]
             if every <= 1 or t % every == 0:
                 i0 = 1.0 / t0
                 i1 = 1.0 / t1
                 i2 = 1.0 / t2
                 i3 = 1.0 / t3
                 i4 = 1.0 / t4
-                i5 = 1.0 / t5
-                i6 = 1.0 / t6
-                i7 = 1.0 / t7
                 n0 = abs(cash[0] * i0 - cash_target)
                 n1 = abs(cash[1] * i1 - cash_target)
                 n2 = abs(cash[2] * i2 - cash_target)
                 n3 = abs(cash[3] * i3 - cash_target)
                 n4 = abs(cash[4] * i4 - cash_target)
-                n5 = abs(cash[5] * i5 - cash_target)
-                n6 = abs(cash[6] * i6 - cash_target)
-                n7 = abs(cash[7] * i7 - cash_target)
                 for i in range(n):
                     tg = targets[i]
                     n0 = max(n0, abs(vals[i, 0] * i0 - tg))
@@ -296,18 +273,12 @@ def _sweep_kernel_py(
                     n2 = max(n2, abs(vals[i, 2] * i2 - tg))
                     n3 = max(n3, abs(vals[i, 3] * i3 - tg))
                     n4 = max(n4, abs(vals[i, 4] * i4 - tg))
-                    n5 = max(n5, abs(vals[i, 5] * i5 - tg))
-                    n6 = max(n6, abs(vals[i, 6] * i6 - tg))
-                    n7 = max(n7, abs(vals[i, 7] * i7 - tg))
                 if (
                     (n0 < lo_band[0] and i0 < np.inf)
                     and (n1 < lo_band[1] and i1 < np.inf)
                     and (n2 < lo_band[2] and i2 < np.inf)
                     and (n3 < lo_band[3] and i3 < np.inf)
                     and (n4 < lo_band[4] and i4 < np.inf)
-                    and (n5 < lo_band[5] and i5 < np.inf)
-                    and (n6 < lo_band[6] and i6 < np.inf)
-                    and (n7 < lo_band[7] and i7 < np.inf)
                 ):
                     pass  # every lane quiet (the usual case)
                 else:
@@ -316,25 +287,16 @@ def _sweep_kernel_py(
                     total[2] = t2
                     total[3] = t3
                     total[4] = t4
-                    total[5] = t5
-                    total[6] = t6
-                    total[7] = t7
                     near[0] = n0
                     near[1] = n1
                     near[2] = n2
                     near[3] = n3
                     near[4] = n4
-                    near[5] = n5
-                    near[6] = n6
-                    near[7] = n7
                     inv[0] = i0
                     inv[1] = i1
                     inv[2] = i2
                     inv[3] = i3
                     inv[4] = i4
-                    inv[5] = i5
-                    inv[6] = i6
-                    inv[7] = i7
                     for c in range(LANES):
                         if near[c] < lo_band[c] and inv[c] < np.inf:
                             continue  # quiet lane
@@ -364,18 +326,12 @@ def _sweep_kernel_py(
                     t2 = total[2]
                     t3 = total[3]
                     t4 = total[4]
-                    t5 = total[5]
-                    t6 = total[6]
-                    t7 = total[7]
             if record:
                 total[0] = t0
                 total[1] = t1
                 total[2] = t2
                 total[3] = t3
                 total[4] = t4
-                total[5] = t5
-                total[6] = t6
-                total[7] = t7
                 for c in range(LANES):
                     if g * LANES + c < n_combos:
                         equity_out[g * LANES + c, t] = total[c]
@@ -396,24 +352,12 @@ def _sweep_kernel_py(
             eq4, mean4, m24, down4, peak4, pb4, mdd4, ddb4 = _bar_stats(
                 t4, t, n_ret, eq4, mean4, m24, down4, peak4, pb4, mdd4, ddb4
             )
-            eq5, mean5, m25, down5, peak5, pb5, mdd5, ddb5 = _bar_stats(
-                t5, t, n_ret, eq5, mean5, m25, down5, peak5, pb5, mdd5, ddb5
-            )
-            eq6, mean6, m26, down6, peak6, pb6, mdd6, ddb6 = _bar_stats(
-                t6, t, n_ret, eq6, mean6, m26, down6, peak6, pb6, mdd6, ddb6
-            )
-            eq7, mean7, m27, down7, peak7, pb7, mdd7, ddb7 = _bar_stats(
-                t7, t, n_ret, eq7, mean7, m27, down7, peak7, pb7, mdd7, ddb7
-            )
         stats = np.empty((LANES, 8))
         stats[0] = (eq0, mean0, m20, down0, peak0, pb0, mdd0, ddb0)
         stats[1] = (eq1, mean1, m21, down1, peak1, pb1, mdd1, ddb1)
         stats[2] = (eq2, mean2, m22, down2, peak2, pb2, mdd2, ddb2)
         stats[3] = (eq3, mean3, m23, down3, peak3, pb3, mdd3, ddb3)
         stats[4] = (eq4, mean4, m24, down4, peak4, pb4, mdd4, ddb4)
-        stats[5] = (eq5, mean5, m25, down5, peak5, pb5, mdd5, ddb5)
-        stats[6] = (eq6, mean6, m26, down6, peak6, pb6, mdd6, ddb6)
-        stats[7] = (eq7, mean7, m27, down7, peak7, pb7, mdd7, ddb7)
         for c in range(LANES):
             k = g * LANES + c
             if k < n_combos:
