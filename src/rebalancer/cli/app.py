@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
@@ -20,11 +19,12 @@ from rebalancer.cli.data_cmd import data_app, download_command
 from rebalancer.cli.demo import demo_command
 from rebalancer.cli.gains_cmd import gains_command
 from rebalancer.cli.keys_cmd import keys_app
+from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
 from rebalancer.cli.report_cmd import report_command
 from rebalancer.cli.safety_cmd import history_command, resume_command
 from rebalancer.cli.targets_cmd import suggest_command, targets_app
 from rebalancer.cli.web_cmd import serve_command
-from rebalancer.config import Settings, load_config, show_config
+from rebalancer.config import show_config
 from rebalancer.core.errors import ConfigError, RebalancerError
 from rebalancer.daemon.heartbeat import HeartbeatFile, heartbeat_path
 from rebalancer.service import evaluate, run_cycle
@@ -47,19 +47,6 @@ app.add_typer(paper_app, name="paper")
 console = Console()
 err_console = Console(stderr=True)
 
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="TOML config (default: ./rebalancer.toml if present, "
-        "else the built-in default; env REBALANCER_CONFIG).",
-        envvar="REBALANCER_CONFIG",
-        show_default=False,
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-
 
 def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn the project's errors into a clear message and a non-zero exit, no traceback."""
@@ -73,12 +60,6 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
 
     return wrapper
-
-
-def settings_from(path: Path | None) -> Settings:
-    if path is None and Path("rebalancer.toml").exists():
-        path = Path("rebalancer.toml")
-    return load_config(path)
 
 
 def emit(data: Any) -> None:

@@ -30,6 +30,7 @@ from rebalancer.backtest.grid import DEFAULT_FEES, GridResult, run_grid, write_o
 from rebalancer.backtest.report import Provenance, write_report
 from rebalancer.backtest.timeframes import parse_timeframe
 from rebalancer.cli import render
+from rebalancer.cli.options import JsonOpt
 from rebalancer.config import Settings, default_config, load_config
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.strategy import Strategy
@@ -65,7 +66,6 @@ CapitalOpt = Annotated[
     float, typer.Option("--capital", help="Starting cash in the quote currency.")
 ]
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder for the report, CSVs and PNGs.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 def _settings(path: Path | None) -> Settings:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from rebalancer.bootstrap import build, build_notifier, notify_secrets
-from rebalancer.config import Settings, load_config, load_secrets
+from rebalancer.cli.options import ConfigOpt, settings_from
+from rebalancer.config import Settings, load_secrets
 from rebalancer.daemon import (
     Daemon,
     DaemonPolicy,
@@ -19,12 +19,6 @@ from rebalancer.daemon import (
     heartbeat_path,
 )
 from rebalancer.logs import reset_logging, setup_logging
-
-
-def _settings(path: Path | None) -> Settings:
-    if path is None and Path("rebalancer.toml").exists():
-        path = Path("rebalancer.toml")
-    return load_config(path)
 
 
 def _secrets(settings: Settings) -> list[str]:
@@ -69,17 +63,7 @@ def _dashboard(settings: Settings, serve: bool) -> Iterator[None]:
 
 
 def run_command(
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            "-c",
-            help="TOML config (default: ./rebalancer.toml if present, "
-            "else the built-in default; env REBALANCER_CONFIG).",
-            envvar="REBALANCER_CONFIG",
-            show_default=False,
-        ),
-    ] = None,
+    config: ConfigOpt = None,
     live: Annotated[
         bool,
         typer.Option("--live", help='Confirm live trading when the config says mode = "live".'),
@@ -108,7 +92,7 @@ def run_command(
 
     Example: `rebalancer run -c rebalancer.toml` (paper), `rebalancer run --live` (live)
     """
-    settings = _settings(config)
+    settings = settings_from(config)
     setup_logging(settings.daemon.log_level, settings.state_dir / "logs", _secrets(settings))
     notifier = build_notifier(settings)
     rt = build(settings, confirm_live=live, lock=True)

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rebalancer.bootstrap import journal
-from rebalancer.config import Settings, load_config
+from rebalancer.cli.options import ConfigOpt, settings_from
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.lots import METHODS, Method, TimedFill, gains_by_year, realise
 from rebalancer.core.model import Fill, Side
@@ -32,18 +32,6 @@ from rebalancer.core.tax_export import (
 )
 
 console = Console()
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="TOML config (default: ./rebalancer.toml if present, "
-        "else the built-in default; env REBALANCER_CONFIG).",
-        envvar="REBALANCER_CONFIG",
-        show_default=False,
-    ),
-]
 
 
 def fills_from_rows(rows: Iterable[Mapping[str, Any]], quote: str) -> list[TimedFill]:
@@ -78,12 +66,6 @@ def write_rows(path: Path, columns: Sequence[str], rows: list[dict[str, str]]) -
         writer.writerows(rows)
 
 
-def _settings(path: Path | None) -> Settings:
-    if path is None and Path("rebalancer.toml").exists():
-        path = Path("rebalancer.toml")
-    return load_config(path)
-
-
 def gains_command(
     year: Annotated[
         int | None, typer.Option("--year", help="Calendar year (UTC); default every year.")
@@ -107,7 +89,7 @@ def gains_command(
 
     Example: `rebalancer gains --year 2025 --csv koinly-2025.csv`
     """
-    settings = _settings(config)
+    settings = settings_from(config)
     chosen = (method or settings.tax.method).strip().lower()
     if chosen not in METHODS or chosen == "specific":
         raise ConfigError(f"--method: must be one of fifo, lifo, hifo; found {method!r}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,30 +16,12 @@ from rich.console import Console
 from rich.table import Table
 
 from rebalancer.bootstrap import account_name, key_permissions, record_live_confirmation
-from rebalancer.config import Settings, load_config
+from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
 from rebalancer.core.errors import ConfigError, RebalancerError
 
 keys_app = typer.Typer(help="Check the exchange API keys' permissions.", no_args_is_help=True)
 console = Console()
 err_console = Console(stderr=True)
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="TOML config (default: ./rebalancer.toml if present, "
-        "else the built-in default; env REBALANCER_CONFIG).",
-        envvar="REBALANCER_CONFIG",
-        show_default=False,
-    ),
-]
-
-
-def _settings(path: Path | None) -> Settings:
-    if path is None and Path("rebalancer.toml").exists():
-        path = Path("rebalancer.toml")
-    return load_config(path)
 
 
 def _yes_no(value: bool | None) -> str:
@@ -64,7 +45,7 @@ def keys_check(
             help="Also confirm the first live start (real orders, real money) once keys pass.",
         ),
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Ask the exchange what the configured key may do; refuse keys that can move funds.
 
@@ -74,7 +55,7 @@ def keys_check(
     Example: `rebalancer keys check -c rebalancer.toml`
     """
     try:
-        settings = _settings(config)
+        settings = settings_from(config)
         results = key_permissions(settings)
     except RebalancerError as exc:
         err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)

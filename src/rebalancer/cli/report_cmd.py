@@ -11,31 +11,15 @@ from rich.console import Console
 from rich.table import Table
 
 from rebalancer.bootstrap import account_name, journal
-from rebalancer.config import Settings, load_config
+from rebalancer.cli.options import ConfigOpt, settings_from
 from rebalancer.web import view
 from rebalancer.web.report import build_report, summary_rows, write_report
 
 console = Console()
 
 
-def _settings(path: Path | None) -> Settings:
-    if path is None and Path("rebalancer.toml").exists():
-        path = Path("rebalancer.toml")
-    return load_config(path)
-
-
 def report_command(
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            "-c",
-            help="TOML config (default: ./rebalancer.toml if present, "
-            "else the built-in default; env REBALANCER_CONFIG).",
-            envvar="REBALANCER_CONFIG",
-            show_default=False,
-        ),
-    ] = None,
+    config: ConfigOpt = None,
     since: Annotated[
         str | None,
         typer.Option(help="Period back from now (14d, 24h, 2w) or a date; default: everything."),
@@ -51,7 +35,7 @@ def report_command(
 
     Example: `rebalancer report --since 14d --out report/`
     """
-    settings = _settings(config)
+    settings = settings_from(config)
     start = view.parse_since(since, datetime.now(UTC))
     jr = journal(settings)
     try:

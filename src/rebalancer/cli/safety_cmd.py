@@ -14,29 +14,11 @@ from rich.console import Console
 from rich.table import Table
 
 from rebalancer.bootstrap import account_name, journal, journal_url
-from rebalancer.config import Settings, load_config
+from rebalancer.cli.options import ConfigOpt, settings_from
 from rebalancer.core.errors import ConfigError
 
 KINDS = ("cycles", "orders", "fills", "halts")
 console = Console()
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="TOML config (default: ./rebalancer.toml if present, "
-        "else the built-in default; env REBALANCER_CONFIG).",
-        envvar="REBALANCER_CONFIG",
-        show_default=False,
-    ),
-]
-
-
-def _settings(path: Path | None) -> Settings:
-    if path is None and Path("rebalancer.toml").exists():
-        path = Path("rebalancer.toml")
-    return load_config(path)
 
 
 def parse_since(text: str | None, now: datetime) -> datetime | None:
@@ -110,7 +92,7 @@ def history_command(
 
     Example: `rebalancer history --since 7d --kind fills --csv fills.csv`
     """
-    settings = _settings(config)
+    settings = settings_from(config)
     kinds = _kinds(kind)
     start = parse_since(since, datetime.now(UTC))
     jr = journal(settings)
@@ -172,7 +154,7 @@ def resume_command(
     Check first why it halted (`rebalancer history --kind halts`). Example:
     `rebalancer resume --note "checked the prices: a real crash, keep rebalancing"`
     """
-    settings = _settings(config)
+    settings = settings_from(config)
     jr = journal(settings)
     try:
         status = jr.halt_status()

@@ -26,17 +26,11 @@ from rebalancer.backtest.optimize import (
     optimise,
     to_targets,
 )
-from rebalancer.config import Settings, load_config
+from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
 from rebalancer.core.errors import ConfigError
 
 targets_app = typer.Typer(help="Suggest target weights from recent prices.", no_args_is_help=True)
 console = Console()
-
-
-def _settings(path: Path | None) -> Settings:
-    if path is None and Path("rebalancer.toml").exists():
-        path = Path("rebalancer.toml")
-    return load_config(path)
 
 
 def suggest_command(
@@ -55,10 +49,8 @@ def suggest_command(
     data: Annotated[
         Path | None, typer.Option(help="Folder of <ASSET>_<QUOTE>-1d.csv candle files.")
     ] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", "-c", envvar="REBALANCER_CONFIG", help="TOML config.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Suggest targets from the trailing window of daily closes (nothing is changed).
 
@@ -68,7 +60,7 @@ def suggest_command(
         raise ConfigError(f"--method: must be one of {', '.join(OPT_METHODS)}; found {method!r}")
     if window < 10:
         raise ConfigError(f"--window: needs at least 10 daily returns; found {window}")
-    settings = _settings(config)
+    settings = settings_from(config)
     strategy = settings.strategy()
     assets = list(strategy.assets)
     folder = data or settings.paper.data_dir

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from rebalancer.config import Settings, load_config
+from rebalancer.cli.options import ConfigOpt, settings_from
 from rebalancer.web.server import (
     StandaloneControls,
     create_app,
@@ -20,12 +19,6 @@ from rebalancer.web.server import (
 
 console = Console()
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def _settings(path: Path | None) -> Settings:
-    if path is None and Path("rebalancer.toml").exists():
-        path = Path("rebalancer.toml")
-    return load_config(path)
 
 
 def announce(host: str, port: int, token: str, made: bool, control: bool) -> None:
@@ -49,17 +42,7 @@ def announce(host: str, port: int, token: str, made: bool, control: bool) -> Non
 
 
 def serve_command(
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            "-c",
-            help="TOML config (default: ./rebalancer.toml if present, "
-            "else the built-in default; env REBALANCER_CONFIG).",
-            envvar="REBALANCER_CONFIG",
-            show_default=False,
-        ),
-    ] = None,
+    config: ConfigOpt = None,
     host: Annotated[
         str | None, typer.Option(help="Address to bind (default: [web] host, 127.0.0.1).")
     ] = None,
@@ -82,7 +65,7 @@ def serve_command(
 
     Example: `rebalancer serve -c rebalancer.toml`, then open the printed address.
     """
-    settings = _settings(config)
+    settings = settings_from(config)
     web = settings.web
     host, port = host or web.host, port or web.port
     token, made = web_token()

@@ -1,0 +1,32 @@
+"""What every command shares: the ``--config`` and ``--json`` options and config lookup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rebalancer.config import Settings, load_config
+
+CONFIG_NAME = Path("rebalancer.toml")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="TOML config (default: ./rebalancer.toml if present, "
+        "else the built-in default; env REBALANCER_CONFIG).",
+        envvar="REBALANCER_CONFIG",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def settings_from(path: Path | None) -> Settings:
+    """The config at ``path``, else ``./rebalancer.toml`` if present, else the defaults."""
+    if path is None and CONFIG_NAME.exists():
+        path = CONFIG_NAME
+    return load_config(path)
