@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from doubles.binance import BinanceDouble, Fault, UnhandledRequest, fixture_markets
+from doubles.wire import snapshot_calls
 from rebalancer.adapters.ccxt import CcxtExchange, MarketDataRejected, make_client
 from rebalancer.adapters.clock import ManualClock
 from rebalancer.core.errors import (
@@ -117,12 +118,7 @@ def test_markets_loaded_once_then_refreshed_on_schedule() -> None:
 
 
 def test_snapshot_costs_the_same_requests_for_3_and_10_assets() -> None:
-    counts = []
-    for assets in (TEN[:3], TEN):
-        _, double, exchange = build()
-        snap = exchange.snapshot(assets, "USDT")
-        assert set(snap.prices) == set(assets)
-        counts.append(dict(double.calls))
+    counts = snapshot_calls(build, (TEN[:3], TEN), "USDT")
     assert (
         counts[0]
         == counts[1]

@@ -18,6 +18,7 @@ import pytest
 
 from doubles.binance import Fault
 from doubles.coinbase import CoinbaseDouble, new_ed25519_key_pair, new_key_pair
+from doubles.wire import snapshot_calls
 from rebalancer.adapters.ccxt import CcxtExchange, MarketDataRejected, errors, make_client
 from rebalancer.adapters.ccxt import exchange as exchange_module
 from rebalancer.adapters.notify import MemoryNotifier
@@ -88,12 +89,7 @@ LIST = ("GET", "/api/v3/brokerage/orders/historical/batch")
 
 
 def test_snapshot_costs_the_same_requests_for_3_and_10_assets() -> None:
-    counts = []
-    for assets in (TEN[:3], TEN):
-        _, double, exchange = build()
-        snap = exchange.snapshot(assets, "USD")
-        assert set(snap.prices) == set(assets)
-        counts.append(dict(double.calls))
+    counts = snapshot_calls(build, (TEN[:3], TEN), "USD")
     assert (
         counts[0]
         == counts[1]

@@ -11,6 +11,7 @@ import pytest
 
 from doubles.binance import Fault
 from doubles.kraken import KrakenDouble
+from doubles.wire import snapshot_calls
 from rebalancer.adapters.ccxt import CcxtExchange, make_client
 from rebalancer.core.errors import (
     AuthError,
@@ -57,12 +58,7 @@ def order(side: Side, asset: str, amount: str, price: str, cid: str) -> OrderReq
 
 
 def test_snapshot_costs_the_same_requests_for_1_and_3_assets() -> None:
-    counts = []
-    for assets in (["BTC"], ["BTC", "ETH", "SOL"]):
-        _, double, exchange = build()
-        snap = exchange.snapshot(assets, "USD")
-        assert set(snap.prices) == set(assets)
-        counts.append(dict(double.calls))
+    counts = snapshot_calls(build, (["BTC"], ["BTC", "ETH", "SOL"]), "USD")
     assert (
         counts[0]
         == counts[1]
