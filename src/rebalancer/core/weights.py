@@ -63,7 +63,11 @@ def desired_weights(
         if room != 0:
             k = min(ONE, excess / room)
             for asset, gap in gaps.items():
-                out[asset] = _clamp(out[asset] - k * gap, bands[asset])
+                # a moved weight stays between where it was clipped and its target, also
+                # when the rounding residue is settled on it below
+                clipped, target = out[asset], targets[asset]
+                bands[asset] = (min(clipped, target), max(clipped, target))
+                out[asset] = _clamp(clipped - k * gap, bands[asset])
             moved = list(gaps)
     return _settle(out, targets, bands, [*moved, quote])
 
