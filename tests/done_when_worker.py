@@ -74,6 +74,9 @@ class ReplayPrices:
             time.sleep(600)  # killed here: the journal has the intent, not the outcome
         return fill
 
+    def create_limit_order(self, order: OrderRequest, price: Decimal, timeout: timedelta) -> Fill:
+        return self.inner.create_limit_order(order, price, timeout)
+
     def fetch_order(self, client_order_id: str, symbol: str) -> Fill | None:
         return self.inner.fetch_order(client_order_id, symbol)
 

@@ -115,6 +115,9 @@ class ReplayExchange:
             self.on_order(order)
         return self.inner.create_market_order(order)
 
+    def create_limit_order(self, order: OrderRequest, price: D, timeout: timedelta) -> Fill:
+        return self.inner.create_limit_order(order, price, timeout)
+
     def fetch_order(self, client_order_id: str, symbol: str) -> Fill | None:
         return self.inner.fetch_order(client_order_id, symbol)
 
@@ -606,6 +609,9 @@ class CountingExchange:
     def create_market_order(self, order: OrderRequest) -> Fill:
         self.calls.append("order")
         return self.inner.create_market_order(order)
+
+    def create_limit_order(self, order: OrderRequest, price: D, timeout: timedelta) -> Fill:
+        return self.inner.create_limit_order(order, price, timeout)
 
     def fetch_order(self, client_order_id: str, symbol: str) -> Fill | None:
         self.calls.append(f"fetch_order {client_order_id}")

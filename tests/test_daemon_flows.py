@@ -56,6 +56,9 @@ class DepositingExchange:
         self.orders.append(order)
         return self.inner.create_market_order(order)
 
+    def create_limit_order(self, order: OrderRequest, price: D, timeout: timedelta) -> Fill:
+        return self.inner.create_limit_order(order, price, timeout)
+
     def fetch_order(self, client_order_id: str, symbol: str) -> Fill | None:
         return self.inner.fetch_order(client_order_id, symbol)
 

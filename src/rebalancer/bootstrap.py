@@ -11,7 +11,9 @@ and only with keys the exchange says cannot withdraw or transfer funds.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -32,11 +34,17 @@ from rebalancer.core.risk import RiskLimits
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.vol_bands import history_bars
 from rebalancer.ports import Clock, Exchange, Journal, Notifier, PriceHistory
+from rebalancer.service import Retarget
 
 if TYPE_CHECKING:
     from rebalancer.adapters.ccxt.permissions import KeyPermissions
 
 log = logging.getLogger(__name__)
+
+
+def sleep_between_slices(period: timedelta) -> None:
+    """The real wait between two slices of an order (``[execution] slice_interval``)."""
+    time.sleep(period.total_seconds())
 
 
 @dataclass
@@ -52,6 +60,9 @@ class Runtime:
     prices_note: str
     risk: RiskLimits | None = None
     history: PriceHistory | None = None  # recent closes, for look-back triggers
+    retarget: Retarget | None = None  # optimised targets on a schedule ([optimise])
+    # how run_cycle waits [execution] slice_interval between the slices of an order
+    pause: Callable[[timedelta], None] = field(default=sleep_between_slices)
 
     def close(self) -> None:
         """Release the journal (and the account's lock when trading)."""
@@ -148,6 +159,8 @@ def build_paper(settings: Settings, *, lock: bool = False) -> Runtime:
         on_change=state.save_balances,
         on_order=state.save_account,
         orders=state.orders(),
+        maker_fee=settings.fees.maker,
+        quote_book=strategy.execution.limit_inside,  # limits: priced from the paper book
     )
     exchange.set_prices(prices, at)
     note = f"paper account ({state.path}); prices: {source} as of {at:%Y-%m-%d %H:%M} UTC"
@@ -161,12 +174,15 @@ def build_paper(settings: Settings, *, lock: bool = False) -> Runtime:
         note,
         risk_limits(settings),
         _paper_history(settings, strategy),
+        retarget(settings),
     )
 
 
 def _paper_history(settings: Settings, strategy: Strategy) -> PriceHistory | None:
-    """The daily closes of the paper candles, when the trigger looks back (vol bands)."""
-    if settings.paper.prices != "candles" or not history_bars(strategy.trigger):
+    """The daily closes of the paper candles, when the trigger looks back (vol bands) or
+    optimised targets are on ([optimise])."""
+    wanted = history_bars(strategy.trigger) or settings.optimise.on
+    if settings.paper.prices != "candles" or not wanted:
         return None
     data_dir = settings.paper.data_dir
     panel = (
@@ -228,8 +244,36 @@ def build(
         SystemClock(),
         note,
         risk_limits(settings),
-        live_history(exchange, strategy),
+        live_history(exchange, strategy) or _live_optimiser_history(settings, exchange),
+        retarget(settings),
     )
+
+
+def retarget(settings: Settings) -> Retarget | None:
+    """The optimised targets of ``[optimise]`` (None when ``method = "off"``)."""
+    opt = settings.optimise
+    if not opt.on:
+        return None
+    from rebalancer.backtest.optimize import Constraints, WindowOptimiser
+
+    constraints = Constraints(
+        min_weight=float(opt.min_weight),
+        max_weight=float(opt.max_weight),
+        cash_floor=float(settings.optimise_cash_floor),
+        max_turnover=None if opt.max_turnover is None else float(opt.max_turnover),
+    )
+    optimiser = WindowOptimiser(opt.method, constraints, settings.quote)
+    return Retarget(optimiser, settings.optimise_cadence(), opt.window)
+
+
+def _live_optimiser_history(settings: Settings, exchange: Exchange) -> PriceHistory | None:
+    """The exchange's daily closes for the optimiser when the trigger asked for none."""
+    if not settings.optimise.on:
+        return None
+    from rebalancer.adapters.ccxt.history import ExchangeHistory, history_sources
+
+    sources = history_sources(exchange)
+    return ExchangeHistory(sources, settings.quote) if sources else None
 
 
 def key_permissions(settings: Settings) -> list[KeyPermissions]:

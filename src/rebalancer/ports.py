@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -38,6 +38,13 @@ class Exchange(Protocol):
         """
         ...
 
+    def create_limit_order(self, order: OrderRequest, price: Decimal, timeout: timedelta) -> Fill:
+        """Place ``order`` as a post-only (maker) limit at ``price`` (quote per base), wait
+        up to ``timeout``, cancel the rest, return the final fill: amount 0..order.amount,
+        status "closed" when complete else "canceled" (also amount 0 when a post-only order
+        would have crossed). Same errors as create_market_order."""
+        ...
+
     def fetch_order(self, client_order_id: str, symbol: str) -> Fill | None:
         """Look an order up by our client id; None if the exchange has no such order."""
         ...
@@ -52,6 +59,74 @@ class PriceHistory(Protocol):
         """Per asset, the last ``bars`` closes of bars closed at or before ``until``, oldest
         first (fewer when the history is shorter; never a later price)."""
         ...
+
+
+@dataclass(frozen=True)
+class TargetProposal:
+    """An optimiser's answer: ``targets`` (Decimal weights, the quote included, summing to
+    exactly 1) and a short ``explanation`` for the journal and the notification."""
+
+    targets: dict[str, Decimal]
+    explanation: str
+
+
+class TargetOptimiser(Protocol):
+    """Computes new targets from recent daily closes (implemented outside the core)."""
+
+    @property
+    def method(self) -> str:
+        """The optimiser's name as in the config (e.g. ``risk_parity``)."""
+        ...
+
+    def propose(
+        self, closes: Mapping[str, Sequence[Decimal]], current: Mapping[str, Decimal]
+    ) -> TargetProposal:
+        """New targets from ``closes`` (per asset, oldest first, the same length for every
+        asset) and the ``current`` targets (the quote included). Raises ``ValueError`` when
+        the constraints cannot be met."""
+        ...
+
+
+@dataclass(frozen=True)
+class TargetChange:
+    """A change of the targets in use, journaled *before* the new targets trade.
+
+    ``method``: the optimiser's method, or ``"config"`` when the configured targets were
+    (re)applied (first start with optimised targets on, or the config's targets or method
+    changed). ``config_targets`` / ``config_method``: the config this change was made under;
+    a config that no longer matches them resets the targets to the config's.
+    """
+
+    at: datetime
+    method: str
+    old: dict[str, Decimal]
+    new: dict[str, Decimal]
+    explanation: str
+    config_targets: dict[str, Decimal]
+    config_method: str
+
+
+@dataclass(frozen=True)
+class FlowRecord:
+    """A deposit (``amount`` > 0) or withdrawal (< 0) of ``asset`` found by the cycle at
+    ``at`` (``CycleReport.flows``), worth ``value`` in the ``quote`` at that cycle's price
+    (the quote itself at 1; 0 when the asset has no price)."""
+
+    at: datetime
+    asset: str
+    amount: Decimal
+    value: Decimal
+    quote: str
+
+
+def flow_records(report: Any) -> list[FlowRecord]:
+    """The flows of a cycle report, valued at its snapshot's prices, in asset order."""
+    snap = report.snapshot
+    out = []
+    for asset, amount in sorted(report.flows.items()):
+        price = Decimal(1) if asset == snap.quote else snap.prices.get(asset, Decimal(0))
+        out.append(FlowRecord(report.at, asset, amount, amount * price, snap.quote))
+    return out
 
 
 class Clock(Protocol):
@@ -122,7 +197,8 @@ class HaltStatus:
 
 
 class Journal(Protocol):
-    """The bot's memory: cycles, write-ahead order intents and their outcomes, halts."""
+    """The bot's memory: cycles (with their cash flows), write-ahead order intents and their
+    outcomes, halts, target changes."""
 
     def trigger_times(self) -> TriggerTimes: ...
 
@@ -149,3 +225,11 @@ class Journal(Protocol):
     def record_halt(self, reason: str, at: datetime) -> None: ...
 
     def record_resume(self, at: datetime, note: str = "") -> None: ...
+
+    def latest_target_change(self) -> TargetChange | None:
+        """The newest journaled :class:`TargetChange` (None: none yet)."""
+        ...
+
+    def record_target_change(self, change: TargetChange) -> None:
+        """Make ``change`` durable (committed before it returns)."""
+        ...

@@ -15,9 +15,9 @@ each order's intent is journaled before the request is sent and its outcome afte
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,14 +29,27 @@ from rebalancer.core.errors import (
     RetryLater,
     SkipLeg,
 )
+from rebalancer.core.execution import MARKET, ExecutionPolicy, book, limit_price, remainder
+from rebalancer.core.execution import slice_order as slice_by_notional
 from rebalancer.core.flows import detect_flows, flow_targets
 from rebalancer.core.model import ZERO, Fill, OrderRequest, Side, Snapshot
 from rebalancer.core.planner import Plan, effective_targets, plan
+from rebalancer.core.retarget import Cadence, next_due, targets_due
 from rebalancer.core.risk import RiskLimits, drawdown_breach, plan_breach
+from rebalancer.core.rules import truncate, violation
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import Decision, TriggerContext
 from rebalancer.core.vol_bands import history_bars
-from rebalancer.ports import Event, Exchange, Journal, Notifier, OrderOutcome, PriceHistory
+from rebalancer.ports import (
+    Event,
+    Exchange,
+    Journal,
+    Notifier,
+    OrderOutcome,
+    PriceHistory,
+    TargetChange,
+    TargetOptimiser,
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,49 @@ class FailedOrder:
     order: OrderRequest
     error: str
     kind: str
+
+
+@dataclass(frozen=True)
+class LimitOrder:
+    """A post-only limit placed inside the spread (``order_type = "limit_inside"``).
+
+    ``amount`` asked and ``filled`` (as maker) in base units at ``price`` (quote per base).
+    ``fallback``: what became of the rest -- ``""`` (nothing left), ``"market <id>"`` (sent
+    at market with that client order id), ``"none"`` (left for the next cycle) or
+    ``"skipped: <why>"`` (below the market's minimum).
+    """
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    amount: Decimal
+    price: Decimal
+    filled: Decimal
+    fallback: str = ""
+
+    def describe(self) -> str:
+        head = (
+            f"limit {self.side.value} {self.amount} {self.symbol} @ {self.price:.6g}: "
+            f"{self.filled} filled as maker"
+        )
+        if not self.fallback:
+            return head
+        if self.fallback.startswith("market"):
+            return f"{head}; the rest at market ({self.fallback.split()[-1]})"
+        if self.fallback == "none":
+            return f"{head}; the rest left for the next cycle"
+        return f"{head}; the rest {self.fallback}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "client_order_id": self.client_order_id,
+            "symbol": self.symbol,
+            "side": self.side.value,
+            "amount": str(self.amount),
+            "price": str(self.price),
+            "filled_as_maker": str(self.filled),
+            "fallback": self.fallback,
+        }
 
 
 @dataclass
@@ -63,6 +119,8 @@ class CycleReport:
     stopped: str = ""
     reconciled: ReconcileReport | None = None
     sent: dict[str, OrderRequest] = field(default_factory=dict)
+    # limits placed inside the spread and what became of them (order_type "limit_inside")
+    limits: list[LimitOrder] = field(default_factory=list)
 
     def fill_with_slippage(self, fill: Fill) -> dict[str, str]:
         """``fill_dict`` plus the order's expected price and the realised slippage (bps)."""
@@ -86,6 +144,8 @@ class CycleReport:
     # transfers between accounts that would let the plan execute in full (several accounts:
     # MultiAccountExchange.suggestions()); never made by the bot, only reported
     suggestions: list[str] = field(default_factory=list)
+    # optimised targets ([optimise]): what became of them this cycle ("" when off)
+    targets_note: str = ""
 
     @property
     def traded_value(self) -> Decimal:
@@ -123,11 +183,13 @@ class CycleReport:
                 for x in self.failed
             ],
             "fees_quote": str(self.fees_in_quote()),
+            "limits": [x.as_dict() for x in self.limits],
             "reconciled": {
                 cid: outcome.source
                 for cid, outcome in (self.reconciled.resolved if self.reconciled else {}).items()
             },
             "suggestions": list(self.suggestions),
+            "targets_note": self.targets_note,
         }
 
 
@@ -166,6 +228,30 @@ def _collect_suggestions(exchange: Exchange, report: CycleReport) -> None:
 def client_order_id(at: datetime, side: Side, index: int) -> str:
     """Deterministic per cycle time and leg: ``rb`` + yymmddHHMMSS + s|b + index."""
     return f"rb{at:%y%m%d%H%M%S}{side.value[0]}{index}"
+
+
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+#: most slices one leg is cut into: 2 x 300 < 36**2 keeps ids at 18 characters
+MAX_PARTS = 300
+
+
+def _base36(n: int, width: int = 1) -> str:
+    out = ""
+    while n or not out:
+        n, r = divmod(n, 36)
+        out = _B36[r] + out
+    return out.rjust(width, "0")
+
+
+def part_order_id(at: datetime, side: Side, index: int, part: int, fallback: bool) -> str:
+    """The client id of slice ``part`` of leg ``index`` (limit or market) or, with
+    ``fallback``, of the market order sending what its limit left: ``rb`` + yymmddHHMMSS
+    + s|b + the leg in base 36 + ``2 * part + fallback`` as two base-36 digits. Lower-case
+    letters and digits, 18 characters for up to 36 legs and 648 parts -- within every
+    venue's limit (Kraken's free-text ``cl_ord_id`` takes 18, Binance 36) -- and longer
+    than a plain :func:`client_order_id` of fewer than 100 legs."""
+    tail = _base36(2 * part + int(fallback), 2)
+    return f"rb{at:%y%m%d%H%M%S}{side.value[0]}{_base36(index)}{tail}"
 
 
 def evaluate(
@@ -244,6 +330,119 @@ def _found(found: Fill | None) -> OrderOutcome:
     return OrderOutcome("filled", f"reconciled: {partial}filled", found)
 
 
+@dataclass(frozen=True)
+class Retarget:
+    """Optimised targets applied on a schedule (``[optimise]``): the optimiser, when it is
+    due, and how many daily returns it reads (``window``; it needs ``window + 1`` closes)."""
+
+    optimiser: TargetOptimiser
+    cadence: Cadence
+    window: int
+
+
+@dataclass(frozen=True)
+class TargetsStep:
+    """The targets a cycle uses and what happened to them: ``changed`` when the optimiser
+    replaced them in this cycle (journaled first when executing), ``note`` for the report."""
+
+    strategy: Strategy
+    note: str
+    changed: bool = False
+
+
+def apply_targets(
+    retarget: Retarget,
+    journal: Journal,
+    notifier: Notifier,
+    strategy: Strategy,
+    now: datetime,
+    history: PriceHistory | None,
+    *,
+    execute: bool = True,
+) -> TargetsStep:
+    """The targets in force at ``now``: the journal's latest, or new ones when due.
+
+    ``strategy.targets`` are the config's. With no journaled change, or one made under other
+    config targets or another method, the config's targets are (re)applied and journaled
+    (method ``"config"``): the first optimisation is at the next scheduled time. Otherwise
+    the latest journaled targets hold until :func:`~rebalancer.core.retarget.targets_due`;
+    then, with ``window + 1`` daily closes of every asset, the optimiser's targets are
+    journaled *before* they are used and the user is told. Too little history keeps the
+    current targets and says why (asked again at the next cycle). ``execute=False`` (plan,
+    status) journals and notifies nothing.
+    """
+    method = retarget.optimiser.method
+    config = dict(strategy.targets)
+    latest = journal.latest_target_change()
+    if latest is None or latest.config_method != method or latest.config_targets != config:
+        why = "first start" if latest is None else "the configured targets or method changed"
+        baseline = TargetChange(
+            now,
+            "config",
+            config if latest is None else dict(latest.new),
+            config,
+            f"configured targets applied ({why}); {method} from "
+            f"{next_due(retarget.cadence, now):%Y-%m-%d %H:%M} UTC",
+            config,
+            method,
+        )
+        if execute:
+            journal.record_target_change(baseline)
+            if latest is not None and latest.new != config:
+                notifier.send(Event("targets", "targets reset to the config", baseline.explanation))
+        return TargetsStep(strategy, baseline.explanation)
+    current = dict(latest.new)
+    in_force = replace(strategy, targets=current)
+    if not targets_due(retarget.cadence, latest.at, now):
+        when = next_due(retarget.cadence, latest.at)
+        source = "configured" if latest.method == "config" else f"{latest.method}"
+        return TargetsStep(
+            in_force,
+            f"{source} targets since {latest.at:%Y-%m-%d %H:%M} UTC; "
+            f"{method} next at {when:%Y-%m-%d %H:%M} UTC",
+        )
+    bars = retarget.window + 1
+    closes = history.closes(strategy.assets, now, bars) if history is not None else {}
+    short = {a: len(closes.get(a, ())) for a in strategy.assets if len(closes.get(a, ())) < bars}
+    if short:
+        have = ", ".join(f"{a} {n}" for a, n in short.items())
+        return TargetsStep(
+            in_force,
+            f"{method} targets due but not enough price history ({bars} daily closes needed; "
+            f"have {have}): keeping the current targets",
+        )
+    try:
+        proposal = retarget.optimiser.propose(
+            {a: list(closes[a])[-bars:] for a in strategy.assets}, current
+        )
+    except ValueError as exc:
+        return TargetsStep(in_force, f"{method} targets due but failed ({exc}): keeping them")
+    change = TargetChange(
+        now, method, current, dict(proposal.targets), proposal.explanation, config, method
+    )
+    if execute:
+        journal.record_target_change(change)  # durable before a single order uses them
+        lines = [f"{a}: {current.get(a, ZERO)} -> {w}" for a, w in change.new.items()]
+        notifier.send(
+            Event(
+                "targets",
+                "targets changed",
+                "\n".join([*lines, proposal.explanation]),
+                {
+                    "method": method,
+                    "old": {a: str(w) for a, w in current.items()},
+                    "new": {a: str(w) for a, w in change.new.items()},
+                },
+            )
+        )
+    verb = "targets changed" if execute else "targets would change"
+    return TargetsStep(
+        replace(strategy, targets=change.new),
+        f"{verb} by {method}: {proposal.explanation}",
+        changed=change.new != current,
+    )
+
+
 def run_cycle(
     exchange: Exchange,
     journal: Journal,
@@ -256,6 +455,8 @@ def run_cycle(
     risk: RiskLimits | None = None,
     history: PriceHistory | None = None,
     expected: Mapping[str, Decimal] | None = None,
+    retarget: Retarget | None = None,
+    pause: Callable[[timedelta], None] | None = None,
 ) -> CycleReport:
     """Run one cycle at ``now``. ``execute=False`` plans only; ``force`` ignores the rule.
 
@@ -265,7 +466,15 @@ def run_cycle(
     balances plus the fills since); with ``policy.cash_flows == "spread"`` a quote deposit
     or withdrawal they do not explain is traded on its own when the rule does not fire
     (:func:`rebalancer.core.flows.flow_targets`), and every flow is in ``report.flows``.
+    ``retarget``: optimised targets on a schedule (:func:`apply_targets`, first); a cycle
+    whose targets changed rebalances to them.
+    ``pause``: how to wait ``strategy.execution.slice_interval`` between the slices of an
+    order (None: no wait, as in backtests; the CLI and the daemon pass a real sleep).
     """
+    step = TargetsStep(strategy, "")
+    if retarget is not None:
+        step = apply_targets(retarget, journal, notifier, strategy, now, history, execute=execute)
+        strategy = step.strategy
     try:
         reconciled = reconcile(exchange, journal, now) if execute else ReconcileReport()
         snapshot, drift, decision = evaluate(exchange, journal, strategy, now, history)
@@ -276,7 +485,10 @@ def run_cycle(
         raise
     if force and not decision.fire:
         decision = Decision(True, f"forced by the user ({decision.reason})")
+    if step.changed:  # new targets: rebalance to them (as the backtest does)
+        decision = replace(decision, fire=True, reason=f"targets changed ({decision.reason})")
     report = CycleReport(now, snapshot, drift, decision, reconciled=reconciled)
+    report.targets_note = step.note
     if expected is not None:
         report.flows = detect_flows(expected, snapshot.balances)
     if decision.fire:
@@ -286,7 +498,7 @@ def run_cycle(
     if execute:
         report.stopped = _blocked(journal, notifier, reconciled, report, risk)
         if report.plan is not None and not report.stopped:
-            _execute(exchange, journal, notifier, strategy, report, risk)
+            _execute(exchange, journal, notifier, strategy, report, risk, pause)
         journal.record_cycle(report)
         _notify(notifier, report)
     return report
@@ -351,33 +563,136 @@ def _send(
     orders: tuple[OrderRequest, ...],
     side: Side,
     report: CycleReport,
+    execution: ExecutionPolicy = MARKET,
+    quotes: Snapshot | None = None,
+    pause: Callable[[timedelta], None] | None = None,
 ) -> bool:
-    """Send ``orders``, each journaled first; False when an outcome is unknown (stop)."""
+    """Send ``orders``, each journaled first; False when an outcome is unknown (stop).
+
+    With the plain policy each order is one market order (ids :func:`client_order_id`).
+    Otherwise (ids :func:`part_order_id`) an order worth more than ``slice_above`` is sent
+    as slices (:func:`rebalancer.core.execution.slice_order`), ``pause(slice_interval)``
+    between them, and with ``limit_inside`` each part is first a post-only limit priced
+    from ``quotes``' bid and ask (the snapshot the orders were planned from; a market order
+    when the asset has none), its rest sent at market or left (see :func:`_place`).
+    """
     for i, order in enumerate(orders):
-        order = replace(order, client_order_id=client_order_id(report.at, side, i))
-        journal.record_intent(order, report.at)
-        report.sent[order.client_order_id] = order
-        try:
-            fill = exchange.create_market_order(order)
-        except SkipLeg as exc:
-            report.failed.append(FailedOrder(order, str(exc), type(exc).__name__))
-            outcome = OrderOutcome("rejected", "exchange reply", error=str(exc))
-        except OrderOutcomeUnknown as exc:
-            report.failed.append(FailedOrder(order, str(exc), "OrderOutcomeUnknown"))
-            report.stopped = f"outcome of {exc.client_order_id} unknown: look it up first"
-            journal.record_outcome(
-                order.client_order_id,
-                OrderOutcome("unknown", "exchange reply", error=str(exc)),
-                report.at,
-            )
-            return False
-        else:
-            report.fills.append(fill)
-            outcome = OrderOutcome("filled", "exchange reply", fill)
-        finally:
-            _collect_suggestions(exchange, report)
-        journal.record_outcome(order.client_order_id, outcome, report.at)
+        if execution.plain:
+            cid = client_order_id(report.at, side, i)
+            if not _market(exchange, journal, replace(order, client_order_id=cid), report):
+                return False
+            continue
+        view = quotes or report.snapshot
+        parts = _slices(order, view, execution)
+        for k, part in enumerate(parts):
+            if k and pause is not None and execution.slice_interval > timedelta(0):
+                pause(execution.slice_interval)
+            part = replace(part, client_order_id=part_order_id(report.at, side, i, k, False))
+            fallback = part_order_id(report.at, side, i, k, True)
+            if not _place(exchange, journal, part, fallback, report, execution, view):
+                return False
     return True
+
+
+def _slices(
+    order: OrderRequest, view: Snapshot, execution: ExecutionPolicy
+) -> tuple[OrderRequest, ...]:
+    """``order`` cut into slices of at most ``slice_above`` (at most :data:`MAX_PARTS`)."""
+    rules = view.markets.get(order.asset)
+    if execution.slice_above is None or rules is None:
+        return (order,)
+    return slice_by_notional(order, rules, execution.slice_above, max_slices=MAX_PARTS)
+
+
+def _market(exchange: Exchange, journal: Journal, order: OrderRequest, report: CycleReport) -> bool:
+    """Journal, send and record one market order; False when its outcome is unknown."""
+    journal.record_intent(order, report.at)
+    report.sent[order.client_order_id] = order
+    try:
+        fill = exchange.create_market_order(order)
+    except SkipLeg as exc:
+        report.failed.append(FailedOrder(order, str(exc), type(exc).__name__))
+        outcome = OrderOutcome("rejected", "exchange reply", error=str(exc))
+    except OrderOutcomeUnknown as exc:
+        _unknown(journal, order, report, exc)
+        return False
+    else:
+        report.fills.append(fill)
+        outcome = OrderOutcome("filled", "exchange reply", fill)
+    finally:
+        _collect_suggestions(exchange, report)
+    journal.record_outcome(order.client_order_id, outcome, report.at)
+    return True
+
+
+def _unknown(
+    journal: Journal, order: OrderRequest, report: CycleReport, exc: OrderOutcomeUnknown
+) -> None:
+    report.failed.append(FailedOrder(order, str(exc), "OrderOutcomeUnknown"))
+    report.stopped = f"outcome of {exc.client_order_id} unknown: look it up first"
+    journal.record_outcome(
+        order.client_order_id,
+        OrderOutcome("unknown", "exchange reply", error=str(exc)),
+        report.at,
+    )
+
+
+def _place(
+    exchange: Exchange,
+    journal: Journal,
+    order: OrderRequest,
+    fallback_id: str,
+    report: CycleReport,
+    execution: ExecutionPolicy,
+    view: Snapshot,
+) -> bool:
+    """Send one part: a market order, or with ``limit_inside`` and a known bid/ask a
+    post-only limit whose unfilled rest goes at market (a new id, journaled first) when
+    ``limit_fallback = "market"`` and the rest passes the market's rules, is left for the
+    next cycle (``"none"``), or is reported as skipped (below a minimum). A limit that
+    filled nothing is journaled as ``canceled``. False when an outcome is unknown."""
+    quotes = book(view, order.asset) if execution.limit_inside else None
+    if quotes is None:
+        return _market(exchange, journal, order, report)
+    price = limit_price(order.side, *quotes, execution.limit_offset)
+    journal.record_intent(order, report.at)
+    report.sent[order.client_order_id] = order
+    try:
+        fill = exchange.create_limit_order(order, price, execution.limit_timeout)
+    except SkipLeg as exc:
+        report.failed.append(FailedOrder(order, str(exc), type(exc).__name__))
+        outcome = OrderOutcome("rejected", "exchange reply", error=str(exc))
+        journal.record_outcome(order.client_order_id, outcome, report.at)
+        return True
+    except OrderOutcomeUnknown as exc:
+        _unknown(journal, order, report, exc)
+        return False
+    finally:
+        _collect_suggestions(exchange, report)
+    if fill.amount > 0:
+        report.fills.append(fill)
+        outcome = OrderOutcome("filled", "exchange reply", fill)
+    else:
+        outcome = OrderOutcome("canceled", "exchange reply: limit unfilled, cancelled")
+    journal.record_outcome(order.client_order_id, outcome, report.at)
+    limit = LimitOrder(
+        order.client_order_id, order.symbol, order.side, order.amount, price, fill.amount
+    )
+    rules = view.markets.get(order.asset)
+    left = truncate(order.amount - fill.amount, None if rules is None else rules.amount_step)
+    if left <= 0:
+        report.limits.append(limit)
+        return True
+    if execution.limit_fallback == "none":
+        report.limits.append(replace(limit, fallback="none"))
+        return True
+    rest = replace(remainder(order, order.amount - left), client_order_id=fallback_id)
+    problem = None if rules is None else violation(rules, rest.amount, rest.expected_price)
+    if problem is not None:
+        report.limits.append(replace(limit, fallback=f"skipped: {problem[1]}"))
+        return True
+    report.limits.append(replace(limit, fallback=f"market {fallback_id}"))
+    return _market(exchange, journal, rest, report)
 
 
 def _execute(
@@ -387,10 +702,14 @@ def _execute(
     strategy: Strategy,
     report: CycleReport,
     risk: RiskLimits | None,
+    pause: Callable[[timedelta], None] | None = None,
 ) -> None:
     assert report.plan is not None
     report.executed = True
-    if not _send(exchange, journal, report.plan.sells, Side.SELL, report):
+    ex = strategy.execution
+    if not _send(
+        exchange, journal, report.plan.sells, Side.SELL, report, ex, report.snapshot, pause
+    ):
         return
     try:
         after_sells = exchange.snapshot(strategy.assets, strategy.quote)
@@ -411,7 +730,8 @@ def _execute(
         if reason:
             report.stopped = _halt(journal, notifier, reason, report.at)
             return
-    if not _send(exchange, journal, report.buy_plan.buys, Side.BUY, report):
+    buy_orders = report.buy_plan.buys
+    if not _send(exchange, journal, buy_orders, Side.BUY, report, ex, after_sells, pause):
         return
     final = exchange.snapshot(strategy.assets, strategy.quote)
     report.drift_after = compute_drift(
@@ -422,11 +742,21 @@ def _execute(
 def _notify(notifier: Notifier, report: CycleReport) -> None:
     if report.fills:
         lines = [f"{f.side.value} {f.amount} {f.symbol} @ {f.price:.6g}" for f in report.fills]
+        lines += [x.describe() for x in report.limits]
         notifier.send(
             Event(
                 "rebalance",
                 f"rebalanced: {len(report.fills)} orders",
                 "\n".join(lines),
+                report.summary(),
+            )
+        )
+    elif report.limits:  # limits that filled nothing, their rest left for the next cycle
+        notifier.send(
+            Event(
+                "limit",
+                f"{len(report.limits)} limit order(s) unfilled",
+                "\n".join(x.describe() for x in report.limits),
                 report.summary(),
             )
         )

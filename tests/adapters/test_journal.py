@@ -103,6 +103,9 @@ class FaultyExchange:
             raise OrderOutcomeUnknown("timeout after the exchange took it", order.client_order_id)
         return fill
 
+    def create_limit_order(self, order: OrderRequest, price: D, timeout: timedelta) -> Fill:
+        return self.inner.create_limit_order(order, price, timeout)
+
     def fetch_order(self, client_order_id: str, symbol: str) -> Fill | None:
         if self.lookup_fails:
             raise RetryLater("exchange busy")

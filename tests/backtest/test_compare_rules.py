@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rebalancer.backtest.compare_rules import HEADER, main, rules
+from rebalancer.backtest.compare_rules import HEADER, execution_rules, main, rules
 
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
 DATA = ROOT.parent / "shared" / "data" / "binance_spot_2024_2026"
@@ -30,6 +30,7 @@ def test_table_has_every_rule(capsys: pytest.CaptureFixture[str]) -> None:
     names = [line.split(" | ")[0][2:] for line in lines[1:]]
     assert names == [
         *(name for name, _, _ in rules()),
+        *(name for name, *_ in execution_rules()),
         "risk parity monthly (90d)",
         "min variance monthly (90d)",
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +20,8 @@ from rebalancer.core.errors import ConfigError
 from rebalancer.core.model import MarketRules
 from rebalancer.core.planner import PlanPolicy
 from rebalancer.core.strategy import Strategy
-from rebalancer.core.triggers import Threshold
+from rebalancer.core.triggers import Threshold, Trigger
+from rebalancer.core.vol_bands import VolScaledThreshold
 
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
 DATA = ROOT.parent / "shared" / "data" / "binance_spot_2017_2022"
@@ -177,3 +179,57 @@ def test_worker_processes_give_the_same_rows(closes: pd.DataFrame) -> None:
     two = run_grid(closes, _strategy(), workers=2, **kw)  # type: ignore[arg-type]
     assert one.engines() == {"replay": 16}
     pd.testing.assert_frame_equal(one.rows, two.rows)
+
+
+def test_vol_and_cost_kinds_are_the_smarter_rules_run_in_full(closes: pd.DataFrame) -> None:
+    """kind vol = the volatility-scaled rule with the band as its base band, kind cost = the
+    absolute band with cost-aware legs; each row equals that rule's own backtest."""
+    grid = run_grid(
+        closes,
+        _strategy(),
+        bands=[0.03, 0.06],
+        fee_rates=[0.001],
+        kinds=["abs", "vol", "cost"],
+        bar=DAY,
+        capital=D(1000),
+        semantics="full",
+        workers=1,
+    )
+    assert grid.engines() == {"replay": 6}
+    for row in grid.rows.to_dict("records"):
+        band = D(repr(row["band"]))
+        trigger: Trigger = Threshold(band, None)
+        policy = _strategy().policy
+        if row["kind"] == "vol":
+            trigger = VolScaledThreshold(
+                half_life=20,
+                base_band=band,
+                floor=band * D("0.4"),
+                cap=band * 3,
+                reference_vol=0.04,
+            )
+        if row["kind"] == "cost":
+            policy = replace(policy, cost_aware=True, risk_aversion=D("0.1"))
+        one = run_backtest(
+            closes,
+            Strategy("USDT", TARGETS, trigger, policy),
+            capital=D(1000),
+            taker_fee=D("0.001"),
+            slippage=D("0.001"),
+            bar=DAY,
+            benchmarks=False,
+        )
+        assert row["final_value"] == float(one.run.final_value)
+        assert row["n_rebalances"] == len(one.run.rebalance_bars)
+        fifo = sum((g.net for g in one.run.realised_gains("fifo").values()), D(0))
+        assert row["realised_gain_fifo"] == float(fifo)
+    by_kind = grid.rows.groupby("kind")["n_rebalances"].apply(list).to_dict()
+    assert by_kind["vol"] != by_kind["abs"]  # the rules really differ on this data
+
+
+def test_vol_kind_has_no_band_edge_and_the_kernel_keeps_no_lots(closes: pd.DataFrame) -> None:
+    with pytest.raises(ConfigError, match="vol has no band_edge"):
+        combos([0.05], [0.001], ["vol"], ["target", "band_edge"])
+    grid = run_grid(closes, _strategy(), bands=[0.05], fee_rates=[0.001], bar=DAY)
+    assert grid.engines() == {"kernel": 1}
+    assert math.isnan(grid.rows["realised_gain_fifo"].iloc[0])

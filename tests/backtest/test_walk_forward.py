@@ -12,6 +12,7 @@ import pytest
 
 from rebalancer.backtest.data import load_panel
 from rebalancer.backtest.engine import run_backtest
+from rebalancer.backtest.grid import Combo
 from rebalancer.backtest.metrics import run_metrics
 from rebalancer.backtest.reference import simulate
 from rebalancer.backtest.walk_forward import Window, walk_forward, windows
@@ -109,4 +110,51 @@ def test_bad_objective_is_refused(closes: pd.DataFrame) -> None:
             test=50,
             bar=DAY,
             objective="luck",
+        )
+
+
+def test_walk_forward_of_the_vol_rule_chooses_by_the_full_engine(closes: pd.DataFrame) -> None:
+    """kind vol: each window's band is the in-sample best of the volatility-scaled rule run by
+    the bot's own loop, and the out-of-sample windows trade that rule."""
+    strategy = Strategy("USDT", TARGETS, Threshold(), PlanPolicy(min_trade=D(10)))
+    fee = D("0.001")
+    res = walk_forward(
+        closes, strategy, kind="vol", bands=BANDS, fee_rate=fee, train=365, test=120, bar=DAY
+    )
+    assert res.summary()["kind"] == "vol"
+    wins = windows(len(closes), 365, 120, anchored=False)
+    for w, row in zip(wins[:2], res.windows.to_dict("records"), strict=False):
+        a, b = w.train
+        scores = []
+        for band in BANDS:
+            rule = Combo("vol", "target", band, 0.001)
+            one = run_backtest(
+                closes.iloc[a:b],
+                Strategy("USDT", TARGETS, rule.trigger(), strategy.policy),
+                capital=D(10000),
+                taker_fee=fee,
+                bar=DAY,
+                benchmarks=False,
+            )
+            scores.append(one.run.metrics.sharpe)
+        assert row["band"] == BANDS[int(np.argmax(scores))]
+        assert row["in_sample_sharpe"] == pytest.approx(max(scores), rel=1e-12)
+    first = run_backtest(
+        closes.iloc[wins[0].test[0] : wins[0].test[1]],
+        Strategy(
+            "USDT",
+            TARGETS,
+            Combo("vol", "target", float(res.windows["band"][0]), 0.001).trigger(),
+            strategy.policy,
+        ),
+        capital=D(10000),
+        taker_fee=fee,
+        bar=DAY,
+        benchmarks=False,
+    )
+    n0 = wins[0].test[1] - wins[0].test[0]
+    np.testing.assert_array_equal(res.equity.to_numpy()[:n0], first.run.equity)
+    with pytest.raises(ConfigError, match="kind must be one of"):
+        walk_forward(
+            closes, strategy, kind="rel", bands=BANDS, fee_rate=fee, train=365, test=120, bar=DAY
         )

@@ -11,8 +11,11 @@ BNB/SOL/LINK markets), ``/api/v3/time``,
 ``/api/v3/ticker/24hr`` (``symbols=[...]`` or ``symbol=``), ``/api/v3/depth`` (the best
 prices, then ``depth`` levels behind them), signed ``/api/v3/account``,
 ``POST /api/v3/order`` (market orders by ``quantity`` or ``quoteOrderQty``, LIMIT IOC
-orders filled at the best price when it is within the limit, PRICE_FILTER, LOT_SIZE and
-NOTIONAL filters, balances), ``GET /api/v3/order`` (``origClientOrderId`` or ``orderId``)
+orders filled at the best price when it is within the limit, LIMIT_MAKER orders that rest
+until traded through -- refused with -2010 "Order would immediately match and take." when
+they would cross --, PRICE_FILTER, LOT_SIZE and NOTIONAL filters, balances),
+``DELETE /api/v3/order`` (cancel; -2011 "Unknown order sent." when not open),
+``GET /api/v3/order`` (``origClientOrderId`` or ``orderId``)
 and ``/api/v3/myTrades``, and ``GET /api/v3/klines`` (see :meth:`BinanceDouble.add_klines`).
 Signed requests need the right API key and HMAC-SHA256 signature
 and a timestamp inside ``recvWindow`` of the double's clock; errors are Binance's bodies.
@@ -21,7 +24,9 @@ Faults: :meth:`BinanceDouble.inject` queues one fault for the next request to an
 (timeout before or after the order is accepted, 5xx, 429, 418, truncated body, or any
 Binance error body); ``liquidity`` caps what a market order fills (the rest expires, as
 Binance's market orders do); ``fill_after_polls`` keeps new orders open for that many
-look-ups; ``split_fills`` fills in two trades, the second one tick worse. ``calls``
+look-ups; ``split_fills`` fills in two trades, the second one tick worse;
+:meth:`BinanceDouble.trade_through` and ``tape`` (:class:`doubles.wire.Tape`) fill resting
+LIMIT_MAKER orders at their price and ``maker_fee``. ``calls``
 counts requests per ``(method, path)``; ``log`` keeps each request's parsed parameters.
 """
 
@@ -44,7 +49,7 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 from requests.adapters import BaseAdapter
 
-from doubles.wire import http_response
+from doubles.wire import Tape, crosses, http_response
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "ccxt-fixtures" / "binance"
 HOST = "api.binance.com"
@@ -114,7 +119,9 @@ class Order:
     fills: list[dict[str, str]] = field(default_factory=list)
     polls_left: int = 0
     pending: Callable[[], None] | None = None
-    limit_price: Decimal | None = None  # LIMIT IOC orders only
+    limit_price: Decimal | None = None  # LIMIT IOC and LIMIT_MAKER orders only
+    order_type: str = "MARKET"  # MARKET, LIMIT (IOC) or LIMIT_MAKER (post-only, GTC)
+    time_in_force: str = "GTC"
 
 
 def fixture_markets() -> dict[str, Any]:
@@ -165,6 +172,7 @@ class BinanceDouble(BaseAdapter):
         balances: dict[str, str] | None = None,
         books: dict[str, tuple[str, str]] | None = None,
         taker_fee: str = "0.001",
+        maker_fee: str | None = None,
         bnb_fees: bool = False,
         clock_offset_ms: int = 0,
         host: str = HOST,
@@ -186,6 +194,9 @@ class BinanceDouble(BaseAdapter):
         # (served by /api/v3/depth; market orders still fill at the best price)
         self.depth: dict[str, tuple[Decimal, Decimal]] = {}
         self.taker_fee = Decimal(taker_fee)
+        self.maker_fee = Decimal(maker_fee) if maker_fee is not None else self.taker_fee
+        # scripted trades through resting LIMIT_MAKER orders (see doubles.wire.Tape)
+        self.tape = Tape()
         self.bnb_fees = bnb_fees
         self.bnb_discount = Decimal("0.75")
         self.clock_offset_ms = clock_offset_ms
@@ -302,6 +313,7 @@ class BinanceDouble(BaseAdapter):
             ("GET", "/api/v3/account"): (self._account, True),
             ("POST", "/api/v3/order"): (self._new_order, True),
             ("GET", "/api/v3/order"): (self._query_order, True),
+            ("DELETE", "/api/v3/order"): (self._cancel_order, True),
             ("GET", "/api/v3/myTrades"): (self._my_trades, True),
         }
         return routes.get((method, path))
@@ -566,7 +578,13 @@ class BinanceDouble(BaseAdapter):
         if info is None or symbol not in self.books:
             return 400, {"code": -1121, "msg": "Invalid symbol."}
         limit_price: Decimal | None = None
-        if params.get("type") == "LIMIT" and params.get("timeInForce") == "IOC":
+        kind = params.get("type")
+        if (kind == "LIMIT" and params.get("timeInForce") == "IOC") or kind == "LIMIT_MAKER":
+            if kind == "LIMIT_MAKER" and "timeInForce" in params:
+                return 400, {
+                    "code": -1106,
+                    "msg": "Parameter 'timeInForce' sent when not required.",
+                }
             limit_price = Decimal(params.get("price", "0"))
             tick = Decimal((self._filter(info, "PRICE_FILTER") or {}).get("tickSize", "0"))
             if limit_price <= 0 or (tick > 0 and limit_price % tick != 0):
@@ -575,8 +593,14 @@ class BinanceDouble(BaseAdapter):
             return 400, {"code": -1116, "msg": "Invalid orderType."}
         side = params.get("side", "")
         cid = params.get("newClientOrderId", "")
-        if any(o.client_order_id == cid and o.status == "NEW" for o in self.orders):
+        if any(
+            o.client_order_id == cid and o.status in ("NEW", "PARTIALLY_FILLED")
+            for o in self.orders
+        ):
             return 400, {"code": -2010, "msg": "Duplicate order sent."}
+        if kind == "LIMIT_MAKER":
+            assert limit_price is not None
+            return self._new_resting(params, info, limit_price)
         bid, ask = self.books[symbol]
         price = ask if side == "BUY" else bid
         lot = self._filter(info, "LOT_SIZE") or {}
@@ -610,6 +634,8 @@ class BinanceDouble(BaseAdapter):
             self._next_id, cid, symbol, side, qty, ZERO, ZERO, "NEW", self.now_ms(), quote_qty
         )
         order.limit_price = limit_price
+        if limit_price is not None:
+            order.order_type, order.time_in_force = "LIMIT", "IOC"
         self.orders.append(order)
         order.pending = lambda: self._execute(order, info, price)
         order.polls_left = self.fill_after_polls
@@ -617,7 +643,107 @@ class BinanceDouble(BaseAdapter):
             order.pending()
         return 200, self._order_json(order, full=True)
 
-    def _check_filters(self, info: dict[str, Any], qty: Decimal, price: Decimal) -> str | None:
+    def _new_resting(
+        self, params: dict[str, str], info: dict[str, Any], price: Decimal
+    ) -> tuple[int, Any]:
+        """A LIMIT_MAKER order: refused if it would take liquidity, else it rests (NEW)."""
+        symbol, side = params["symbol"], params.get("side", "")
+        if "LIMIT_MAKER" not in info.get("orderTypes", []):
+            return 400, {"code": -1116, "msg": "Invalid orderType."}
+        qty = Decimal(params.get("quantity", "0"))
+        if qty.as_tuple().exponent < -int(info["baseAssetPrecision"]):  # type: ignore[operator]
+            return 400, {"code": -1111, "msg": "Parameter 'quantity' has too much precision."}
+        bid, ask = self.books[symbol]
+        if crosses(side, price, bid, ask):
+            return 400, {"code": -2010, "msg": "Order would immediately match and take."}
+        problem = self._check_filters(info, qty, price, market=False)
+        if problem:
+            return 400, {"code": -1013, "msg": f"Filter failure: {problem}"}
+        pay, pay_amount = (
+            (info["quoteAsset"], qty * price) if side == "BUY" else (info["baseAsset"], qty)
+        )
+        if self.balances.get(pay, ZERO) < pay_amount:
+            return 400, {
+                "code": -2010,
+                "msg": "Account has insufficient balance for requested action.",
+            }
+        self._next_id += 1
+        order = Order(
+            self._next_id,
+            params.get("newClientOrderId", ""),
+            symbol,
+            side,
+            qty,
+            ZERO,
+            ZERO,
+            "NEW",
+            self.now_ms(),
+            limit_price=price,
+            order_type="LIMIT_MAKER",
+        )
+        self.orders.append(order)
+        return 200, self._order_json(order, full=True)
+
+    def resting(self, symbol_id: str | None = None) -> list[Order]:
+        """The LIMIT_MAKER orders still on the book (of ``symbol_id``, or all)."""
+        return [
+            o
+            for o in self.orders
+            if o.order_type == "LIMIT_MAKER"
+            and o.status in ("NEW", "PARTIALLY_FILLED")
+            and symbol_id in (None, o.symbol)
+        ]
+
+    def trade_through(self, symbol_id: str | None, fraction: Decimal | str) -> None:
+        """The market trades through the resting orders of ``symbol_id`` (None: all): each
+        fills ``fraction`` of its original quantity more (capped at what is left, truncated
+        to the step), at its limit price, as maker (``maker_fee``)."""
+        for order in self.resting(symbol_id):
+            info = self.symbols[order.symbol]
+            step = Decimal((self._filter(info, "LOT_SIZE") or {}).get("stepSize", "0"))
+            qty = min(order.orig_qty * Decimal(fraction), order.orig_qty - order.executed_qty)
+            if step > 0:
+                qty = (qty / step).to_integral_value(ROUND_DOWN) * step
+            if qty <= 0:
+                continue
+            assert order.limit_price is not None
+            base, quote = info["baseAsset"], info["quoteAsset"]
+            self._fill(order, base, quote, qty, order.limit_price, rate=self.maker_fee)
+            order.status = "FILLED" if order.executed_qty == order.orig_qty else "PARTIALLY_FILLED"
+
+    def _cancel_order(self, params: dict[str, str]) -> tuple[int, Any]:
+        """DELETE /api/v3/order: cancel an open order by ``orderId`` or
+        ``origClientOrderId``; -2011 "Unknown order sent." when it is not open."""
+        if self.tape.at_cancel is not None:  # the market fills it while the cancel is in flight
+            fraction, self.tape.at_cancel = self.tape.at_cancel, None
+            self.trade_through(params.get("symbol"), fraction)
+        order = self._find(params)
+        if order is None or order.status not in ("NEW", "PARTIALLY_FILLED"):
+            return 400, {"code": -2011, "msg": "Unknown order sent."}
+        order.status = "CANCELED"
+        self._next_id += 1
+        return 200, {
+            "symbol": order.symbol,
+            "origClientOrderId": order.client_order_id,
+            "orderId": order.order_id,
+            "orderListId": -1,
+            "clientOrderId": f"cancel{self._next_id}",
+            "transactTime": self.now_ms(),
+            "price": _d(str(order.limit_price or 0)),
+            "origQty": _d(str(order.orig_qty)),
+            "executedQty": _d(str(order.executed_qty)),
+            "origQuoteOrderQty": _d(str(order.orig_quote_qty)),
+            "cummulativeQuoteQty": _d(str(order.quote_qty)),
+            "status": order.status,
+            "timeInForce": order.time_in_force,
+            "type": order.order_type,
+            "side": order.side,
+            "selfTradePreventionMode": "NONE",
+        }
+
+    def _check_filters(
+        self, info: dict[str, Any], qty: Decimal, price: Decimal, *, market: bool = True
+    ) -> str | None:
         lot = self._filter(info, "LOT_SIZE")
         if lot:
             step = Decimal(lot["stepSize"])
@@ -626,12 +752,17 @@ class BinanceDouble(BaseAdapter):
             if step > 0 and (qty - Decimal(lot["minQty"])) % step != 0:
                 return "LOT_SIZE"
         market_lot = self._filter(info, "MARKET_LOT_SIZE")
-        if market_lot and Decimal(market_lot["maxQty"]) > 0 and qty > Decimal(market_lot["maxQty"]):
+        if (
+            market
+            and market_lot
+            and Decimal(market_lot["maxQty"]) > 0
+            and qty > Decimal(market_lot["maxQty"])
+        ):
             return "MARKET_LOT_SIZE"
         notional = self._filter(info, "NOTIONAL")
         if (
             notional
-            and notional.get("applyMinToMarket")
+            and (notional.get("applyMinToMarket") or not market)
             and qty * price < Decimal(notional["minNotional"])
         ):
             return "NOTIONAL"
@@ -666,15 +797,22 @@ class BinanceDouble(BaseAdapter):
         worse = price + tick if side == "BUY" else price - tick
         return [(first, price), (qty - first, worse)]
 
-    def _fill(self, order: Order, base: str, quote: str, qty: Decimal, price: Decimal) -> None:
+    def _fill(
+        self,
+        order: Order,
+        base: str,
+        quote: str,
+        qty: Decimal,
+        price: Decimal,
+        rate: Decimal | None = None,
+    ) -> None:
+        rate = self.taker_fee if rate is None else rate
         cost = qty * price
-        fee_asset, fee = (
-            (base, qty * self.taker_fee) if order.side == "BUY" else (quote, cost * self.taker_fee)
-        )
+        fee_asset, fee = (base, qty * rate) if order.side == "BUY" else (quote, cost * rate)
         if self.bnb_fees and "BNBUSDT" in self.books:
-            bnb_fee = (
-                cost * self.taker_fee * self.bnb_discount / self.books["BNBUSDT"][1]
-            ).quantize(Decimal("0.00000001"), ROUND_DOWN)
+            bnb_fee = (cost * rate * self.bnb_discount / self.books["BNBUSDT"][1]).quantize(
+                Decimal("0.00000001"), ROUND_DOWN
+            )
             if self.balances.get("BNB", ZERO) >= bnb_fee:
                 fee_asset, fee = "BNB", bnb_fee
         fee = fee.quantize(Decimal("0.00000001"), ROUND_DOWN)
@@ -706,8 +844,8 @@ class BinanceDouble(BaseAdapter):
             "executedQty": _d(str(order.executed_qty)),
             "cummulativeQuoteQty": _d(str(order.quote_qty)),
             "status": order.status,
-            "timeInForce": "GTC" if order.limit_price is None else "IOC",
-            "type": "MARKET" if order.limit_price is None else "LIMIT",
+            "timeInForce": order.time_in_force,
+            "type": order.order_type,
             "side": order.side,
         }
         if full:
@@ -743,6 +881,10 @@ class BinanceDouble(BaseAdapter):
             order.polls_left -= 1
             if order.polls_left <= 0:
                 order.pending()
+        if order in self.resting():
+            fraction = self.tape.on_poll()
+            if fraction is not None:
+                self.trade_through(order.symbol, fraction)
         return 200, self._order_json(order, full=False)
 
     def _my_trades(self, params: dict[str, str]) -> tuple[int, Any]:
@@ -762,7 +904,7 @@ class BinanceDouble(BaseAdapter):
                 "commissionAsset": f["commissionAsset"],
                 "time": order.time_ms,
                 "isBuyer": order.side == "BUY",
-                "isMaker": False,
+                "isMaker": order.order_type == "LIMIT_MAKER",
                 "isBestMatch": True,
             }
             for f in order.fills

@@ -13,10 +13,14 @@ Served on ``https://api.coinbase.com``, paths under ``/api/v3/brokerage/``: publ
 ``market/products`` (``product_type=FUTURE`` answers no products), ``market/product_book``;
 private ``transaction_summary`` (the fee tier), ``accounts``, ``best_bid_ask``
 (``product_ids`` repeated), ``orders`` (POST; ``market_market_ioc`` with ``quote_size`` for
-buys or ``base_size``, and ``sor_limit_ioc`` with ``base_size`` + ``limit_price``; an
-existing ``client_order_id`` returns that order instead of creating one, as Coinbase
-documents), ``orders/historical/{order_id}``, ``orders/historical/batch`` and
-``orders/historical/fills`` (one fill per book level walked, each with its commission).
+buys or ``base_size``, ``sor_limit_ioc`` with ``base_size`` + ``limit_price``, and
+``limit_limit_gtc`` orders that rest OPEN until :meth:`CoinbaseDouble.trade_through` or
+``tape`` fills them -- ``post_only`` ones that would cross refused with
+INVALID_LIMIT_PRICE_POST_ONLY --; an existing ``client_order_id`` returns that order instead
+of creating one, as Coinbase documents), ``orders/batch_cancel`` (per id ``success`` or a
+failure_reason such as ORDER_IS_FULLY_FILLED), ``orders/historical/{order_id}``,
+``orders/historical/batch`` and ``orders/historical/fills`` (one fill per book level walked,
+each with its commission).
 
 Authentication: ``Authorization: Bearer <JWT>``, ES256 over the key's EC private key (PEM),
 or EdDSA over an Ed25519 key (CDP's newer keys: base64 of seed + public key); the double
@@ -52,7 +56,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from requests.adapters import BaseAdapter
 
 from doubles.binance import Fault, Recorded, UnhandledRequest, body_text
-from doubles.wire import http_response
+from doubles.wire import Tape, crosses, http_response
 
 HOST = "api.coinbase.com"
 PREFIX = "/api/v3/brokerage/"
@@ -130,6 +134,8 @@ class CbOrder:
     order_type: str = "MARKET"
     tif: str = "IMMEDIATE_OR_CANCEL"
     fills: list[dict[str, Any]] = field(default_factory=list)
+    size: Decimal = ZERO  # resting limit orders: base_size ordered
+    limit: Decimal = ZERO  # resting limit orders: limit_price
 
 
 class CoinbaseDouble(BaseAdapter):
@@ -141,6 +147,7 @@ class CoinbaseDouble(BaseAdapter):
         balances: dict[str, str] | None = None,
         books: dict[str, tuple[str, str]] | None = None,
         taker_fee: str = "0.006",
+        maker_fee: str | None = None,
     ) -> None:
         super().__init__()
         self.key_name = key_name
@@ -148,6 +155,9 @@ class CoinbaseDouble(BaseAdapter):
         self.balances = {a: Decimal(v) for a, v in (balances or {}).items()}
         self.books = {p: (Decimal(b), Decimal(a)) for p, (b, a) in (books or {}).items()}
         self.taker_fee = Decimal(taker_fee)
+        self.maker_fee = Decimal(maker_fee) if maker_fee is not None else self.taker_fee * 2 / 3
+        # scripted trades through resting limit_limit_gtc orders (see doubles.wire.Tape)
+        self.tape = Tape()
         self.liquidity: dict[str, Decimal] = {}
         # product id -> (price step between levels, size per level) behind the best price
         self.depth: dict[str, tuple[Decimal, Decimal]] = {}
@@ -157,16 +167,21 @@ class CoinbaseDouble(BaseAdapter):
         self.calls: Counter[tuple[str, str]] = Counter()
         self.log: list[Recorded] = []
         self.bodies: list[dict[str, Any]] = []
-        self._faults: dict[tuple[str, str], list[Fault | tuple[int, str]]] = {}
+        self._faults: dict[tuple[str, str], list[Fault | tuple[int, str] | None]] = {}
 
     def mount(self, client: Any) -> CoinbaseDouble:
         client.session.mount("https://", self)
         client.session.mount("http://", self)
         return self
 
-    def inject(self, method: str, path: str, fault: Fault | tuple[int, str]) -> None:
-        """Fail the next ``method path`` request: a Fault, or (HTTP status, JSON body text)."""
-        self._faults.setdefault((method, path), []).append(fault)
+    def inject(
+        self, method: str, path: str, fault: Fault | tuple[int, str], *, after: int = 0
+    ) -> None:
+        """Fail the next ``method path`` request (after ``after`` good ones): a Fault, or
+        (HTTP status, JSON body text)."""
+        queue = self._faults.setdefault((method, path), [])
+        queue.extend([None] * after)
+        queue.append(fault)
 
     def placed(self) -> list[dict[str, Any]]:
         """The JSON bodies of every order request received."""
@@ -235,6 +250,7 @@ class CoinbaseDouble(BaseAdapter):
             ("GET", p + "accounts"): (self._accounts, True),
             ("GET", p + "best_bid_ask"): (self._best_bid_ask, True),
             ("POST", p + "orders"): (self._create_order, True),
+            ("POST", p + "orders/batch_cancel"): (self._batch_cancel, True),
             ("GET", p + "orders/historical/{order_id}"): (self._get_order, True),
             ("GET", p + "orders/historical/batch"): (self._list_orders, True),
             ("GET", p + "orders/historical/fills"): (self._list_fills, True),
@@ -390,7 +406,7 @@ class CoinbaseDouble(BaseAdapter):
                 "usd_from": "0",
                 "usd_to": "1000",
                 "taker_fee_rate": str(self.taker_fee),
-                "maker_fee_rate": str(self.taker_fee * 2 / 3),
+                "maker_fee_rate": str(self.maker_fee),
             },
             "margin_rate": None,
             "goods_and_services_tax": None,
@@ -458,6 +474,8 @@ class CoinbaseDouble(BaseAdapter):
         bid, ask = self.books[pid]
         market = config.get("market_market_ioc")
         limit_ioc = config.get("sor_limit_ioc")
+        if config.get("limit_limit_gtc") is not None:
+            return 200, self._rest(data, config["limit_limit_gtc"])
         limit_price: Decimal | None = None
         if market is not None and side == "BUY" and "quote_size" in market:
             quote_size = Decimal(market["quote_size"])
@@ -524,6 +542,130 @@ class CoinbaseDouble(BaseAdapter):
         self._fill(order, size, limit_price)
         self.orders.append(order)
         return 200, self._created(order)
+
+    def _rest(self, data: dict[str, Any], gtc: dict[str, Any]) -> Any:
+        """A limit_limit_gtc order: refused when ``post_only`` and it would cross
+        (INVALID_LIMIT_PRICE_POST_ONLY), else it rests OPEN until traded or cancelled."""
+        pid, side = str(data["product_id"]), str(data.get("side", ""))
+        base_inc, quote_inc, base_min, quote_min, _max = map(Decimal, PRODUCTS[pid])
+        size, price = Decimal(gtc["base_size"]), Decimal(gtc["limit_price"])
+        if not _steps(size, base_inc):
+            return self._refuse(
+                data,
+                "INVALID_SIZE_PRECISION",
+                "PREVIEW_INVALID_BASE_SIZE_PRECISION",
+                "Invalid base size precision",
+            )
+        if price <= 0 or not _steps(price, quote_inc):
+            return self._refuse(
+                data,
+                "INVALID_PRICE_PRECISION",
+                "PREVIEW_INVALID_PRICE_PRECISION",
+                "Invalid price precision",
+            )
+        if size < base_min:
+            return self._refuse(
+                data,
+                "UNKNOWN_FAILURE_REASON",
+                "PREVIEW_INVALID_BASE_SIZE_TOO_SMALL",
+                "Base size too small",
+            )
+        if size * price < quote_min:
+            return self._refuse(
+                data,
+                "UNKNOWN_FAILURE_REASON",
+                "PREVIEW_INVALID_QUOTE_SIZE_TOO_SMALL",
+                "Quote size too small",
+            )
+        bid, ask = self.books[pid]
+        if crosses(side, price, bid, ask):
+            if gtc.get("post_only") is True:
+                return self._refuse(
+                    data,
+                    "INVALID_LIMIT_PRICE_POST_ONLY",
+                    "PREVIEW_INVALID_LIMIT_PRICE_POST_ONLY",
+                    "Invalid limit price for post only order",
+                )
+            return self._refuse(
+                data, "UNSUPPORTED_ORDER_CONFIGURATION", "", "the double rests limit orders only"
+            )
+        need = size * price * (1 + self.maker_fee) if side == "BUY" else size
+        if self.balances.get("USD" if side == "BUY" else pid.split("-")[0], ZERO) < need:
+            return self._insufficient(data)
+        order = CbOrder(
+            order_id=str(uuid.uuid4()),
+            client_order_id=str(data.get("client_order_id", "")),
+            product_id=pid,
+            side=side,
+            configuration=data["order_configuration"],
+            created=time.time(),
+            status="OPEN",
+            order_type="LIMIT",
+            tif="GOOD_UNTIL_CANCELLED",
+            size=size,
+            limit=price,
+        )
+        self.orders.append(order)
+        return self._created(order)
+
+    def resting(self, product_id: str | None = None) -> list[CbOrder]:
+        """The limit_limit_gtc orders still OPEN (of ``product_id``, or all)."""
+        return [
+            o
+            for o in self.orders
+            if o.tif == "GOOD_UNTIL_CANCELLED"
+            and o.status == "OPEN"
+            and product_id in (None, o.product_id)
+        ]
+
+    def trade_through(self, product_id: str | None, fraction: Decimal | str) -> None:
+        """The market trades through the resting orders of ``product_id`` (None: all): each
+        fills ``fraction`` of its base_size more (capped at what is left, on the base
+        increment) at its limit price, as maker (``maker_fee``, in the quote)."""
+        for o in self.resting(product_id):
+            base_inc = Decimal(PRODUCTS[o.product_id][0])
+            take = min(o.size * Decimal(fraction), o.size - o.filled_size)
+            take = (take / base_inc).to_integral_value(ROUND_DOWN) * base_inc
+            if take <= 0:
+                continue
+            value = take * o.limit
+            commission = (value * self.maker_fee).quantize(Decimal("0.0000000001"), ROUND_DOWN)
+            fill = self._fill_json(o, o.limit, take, commission)
+            fill["liquidity_indicator"] = "MAKER"
+            o.fills.append(fill)
+            sign = 1 if o.side == "BUY" else -1
+            base = o.product_id.split("-")[0]
+            self.balances[base] = self.balances.get(base, ZERO) + sign * take
+            self.balances["USD"] = self.balances.get("USD", ZERO) - sign * value - commission
+            o.filled_size += take
+            o.filled_value += value
+            o.total_fees += commission
+            if o.filled_size == o.size:
+                o.status = "FILLED"
+
+    def _batch_cancel(
+        self, path: str, q: dict[str, list[str]], data: dict[str, Any]
+    ) -> tuple[int, Any]:
+        """POST orders/batch_cancel {"order_ids": [...]}: one result per id; a refusal is
+        ``success: false`` with its failure_reason (HTTP 200)."""
+        if self.tape.at_cancel is not None:  # the market fills it while the cancel is in flight
+            fraction, self.tape.at_cancel = self.tape.at_cancel, None
+            self.trade_through(None, fraction)
+        results = []
+        for order_id in data.get("order_ids") or []:
+            found = next((o for o in self.orders if o.order_id == order_id), None)
+            reason = "UNKNOWN_CANCEL_FAILURE_REASON"
+            if found is None:
+                reason = "UNKNOWN_CANCEL_ORDER"
+            elif found.status == "FILLED":
+                reason = "ORDER_IS_FULLY_FILLED"
+            elif found.status != "OPEN":
+                reason = "DUPLICATE_CANCEL_REQUEST"
+            else:
+                found.status = "CANCELLED"
+            ok = reason == "UNKNOWN_CANCEL_FAILURE_REASON"
+            results.append({"success": ok, "failure_reason": reason, "order_id": order_id})
+        return 200, {"results": results}
 
     def _insufficient(self, data: dict[str, Any]) -> Any:
         return self._refuse(
@@ -630,11 +772,15 @@ class CoinbaseDouble(BaseAdapter):
             "status": o.status,
             "time_in_force": o.tif,
             "created_time": _iso(o.created),
-            "completion_percentage": "100" if o.status == "FILLED" else "0",
+            "completion_percentage": (
+                str(o.filled_size / o.size * 100)
+                if o.size
+                else ("100" if o.status == "FILLED" else "0")
+            ),
             "filled_size": str(o.filled_size),
             "average_filled_price": str(avg),
             "fee": "",
-            "number_of_fills": "1" if o.filled_size else "0",
+            "number_of_fills": str(len(o.fills)),
             "filled_value": str(o.filled_value),
             "pending_cancel": False,
             "size_in_quote": in_quote,
@@ -665,6 +811,10 @@ class CoinbaseDouble(BaseAdapter):
             message = "order with this orderID was not found"
             return 404, {"error": "NOT_FOUND", "error_details": message, "message": message}
         self._poll(found)
+        if found in self.resting():
+            fraction = self.tape.on_poll()
+            if fraction is not None:
+                self.trade_through(found.product_id, fraction)
         return 200, {"order": self._order_json(found)}
 
     def _list_orders(

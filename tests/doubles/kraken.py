@@ -9,8 +9,12 @@ Kraken's documented error strings (``{"error": ["EOrder:Insufficient funds"]}``,
 Served on ``https://api.kraken.com``: ``GET /0/public/Assets``, ``/0/public/AssetPairs``,
 ``/0/public/Ticker?pair=...``, ``/0/public/Depth`` (``depth`` levels behind the best
 prices); signed ``POST /0/private/BalanceEx``, ``AddOrder`` (market
-orders, ``cl_ord_id``, ``oflags`` fciq/fcib, ``ordermin``/``costmin``), ``ClosedOrders``
-and ``OpenOrders`` (``cl_ord_id`` filter). Signed requests need the right ``API-Key``,
+orders, and GTC limit orders that rest until :meth:`KrakenDouble.trade_through` or ``tape``
+fills them -- with ``oflags`` post one that would cross is accepted and cancelled at once,
+reason "Post only order" --; ``cl_ord_id``, ``oflags`` fciq/fcib, ``ordermin``/``costmin``),
+``CancelOrder`` (``txid`` or ``cl_ord_id``; "EOrder:Unknown order" when not open),
+``ClosedOrders`` (closed, canceled and expired orders) and ``OpenOrders`` (``cl_ord_id``
+filter). Signed requests need the right ``API-Key``,
 ``API-Sign`` (HMAC-SHA512 of path + SHA256(nonce + body) with the base64 secret) and a
 nonce above the last one seen.
 """
@@ -33,7 +37,7 @@ import requests
 from requests.adapters import BaseAdapter
 
 from doubles.binance import Fault, Recorded, UnhandledRequest, body_text
-from doubles.wire import http_response
+from doubles.wire import Tape, crosses, http_response
 
 HOST = "api.kraken.com"
 ZERO = Decimal(0)
@@ -96,6 +100,11 @@ class KrakenOrder:
     oflags: str
     opentm: float
     status: str = "closed"
+    ordertype: str = "market"
+    limit: Decimal = ZERO  # limit orders: the limit price
+    executed: Decimal | None = None  # limit orders: volume filled so far (market: all)
+    exec_cost: Decimal = ZERO  # limit orders: quote value filled so far
+    reason: str | None = None
 
 
 class KrakenDouble(BaseAdapter):
@@ -107,6 +116,7 @@ class KrakenDouble(BaseAdapter):
         balances: dict[str, str] | None = None,
         books: dict[str, tuple[str, str]] | None = None,
         taker_fee: str = "0.004",
+        maker_fee: str | None = None,
     ) -> None:
         super().__init__()
         self.api_key = api_key
@@ -114,6 +124,9 @@ class KrakenDouble(BaseAdapter):
         self.balances = {a: Decimal(v) for a, v in (balances or {}).items()}
         self.books = {p: (Decimal(b), Decimal(a)) for p, (b, a) in (books or {}).items()}
         self.taker_fee = Decimal(taker_fee)
+        self.maker_fee = Decimal(maker_fee) if maker_fee is not None else self.taker_fee
+        # scripted trades through resting limit orders (see doubles.wire.Tape)
+        self.tape = Tape()
         self.last_nonce = 0
         # pair id -> (price step, volume per level) behind the best prices (/0/public/Depth;
         # market orders still fill at the best price)
@@ -121,7 +134,7 @@ class KrakenDouble(BaseAdapter):
         self.orders: list[KrakenOrder] = []
         self.calls: Counter[tuple[str, str]] = Counter()
         self.log: list[Recorded] = []
-        self._faults: dict[tuple[str, str], list[Fault]] = {}
+        self._faults: dict[tuple[str, str], list[Fault | None]] = {}
         self._next = 1
 
     def mount(self, client: Any) -> KrakenDouble:
@@ -129,8 +142,12 @@ class KrakenDouble(BaseAdapter):
         client.session.mount("http://", self)
         return self
 
-    def inject(self, method: str, path: str, fault: Fault) -> None:
-        self._faults.setdefault((method, path), []).append(fault)
+    def inject(self, method: str, path: str, fault: Fault, *, after: int = 0) -> None:
+        """Make the next ``method path`` request (after ``after`` good ones) fail with
+        ``fault`` (TIMEOUT_BEFORE or TIMEOUT_AFTER)."""
+        queue = self._faults.setdefault((method, path), [])
+        queue.extend([None] * after)
+        queue.append(fault)
 
     def placed(self) -> list[Recorded]:
         return [r for r in self.log if r.path == "/0/private/AddOrder"]
@@ -163,6 +180,7 @@ class KrakenDouble(BaseAdapter):
             ("POST", "/0/private/AddOrder"): self._add_order,
             ("POST", "/0/private/ClosedOrders"): lambda p: self._orders(p, "closed"),
             ("POST", "/0/private/OpenOrders"): lambda p: self._orders(p, "open"),
+            ("POST", "/0/private/CancelOrder"): self._cancel_order,
         }
         handler = routes.get((method, path))
         if handler is None:
@@ -261,6 +279,8 @@ class KrakenDouble(BaseAdapter):
         if pair not in PAIRS or pair not in self.books:
             return "EQuery:Unknown asset pair"
         alt, base, quote, _pd, lot_dec, ordermin, costmin = PAIRS[pair]
+        if params.get("ordertype") == "limit":
+            return self._add_limit(params)
         if params.get("ordertype") != "market":
             return "EGeneral:Invalid arguments:ordertype"
         side = params.get("type", "")
@@ -303,33 +323,139 @@ class KrakenDouble(BaseAdapter):
         )
         return {"descr": {"order": f"{side} {volume:.8f} {alt} @ market"}, "txid": [txid]}
 
+    def _add_limit(self, params: dict[str, str]) -> Any:
+        """A GTC limit order; with ``oflags`` "post" one that would take liquidity is
+        accepted and cancelled at once (status "canceled", reason "Post only order")."""
+        pair = params["pair"]
+        alt, base, quote, pair_dec, lot_dec, ordermin, costmin = PAIRS[pair]
+        side = params.get("type", "")
+        volume = Decimal(params.get("volume", "0"))
+        price = Decimal(params.get("price", "0"))
+        if volume.as_tuple().exponent < -lot_dec:  # type: ignore[operator]
+            return "EGeneral:Invalid arguments:volume"
+        if price <= 0 or price.as_tuple().exponent < -pair_dec:  # type: ignore[operator]
+            return "EGeneral:Invalid arguments:price"
+        if volume < Decimal(ordermin):
+            return "EOrder:Order minimum not met"
+        if volume * price < Decimal(costmin):
+            return "EOrder:Cost minimum not met"
+        oflags = params.get("oflags", "")
+        pay, amount = (quote, volume * price) if side == "buy" else (base, volume)
+        if self.balances.get(pay, ZERO) < amount:
+            return "EOrder:Insufficient funds"
+        bid, ask = self.books[pair]
+        post = "post" in oflags.split(",")
+        if not post and crosses(side, price, bid, ask):
+            return "EGeneral:Invalid arguments:the double rests limit orders only"
+        txid = f"O{self._next:05d}-KRKN-TXID{self._next:02d}"
+        self._next += 1
+        order = KrakenOrder(
+            txid,
+            params.get("cl_ord_id", ""),
+            pair,
+            side,
+            volume,
+            ZERO,
+            ZERO,
+            oflags,
+            time.time(),
+            status="open",
+            ordertype="limit",
+            limit=price,
+            executed=ZERO,
+        )
+        if crosses(side, price, bid, ask):
+            order.status, order.reason = "canceled", "Post only order"
+        self.orders.append(order)
+        return {"descr": {"order": f"{side} {volume:.8f} {alt} @ limit {price}"}, "txid": [txid]}
+
+    def resting(self, pair: str | None = None) -> list[KrakenOrder]:
+        """The limit orders still open (of ``pair``, or all)."""
+        return [
+            o
+            for o in self.orders
+            if o.ordertype == "limit" and o.status == "open" and pair in (None, o.pair)
+        ]
+
+    def trade_through(self, pair: str | None, fraction: Decimal | str) -> None:
+        """The market trades through the open limit orders of ``pair`` (None: all): each
+        fills ``fraction`` of its volume more (capped at what is left) at its limit price,
+        as maker (``maker_fee``, in the quote with ``fciq``, else in the base)."""
+        for o in self.resting(pair):
+            _alt, base, quote, _pd, lot_dec, _min, _cmin = PAIRS[o.pair]
+            done = o.executed or ZERO
+            volume = min(o.volume * Decimal(fraction), o.volume - done)
+            volume = volume.quantize(Decimal(1).scaleb(-lot_dec), ROUND_DOWN)
+            if volume <= 0:
+                continue
+            cost = volume * o.limit
+            fee_in_base = "fcib" in o.oflags
+            fee = (volume if fee_in_base else cost) * self.maker_fee
+            fee = fee.quantize(
+                Decimal("0.00000001") if fee_in_base else Decimal("0.0001"), ROUND_DOWN
+            )
+            sign = 1 if o.side == "buy" else -1
+            self.balances[base] = self.balances.get(base, ZERO) + sign * volume
+            self.balances[quote] = self.balances.get(quote, ZERO) - sign * cost
+            fee_asset = base if fee_in_base else quote
+            self.balances[fee_asset] = self.balances.get(fee_asset, ZERO) - fee
+            o.executed = done + volume
+            o.exec_cost += cost
+            o.fee += fee
+            o.price = o.exec_cost / o.executed
+            if o.executed == o.volume:
+                o.status = "closed"
+
+    def _cancel_order(self, params: dict[str, str]) -> Any:
+        """CancelOrder by ``txid`` (or ``cl_ord_id``): {"count": 1, "pending": false};
+        "EOrder:Unknown order" when no such order is open."""
+        if self.tape.at_cancel is not None:  # the market fills it while the cancel is in flight
+            fraction, self.tape.at_cancel = self.tape.at_cancel, None
+            self.trade_through(None, fraction)
+        txid, cid = params.get("txid"), params.get("cl_ord_id")
+        found = next(
+            (o for o in self.orders if (txid and o.txid == txid) or (cid and o.cl_ord_id == cid)),
+            None,
+        )
+        if found is None or found.status != "open":
+            return "EOrder:Unknown order"
+        found.status, found.reason = "canceled", "User requested"
+        return {"count": 1, "pending": False}
+
     def _order_json(self, o: KrakenOrder) -> dict[str, Any]:
         alt = PAIRS[o.pair][0]
+        limit = o.ordertype == "limit"
+        executed = o.volume if o.executed is None else o.executed
+        cost = o.exec_cost if limit else o.volume * o.price
         return {
             "refid": None,
             "userref": 0,
             "cl_ord_id": o.cl_ord_id,
             "status": o.status,
-            "reason": None,
+            "reason": o.reason,
             "opentm": o.opentm,
-            "closetm": o.opentm + 0.01,
+            "closetm": 0 if o.status == "open" else o.opentm + 0.01,
             "starttm": 0,
             "expiretm": 0,
             "descr": {
                 "pair": alt,
                 "type": o.side,
-                "ordertype": "market",
-                "price": "0",
+                "ordertype": o.ordertype,
+                "price": str(o.limit) if limit else "0",
                 "price2": "0",
                 "leverage": "none",
-                "order": f"{o.side} {o.volume:.8f} {alt} @ market",
+                "order": (
+                    f"{o.side} {o.volume:.8f} {alt} @ limit {o.limit}"
+                    if limit
+                    else f"{o.side} {o.volume:.8f} {alt} @ market"
+                ),
                 "close": "",
             },
             "vol": f"{o.volume:.8f}",
-            "vol_exec": f"{o.volume:.8f}",
-            "cost": f"{o.volume * o.price:.5f}",
+            "vol_exec": f"{executed:.8f}",
+            "cost": f"{cost:.5f}",
             "fee": f"{o.fee:.8f}",
-            "price": str(o.price),
+            "price": str(o.price) if executed else "0.00000",
             "stopprice": "0.00000",
             "limitprice": "0.00000",
             "misc": "",
@@ -337,10 +463,18 @@ class KrakenDouble(BaseAdapter):
         }
 
     def _orders(self, params: dict[str, str], kind: str) -> Any:
+        """ClosedOrders (closed, canceled and expired orders) or OpenOrders, filtered by
+        ``cl_ord_id``. A ClosedOrders look-up of a resting order counts as a poll of the tape
+        (CCXT's look-up asks for closed orders first)."""
         cid = params.get("cl_ord_id")
+        if kind == "closed" and any(cid in (None, o.cl_ord_id) for o in self.resting()):
+            fraction = self.tape.on_poll()
+            if fraction is not None:
+                self.trade_through(None, fraction)
+        statuses = ("closed", "canceled", "expired") if kind == "closed" else ("open",)
         found = {
             o.txid: self._order_json(o)
             for o in self.orders
-            if o.status == kind and (cid is None or o.cl_ord_id == cid)
+            if o.status in statuses and (cid is None or o.cl_ord_id == cid)
         }
         return {kind: found, "count": len(found)} if kind == "closed" else {kind: found}

@@ -1,8 +1,11 @@
-"""What every exchange double shares: building a real ``requests.Response``."""
+"""What every exchange double shares: building a real ``requests.Response``, and the
+scripted market activity (:class:`Tape`) that fills resting limit orders."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
 from http import HTTPStatus
 from typing import Any
 
@@ -42,3 +45,29 @@ def snapshot_calls(
         assert set(snap.prices) == set(assets)
         counts.append(dict(double.calls))
     return counts
+
+
+@dataclass
+class Tape:
+    """Scripted market activity against a double's resting limit orders (all three doubles).
+
+    ``at_poll[n] = fraction``: just before the double answers the n-th look-up of a resting
+    order (1-based), the market trades through every resting order for ``fraction`` of its
+    original amount (capped at what is left), at the order's limit price. ``at_cancel``: the
+    same just before a cancel request is processed -- a fill racing the cancel.
+    """
+
+    at_poll: dict[int, Decimal] = field(default_factory=dict)
+    at_cancel: Decimal | None = None
+    polls: int = 0
+
+    def on_poll(self) -> Decimal | None:
+        """Count one look-up of a resting order; the fraction to trade now, if scripted."""
+        self.polls += 1
+        return self.at_poll.get(self.polls)
+
+
+def crosses(side: str, price: Decimal, bid: Decimal, ask: Decimal) -> bool:
+    """Would a limit at ``price`` take liquidity from the book ``bid``/``ask``?
+    (``side``: buy or sell, any case.)"""
+    return price >= ask if side.lower() == "buy" else price <= bid

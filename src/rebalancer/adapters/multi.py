@@ -4,14 +4,15 @@
   request count per account stays what that account costs alone) and adds the balances up.
   Prices, bids and asks come from the first account, in configuration order, that lists
   the asset; the market rules of every account are kept for routing.
-* :meth:`MultiAccountExchange.create_market_order` routes a leg: a sell to the account
-  holding the most of the asset, a buy to an account listing the asset that can pay for
-  all of it (the one listing the fewest assets, so versatile accounts keep their cash for
-  the assets only they list). Only when no single account can take the whole leg is it
-  split, largest holder first, each piece truncated to that account's step and checked
-  against its minimums.
+* :meth:`MultiAccountExchange.create_market_order` (and ``create_limit_order``) routes a
+  leg: a sell to the account holding the most of the asset, a buy to an account listing
+  the asset that can pay for all of it (the one listing the fewest assets, so versatile
+  accounts keep their cash for the assets only they list). Only when no single account can
+  take the whole leg is it split, largest holder first, each piece truncated to that
+  account's step and checked against its minimums.
   Every piece carries the leg's client order id (unique per account), so
-  :meth:`fetch_order` finds all the pieces again and adds them up.
+  :meth:`fetch_order` finds all the pieces again and adds them up, and
+  :meth:`cancel_order` cancels every piece still resting (reconciliation after a crash).
 * Money never moves between accounts: when a buy cannot be funded where its market is,
   :meth:`suggestions` explains which transfer would help, and the user decides.
 """
@@ -19,11 +20,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from decimal import Decimal
+from typing import Protocol, cast
 
-from rebalancer.core.errors import InsufficientFunds, RetryLater, SkipLeg, UnknownSymbol
+from rebalancer.core.errors import (
+    InsufficientFunds,
+    OrderOutcomeUnknown,
+    RetryLater,
+    SkipLeg,
+    UnknownSymbol,
+)
 from rebalancer.core.model import ZERO, Fill, MarketRules, OrderRequest, Side, Snapshot
 from rebalancer.core.rules import truncate, violation
 from rebalancer.ports import Exchange
@@ -37,6 +46,13 @@ class Piece:
 
     account: str
     order: OrderRequest
+
+
+class _CancelsOrders(Protocol):
+    """An account that can cancel an order by client id (CcxtExchange). Until the Exchange
+    port declares ``cancel_order`` the accounts are cast to this to reach it."""
+
+    def cancel_order(self, client_order_id: str, symbol: str) -> Fill | None: ...
 
 
 def _pct(part: Decimal, whole: Decimal) -> str:
@@ -228,6 +244,20 @@ class MultiAccountExchange:
     # -- orders -----------------------------------------------------------------------------
 
     def create_market_order(self, order: OrderRequest) -> Fill:
+        return self._send(order, lambda account, piece: account.create_market_order(piece))
+
+    def create_limit_order(self, order: OrderRequest, price: Decimal, timeout: timedelta) -> Fill:
+        """A post-only limit at ``price`` (quote per base), routed like a market order: to
+        the account holding the asset (sell) or the one that lists it and can pay (buy); each
+        account rounds ``price`` to its own tick and waits up to ``timeout`` (a leg split
+        across accounts waits up to ``timeout`` per piece). The pieces' fills are added up;
+        the status is "closed" only when every piece completed."""
+        return self._send(
+            order, lambda account, piece: account.create_limit_order(piece, price, timeout)
+        )
+
+    def _send(self, order: OrderRequest, place: Callable[[Exchange, OrderRequest], Fill]) -> Fill:
+        """Route ``order`` and ``place`` each piece on its account; the fills added up."""
         before = len(self._suggestions)
         pieces = self.route(order)
         if not pieces:
@@ -246,7 +276,7 @@ class MultiAccountExchange:
         for piece in pieces:
             self.routes.append(piece)
             try:
-                fill = self.accounts[piece.account].create_market_order(piece.order)
+                fill = place(self.accounts[piece.account], piece.order)
             except SkipLeg as exc:
                 log.warning("%s on %s: %s", order.symbol, piece.account, exc)
                 refused = refused or exc
@@ -301,14 +331,47 @@ class MultiAccountExchange:
 
     def fetch_order(self, client_order_id: str, symbol: str) -> Fill | None:
         """Every account's piece of the leg ``client_order_id``, added up (None: none)."""
+        return self._gather(client_order_id, symbol, lambda a: a.fetch_order)
+
+    def cancel_order(self, client_order_id: str, symbol: str) -> Fill | None:
+        """Cancel our order ``client_order_id`` if it still rests, then return its final state read
+        back from the exchange (a Fill with the amount really filled and status "canceled" or
+        "closed"); None when the exchange has no order with that client id. Raises
+        OrderOutcomeUnknown when its final state cannot be confirmed.
+
+        Every account listing ``symbol`` is asked (a split leg rests as one piece per
+        account, all with the same client id) and the pieces are added up. When one
+        account cannot confirm its piece, the others are still cancelled before
+        OrderOutcomeUnknown is raised."""
+        return self._gather(
+            client_order_id, symbol, lambda a: cast("_CancelsOrders", a).cancel_order
+        )
+
+    def _gather(
+        self,
+        client_order_id: str,
+        symbol: str,
+        method: Callable[[Exchange], Callable[[str, str], Fill | None]],
+    ) -> Fill | None:
+        """``method(account)(client_order_id, symbol)`` on every account listing ``symbol``,
+        the pieces found added up (None: none). An OrderOutcomeUnknown from one account is
+        raised after all the others have been asked."""
         asset, _, quote = symbol.partition("/")
         fills: list[tuple[str, Fill]] = []
+        unknown: OrderOutcomeUnknown | None = None
         for name, account in self.accounts.items():
             if not self._listed(account, [asset], quote):
                 continue
-            found = account.fetch_order(client_order_id, symbol)
+            try:
+                found = method(account)(client_order_id, symbol)
+            except OrderOutcomeUnknown as exc:
+                log.warning("%s on %s: %s", symbol, name, exc)
+                unknown = unknown or exc
+                continue
             if found is not None:
                 fills.append((name, found))
+        if unknown is not None:
+            raise unknown
         if not fills:
             return None
         self.quote = self.quote or quote

@@ -17,7 +17,15 @@ from typing import Any
 
 from rebalancer.core.errors import DataError
 from rebalancer.core.model import Fill, OrderRequest, Side
-from rebalancer.ports import Halt, HaltStatus, OrderOutcome, TriggerTimes
+from rebalancer.ports import (
+    FlowRecord,
+    Halt,
+    HaltStatus,
+    OrderOutcome,
+    TargetChange,
+    TriggerTimes,
+    flow_records,
+)
 
 KEEP_CYCLES = 500
 
@@ -205,6 +213,7 @@ class MemoryJournal:
         self.intents: dict[str, OrderRequest] = {}
         self.outcomes: list[tuple[str, OrderOutcome]] = []
         self.halts = HaltStatus()
+        self.target_changes: list[TargetChange] = []
 
     def trigger_times(self) -> TriggerTimes:
         return self.times
@@ -236,3 +245,13 @@ class MemoryJournal:
 
     def record_resume(self, at: datetime, note: str = "") -> None:
         self.halts = HaltStatus(None, at)
+
+    def latest_target_change(self) -> TargetChange | None:
+        return self.target_changes[-1] if self.target_changes else None
+
+    def record_target_change(self, change: TargetChange) -> None:
+        self.target_changes.append(change)
+
+    def flows(self) -> list[FlowRecord]:
+        """Every cycle's cash flows (the SQL journal's ``flows`` rows), oldest first."""
+        return [row for c in self.cycles for row in flow_records(c)]

@@ -3,9 +3,13 @@
 ``python -m rebalancer.backtest.compare_rules DATA_DIR [--start 2018-01-01]`` runs each rule
 through :func:`rebalancer.backtest.engine.run_backtest` (the live loop) and prints a Markdown
 table: total return, CAGR, annualised volatility, max drawdown, rebalances, turnover, fees
-and realised gains (FIFO and HIFO lots). Same capital, fees and slippage for every rule. The
-last rows recompute the targets monthly from the trailing 90 days (risk parity, minimum
-variance; weights 2-50 %, the quote's target as cash floor, turnover <= 0.5 per change).
+and realised gains (FIFO and HIFO lots). Same capital, fees and slippage for every rule.
+Then the plain threshold with other execution (:func:`execution_rules`): post-only limits a
+quarter into the simulated spread (maker fee = taker fee, Binance's base rate; a limit fills
+when the next bar's range reaches it, else the rest goes at market) and slices of at most
+2,000 USDT. The last rows recompute the targets monthly from the trailing 90 days (risk
+parity, minimum variance; weights 2-50 %, the quote's target as cash floor, turnover <= 0.5
+per change).
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from rebalancer.backtest.data import load_panel
+from rebalancer.backtest.data import load_panel, load_ranges
 from rebalancer.backtest.engine import FirstBar, Run, run_backtest
 from rebalancer.backtest.optimize import Constraints, OptimisedRun, backtest_optimised
 from rebalancer.core.cron import Cron
+from rebalancer.core.execution import ExecutionPolicy
 from rebalancer.core.lots import realise
 from rebalancer.core.model import ZERO
 from rebalancer.core.planner import PlanPolicy
@@ -30,6 +35,7 @@ from rebalancer.core.vol_bands import VolScaledThreshold
 D = Decimal
 DAY = timedelta(days=1)
 FEE = D("0.001")
+MAKER = D("0.001")  # Binance's base spot maker fee equals its taker fee
 SLIPPAGE = D("0.0005")
 
 
@@ -48,6 +54,17 @@ def rules() -> list[tuple[str, Trigger, PlanPolicy]]:
         ("vol bands portfolio", vol_port, base),
         ("threshold 5% + cost-aware", Threshold(D("0.05")), aware),
         ("vol per asset + cost-aware", vol, aware),
+    ]
+
+
+def execution_rules() -> list[tuple[str, Trigger, PlanPolicy, ExecutionPolicy]]:
+    """The plain threshold rule sent as limits inside the spread, or in slices."""
+    base = PlanPolicy(min_trade=D(10), slippage=SLIPPAGE)
+    limit = ExecutionPolicy(order_type="limit_inside", limit_offset=D("0.25"))
+    slices = ExecutionPolicy(slice_above=D(2000))
+    return [
+        ("threshold 5% + limit inside spread", Threshold(D("0.05")), base, limit),
+        ("threshold 5% + slices above 2,000", Threshold(D("0.05")), base, slices),
     ]
 
 
@@ -87,7 +104,8 @@ def compare(
     data: Path, targets: dict[str, Decimal], start: str | None, end: str | None
 ) -> list[list[str]]:
     assets = [a for a in targets if a != "USDT"]
-    closes = load_panel(data, assets, "1d", start=start, end=end).closes
+    panel = load_panel(data, assets, "1d", start=start, end=end)
+    closes = panel.closes
     print(f"{len(closes)} daily closes {closes.index[0]:%Y-%m-%d} .. {closes.index[-1]:%Y-%m-%d}\n")
     rows = []
     for name, trigger, policy in rules():
@@ -100,6 +118,21 @@ def compare(
             slippage=SLIPPAGE,
             bar=DAY,
             benchmarks=False,
+        )
+        rows.append(row(name, result.run))
+    ranges = load_ranges(panel)
+    for name, trigger, policy, execution in execution_rules():
+        strategy = Strategy("USDT", targets, trigger, policy, execution)
+        result = run_backtest(
+            closes,
+            strategy,
+            capital=D(10000),
+            taker_fee=FEE,
+            maker_fee=MAKER,
+            slippage=SLIPPAGE,
+            bar=DAY,
+            benchmarks=False,
+            ranges=ranges if execution.limit_inside else None,
         )
         rows.append(row(name, result.run))
     floor = float(targets.get("USDT", ZERO))

@@ -48,6 +48,7 @@ __all__ = [
     "load_candles",
     "load_demo_panel",
     "load_panel",
+    "load_ranges",
     "read_candle_file",
 ]
 
@@ -166,6 +167,20 @@ def load_panel(
     files = {a: f.path for a, f in loaded.items()}
     hashes = {a: f.sha256 for a, f in loaded.items()}
     return _assemble(series, timeframe, quote, files, hashes, (lo, hi), align)
+
+
+def load_ranges(panel: CandlePanel) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each bar's low and high of ``panel``'s assets, on its closes' index (frames like
+    ``panel.closes``), read again from the same files. Only limit-order backtests
+    (``order_type = "limit_inside"``) need them, so :func:`load_panel` keeps to closes."""
+    lows: dict[str, np.ndarray] = {}
+    highs: dict[str, np.ndarray] = {}
+    index = panel.closes.index
+    for asset in panel.assets:
+        candles = read_candle_file(panel.files[asset], panel.timeframe).candles
+        lows[asset] = candles["low"].reindex(index).to_numpy(dtype="float64")
+        highs[asset] = candles["high"].reindex(index).to_numpy(dtype="float64")
+    return pd.DataFrame(lows, index=index), pd.DataFrame(highs, index=index)
 
 
 def embedded_dataset_dir() -> Traversable:

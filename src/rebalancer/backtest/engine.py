@@ -39,11 +39,10 @@ import numpy as np
 import pandas as pd
 
 from rebalancer.adapters.notify import MemoryNotifier
-from rebalancer.adapters.paper import PaperExchange
 from rebalancer.adapters.state_file import MemoryJournal
 from rebalancer.backtest.history import FrameHistory
 from rebalancer.backtest.metrics import Metrics, Premium, compute_metrics, rebalancing_premium
-from rebalancer.backtest.replay import replay, value
+from rebalancer.backtest.replay import Ranges, paper_exchange, replay, value
 from rebalancer.core.cron import Cron
 from rebalancer.core.drift import PortfolioDrift
 from rebalancer.core.errors import ConfigError
@@ -480,11 +479,13 @@ def _skip_loop(
     taker_fee: Decimal,
     slippage: Decimal,
     rules: Mapping[str, MarketRules] | None,
+    maker_fee: Decimal | None = None,
+    ranges: Ranges | None = None,
 ) -> tuple[list[tuple[int, CycleReport]], dict[str, Decimal]]:
     assets = list(strategy.assets)
     prices = closes[assets].to_numpy(dtype=np.float64)
     quote = strategy.quote
-    exchange = PaperExchange(quote, dict(initial), taker_fee, slippage, dict(rules or {}))
+    exchange = paper_exchange(strategy, initial, taker_fee, slippage, rules, maker_fee)
     journal, notifier = _BarJournal(), MemoryNotifier()
     # the first prices fix the default market rules, as in the bar-by-bar loop
     exchange.set_prices(_dec_row(prices[0], assets), times.at(0))
@@ -532,6 +533,8 @@ def _skip_loop(
         journal.previous_bar = times.at(i - 1) if i > 0 else None
         now = times.at(i)
         exchange.set_prices(_dec_row(prices[i], assets), now)
+        if ranges is not None:
+            exchange.set_ranges(*ranges.after(i))
         report = run_cycle(exchange, journal, notifier, strategy, now, history=history)
         cycles.append((i, report))
         held = None
@@ -548,6 +551,8 @@ def _plain_loop(
     taker_fee: Decimal,
     slippage: Decimal,
     rules: Mapping[str, MarketRules] | None,
+    maker_fee: Decimal | None = None,
+    ranges: Ranges | None = None,
 ) -> tuple[list[tuple[int, CycleReport]], dict[str, Decimal]]:
     cycles: list[tuple[int, CycleReport]] = []
 
@@ -564,6 +569,8 @@ def _plain_loop(
         bar=bar,
         rules=rules,
         on_bar=keep,
+        maker_fee=maker_fee,
+        ranges=ranges,
     )
     return cycles, result.final_balances
 
@@ -620,16 +627,17 @@ def _run(
     slippage: Decimal,
     rules: Mapping[str, MarketRules] | None,
     fast: bool,
+    maker_fee: Decimal | None = None,
+    ranges: Ranges | None = None,
 ) -> Run:
     times = _CloseTimes(closes.index, bar)
+    kw: dict[str, Any] = {"taker_fee": taker_fee, "slippage": slippage, "rules": rules}
+    if ranges is not None or maker_fee is not None:
+        kw.update(maker_fee=maker_fee, ranges=ranges)
     if fast:
-        cycles, final = _skip_loop(
-            closes, strategy, initial, times, taker_fee=taker_fee, slippage=slippage, rules=rules
-        )
+        cycles, final = _skip_loop(closes, strategy, initial, times, **kw)
     else:
-        cycles, final = _plain_loop(
-            closes, strategy, initial, bar, taker_fee=taker_fee, slippage=slippage, rules=rules
-        )
+        cycles, final = _plain_loop(closes, strategy, initial, bar, **kw)
     assets = list(strategy.assets)
     first = _dec_row(closes[assets].to_numpy(dtype=np.float64)[0], assets)
     last = _dec_row(closes[assets].to_numpy(dtype=np.float64)[-1], assets)
@@ -740,6 +748,8 @@ def run_backtest(
     benchmarks: bool = True,
     fast: bool = True,
     progress: Callable[[str], None] | None = None,
+    maker_fee: Decimal | None = None,
+    ranges: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> BacktestResult:
     """Backtest ``strategy`` over ``closes`` (UTC index = candle open times; one column per
     asset) with the live loop, plus the benchmarks and metrics described in the module doc.
@@ -747,6 +757,12 @@ def run_backtest(
     ``taker_fee`` and ``slippage`` (fractions) drive the paper fill model; ``rules``
     overrides the paper exchange's Binance-like market rules per asset. ``calendar``: the
     calendar benchmark's trigger (default: monthly). ``fast``: skip quiet bars (exact).
+
+    ``maker_fee`` (None: the taker fee) and ``ranges`` (each bar's lows and highs, frames
+    like ``closes``) serve ``strategy.execution.order_type = "limit_inside"``: a limit
+    placed at a bar's close fills at its price and the maker fee when the next bar's range
+    reaches it (one bar of waiting: optimistic on daily bars), else its rest goes at market
+    or waits (:mod:`rebalancer.backtest.replay`). Without ``ranges`` no limit ever fills.
     """
     frame = check_closes(closes, strategy)
     start = start_balances(strategy, capital, initial)
@@ -756,6 +772,10 @@ def run_backtest(
         "rules": rules,
         "fast": fast,
     }
+    if maker_fee is not None:
+        kw["maker_fee"] = maker_fee
+    if ranges is not None:
+        kw["ranges"] = Ranges.from_frames(*ranges, frame)
     note = progress or (lambda _msg: None)
     note("strategy")
     main = _run("strategy", frame, strategy, start, bar, **kw)

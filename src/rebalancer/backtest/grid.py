@@ -5,7 +5,8 @@ Each combination is run by the fastest engine that implements it *exactly*:
 * ``semantics="reference"`` (the default): the reference rule of
   :mod:`rebalancer.backtest.reference`. Absolute bands with style ``target`` run in the
   compiled kernel (:mod:`.sweep`, all cores). Combinations the kernel does not implement
-  (relative bands, ``band_edge``, the hybrid rule) are never approximated by it: they run
+  (relative bands, ``band_edge``, the hybrid rule, the volatility-scaled ``vol`` and the
+  cost-aware ``cost`` kinds) are never approximated by it: they run
   in the full replay (:mod:`.engine`) with the reference's frictions -- no ``min_trade``, no
   slippage, no step or minimum notional -- and their rows say ``engine = "replay"``. The one
   difference left is the fee's currency: the replay charges it as Binance does (in the asset
@@ -39,19 +40,26 @@ import pandas as pd
 from rebalancer.backtest.engine import FirstBar, check_closes, run_backtest
 from rebalancer.backtest.sweep import sweep
 from rebalancer.core.errors import ConfigError
+from rebalancer.core.lots import Method
 from rebalancer.core.model import ZERO, MarketRules
 from rebalancer.core.planner import PlanPolicy
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import Calendar, Threshold, Trigger, hybrid
+from rebalancer.core.vol_bands import VolScaledThreshold
 
-Kind = Literal["abs", "rel", "hybrid"]
+Kind = Literal["abs", "rel", "hybrid", "vol", "cost"]
 Semantics = Literal["reference", "full"]
-KINDS: tuple[str, ...] = ("abs", "rel", "hybrid")
+KINDS: tuple[str, ...] = ("abs", "rel", "hybrid", "vol", "cost")
 STYLES: tuple[str, ...] = ("target", "band_edge")
 DEFAULT_BANDS = tuple(round(0.01 * i, 2) for i in range(1, 26))
 DEFAULT_FEES = (0.0005, 0.001, 0.0025)
 #: the hybrid kind looks once a week (since the last check) and acts when out of band
 HYBRID_PERIOD = timedelta(days=7)
+#: the vol kind: the band is the base band of a volatility-scaled rule (per asset, EWMA
+#: half-life 20 bars, reference volatility 4 % a bar) kept within [0.4, 3] x the band
+VOL_HALF_LIFE, VOL_REFERENCE, VOL_FLOOR, VOL_CAP = 20.0, 0.04, Decimal("0.4"), Decimal(3)
+#: the cost kind: the absolute band with cost-aware legs at this risk aversion
+COST_RISK_AVERSION = Decimal("0.1")
 
 METRICS = [
     "final_value",
@@ -68,6 +76,9 @@ METRICS = [
     "traded",
     "turnover",
 ]
+
+#: realised gains in the quote over the run, lots closed FIFO / HIFO (NaN in kernel rows)
+GAIN_COLUMNS = ("realised_gain_fifo", "realised_gain_hifo")
 
 Progress = Callable[[int], None]
 
@@ -112,12 +123,29 @@ class Combo:
             return Threshold(None, b)
         if self.kind == "hybrid":
             return hybrid(Calendar(period=HYBRID_PERIOD), Threshold(b, None))
+        if self.kind == "cost":
+            return Threshold(b, None)
+        if self.kind == "vol":
+            return VolScaledThreshold(
+                half_life=VOL_HALF_LIFE,
+                base_band=b,
+                floor=b * VOL_FLOOR,
+                cap=b * VOL_CAP,
+                reference_vol=VOL_REFERENCE,
+            )
         raise ConfigError(f"trigger kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
 
     @property
     def kernel(self) -> bool:
         """Whether the compiled kernel implements this combination exactly."""
         return self.kind == "abs" and self.style == "target"
+
+    def policy(self, base: PlanPolicy) -> PlanPolicy:
+        """``base`` with this combination's style (and cost-aware legs for the cost kind)."""
+        policy = replace(base, style=self.style)  # type: ignore[arg-type]
+        if self.kind == "cost":
+            policy = replace(policy, cost_aware=True, risk_aversion=COST_RISK_AVERSION)
+        return policy
 
 
 @dataclass(frozen=True)
@@ -143,6 +171,11 @@ def combos(
         raise ConfigError(
             f"unknown kinds {bad_kinds} / styles {bad_styles}: kinds are {', '.join(KINDS)}, "
             f"styles {', '.join(STYLES)}"
+        )
+    if "vol" in kinds and "band_edge" in styles:
+        raise ConfigError(
+            "kind vol has no band_edge style (its band moves with the volatility between the "
+            "decision and the trade): sweep vol with --styles target, band_edge in another run"
         )
     if not bands or any(not (math.isfinite(b) and b > 0) for b in bands):
         raise ConfigError(f"bands must be numbers > 0 (0.05 = 5 points), got {list(bands)}")
@@ -197,11 +230,11 @@ def replay_one(
     fee = Decimal(repr(combo.fee_rate))
     trigger: Trigger = FirstBar() if math.isinf(combo.band) else combo.trigger()
     if semantics == "reference":
-        policy = PlanPolicy(min_trade=ZERO, slippage=ZERO, style=combo.style)  # type: ignore[arg-type]
+        policy = combo.policy(PlanPolicy(min_trade=ZERO, slippage=ZERO))
         rules: dict[str, MarketRules] | None = _ref_rules(base.assets, base.quote, fee)
         slippage = ZERO
     else:
-        policy = replace(base.policy, style=combo.style)  # type: ignore[arg-type]
+        policy = combo.policy(base.policy)
         rules, slippage = None, base.policy.slippage
     strategy = replace(base, trigger=trigger, policy=policy)
     res = run_backtest(
@@ -218,6 +251,10 @@ def replay_one(
     row = {name: getattr(m, name) for name in METRICS if name != "max_drawdown_bars"}
     row["max_drawdown_bars"] = m.max_drawdown_bars
     row["final_value"] = float(res.run.final_value)
+    methods: tuple[Method, ...] = ("fifo", "hifo")
+    for method, column in zip(methods, GAIN_COLUMNS, strict=True):
+        gains = res.run.realised_gains(method)
+        row[column] = float(sum((g.net for g in gains.values()), ZERO))
     return row
 
 
@@ -358,6 +395,9 @@ def run_grid(
                 }
             )
     table = pd.DataFrame(rows)
+    for gains in GAIN_COLUMNS:  # replay rows only: the kernel keeps no lots
+        if gains not in table:
+            table[gains] = math.nan
     table["premium"] = table["final_value"] / table["bh_final_value"] - 1
     table["beats_bh"] = table["final_value"] >= table["bh_final_value"]
     table = table.sort_values(["kind", "style", "fee_rate", "band"], kind="stable")

@@ -17,18 +17,26 @@ constrained solves; NumPy the rest. Chosen over PyPortfolioOpt / riskfolio / skf
 small problems with box and sum constraints do not need a modelling layer or cvxpy.
 
 No look-ahead: :func:`target_schedule` decides at each rebalance date from the closes strictly
-before it (the window ends at the last close at or before the decision time).
+before it (the window ends at the last close at or before the decision time). When a change is
+due is :func:`rebalancer.core.retarget.targets_due`, the same function the live service asks,
+so a backtest and a live run change targets on the same dates. :class:`WindowOptimiser` is
+the :class:`rebalancer.ports.TargetOptimiser` the live service uses (wired by bootstrap).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
+
+from rebalancer.core.cron import Cron
+from rebalancer.core.retarget import MONTHLY, Cadence, targets_due
+from rebalancer.ports import TargetProposal
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 OptMethod = Literal["inverse_vol", "risk_parity", "min_variance", "max_sharpe"]
@@ -148,32 +156,89 @@ def to_targets(assets: Sequence[str], w: FloatArray, quote: str) -> dict[str, De
     return out
 
 
+def cadence_of(every: Cadence | str) -> Cadence:
+    """A :class:`Cadence` from itself, a period text ("30d") or a 5-field cron expression."""
+    if isinstance(every, Cadence):
+        return every
+    if len(every.split()) == 5:
+        return Cadence(cron=Cron.parse(every))
+    from rebalancer.config.fields import parse_period
+
+    return Cadence(period=parse_period(every))
+
+
 def target_schedule(
     closes: pd.DataFrame,
     method: OptMethod,
     constraints: Constraints,
     *,
     window: int = 90,
-    every: str = "MS",
+    every: Cadence | str = MONTHLY,
     initial: Mapping[str, float] | None = None,
+    bar: timedelta = timedelta(days=1),
+    start: datetime | None = None,
 ) -> list[tuple[pd.Timestamp, FloatArray]]:
-    """Weights decided at each date of ``pd.date_range(freq=every)`` from the ``window`` daily
-    closes *before* that date (the candle opened the day before closes at midnight)."""
+    """Weights decided at each bar close where :func:`~rebalancer.core.retarget.targets_due`
+    says a change is due (``every``: a cadence, period text or cron; the 1st of each month by
+    default), from the ``window`` daily returns of the closes at or before it. As live: the
+    first bar's close is the start (the configured targets; ``start``: another time, e.g. a
+    live run's first cycle, with the bars before it only as history), a change due without
+    ``window + 1`` closes waits for the next bar, and the last change is the reference."""
+    cadence = cadence_of(every)
     assets = list(closes.columns)
     logret = np.log(closes.to_numpy(dtype=np.float64))
-    index = pd.DatetimeIndex(closes.index)
-    dates = pd.date_range(index[0], index[-1], freq=every)
+    close_times = pd.DatetimeIndex(closes.index) + bar
     previous = None if initial is None else np.array([initial[a] for a in assets])
     out: list[tuple[pd.Timestamp, FloatArray]] = []
-    for when in dates:
-        end = int(index.searchsorted(when, side="left"))  # rows opened before `when`
-        if end - window - 1 < 0:
+    last = close_times[0].to_pydatetime() if start is None else start
+    for i, when in enumerate(close_times):
+        now = when.to_pydatetime()
+        if now <= last or not targets_due(cadence, last, now):
             continue
+        end = i + 1  # rows closed at or before `now`
+        if end - window - 1 < 0:
+            continue  # too little history: keep the targets, ask again at the next bar
         rets = np.diff(logret[end - window - 1 : end], axis=0)
         w, _ = optimise(rets, method, constraints, previous)
         out.append((when, w))
-        previous = w
+        previous, last = w, now
     return out
+
+
+@dataclass(frozen=True)
+class WindowOptimiser:
+    """The :class:`rebalancer.ports.TargetOptimiser` over :func:`optimise` (live and paper).
+
+    ``closes``: per asset, ``window + 1`` daily closes, oldest first (the same length for
+    each); the current targets are the turnover cap's starting point. Returns Decimal
+    targets (rounded to 1e-6) summing to exactly 1, the rest on ``quote``.
+    """
+
+    method: str
+    constraints: Constraints
+    quote: str
+
+    def propose(
+        self, closes: Mapping[str, Sequence[Decimal]], current: Mapping[str, Decimal]
+    ) -> TargetProposal:
+        assets = [a for a in closes if a != self.quote]
+        lengths = {len(closes[a]) for a in assets}
+        if len(lengths) != 1 or min(lengths) < 3:
+            raise ValueError(f"need the same number (>= 3) of closes per asset, got {lengths}")
+        prices = np.array([[float(x) for x in closes[a]] for a in assets], dtype=np.float64).T
+        if not np.all(prices > 0):
+            raise ValueError("closes must be positive")
+        returns = np.diff(np.log(prices), axis=0)
+        previous = np.array([float(current.get(a, 0)) for a in assets], dtype=np.float64)
+        w, why = optimise(returns, cast(OptMethod, self.method), self.constraints, previous)
+        targets = to_targets(assets, w, self.quote)
+        weights = ", ".join(f"{a} {targets[a]:.1%}" for a in [*assets, self.quote])
+        return TargetProposal(
+            targets,
+            f"window of {len(returns)} daily returns; {weights}; portfolio volatility "
+            f"{why['annual_vol']:.0%} a year, shrinkage {why['shrinkage']:.2f}, turnover "
+            f"{why['turnover']:.2f}",
+        )
 
 
 @dataclass
@@ -195,7 +260,7 @@ def backtest_optimised(
     *,
     quote: str = "USDT",
     window: int = 90,
-    every: str = "MS",
+    every: Cadence | str = MONTHLY,
     band: Decimal = Decimal("0.05"),
     capital: Decimal = Decimal(10000),
     taker_fee: Decimal = Decimal("0.001"),

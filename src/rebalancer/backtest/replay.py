@@ -3,6 +3,11 @@
 Each bar: the paper exchange's prices move to the bar's close, the manual clock to the
 bar's close time, and one cycle runs with the same core as live. This is the engine of
 ``rebalancer demo`` and the reference the fast kernels are checked against.
+
+With ``order_type = "limit_inside"`` and :class:`Ranges` (the candles' lows and highs) a
+limit placed at a bar's close fills, at its price and the maker fee, when the *next* bar
+traded through it (:mod:`rebalancer.adapters.paper`): the wait is modelled as one bar,
+which is optimistic on daily bars (a real limit rests ``limit_timeout``, not a day).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from rebalancer.adapters.notify import MemoryNotifier
@@ -24,6 +30,35 @@ from rebalancer.core.strategy import Strategy
 from rebalancer.service import CycleReport, run_cycle
 
 BarCallback = Callable[[int, CycleReport], None]
+
+
+@dataclass(frozen=True, eq=False)
+class Ranges:
+    """Each bar's low and high per asset (quote per base), rows aligned with the closes."""
+
+    assets: tuple[str, ...]
+    lows: np.ndarray[Any, np.dtype[np.float64]]
+    highs: np.ndarray[Any, np.dtype[np.float64]]
+
+    @classmethod
+    def from_frames(cls, lows: pd.DataFrame, highs: pd.DataFrame, closes: pd.DataFrame) -> Ranges:
+        """The ranges of ``closes``' assets and bars (``lows``/``highs`` on its index)."""
+        assets = [str(a) for a in closes.columns]
+        low = lows.reindex(index=closes.index, columns=assets).to_numpy(dtype=np.float64)
+        high = highs.reindex(index=closes.index, columns=assets).to_numpy(dtype=np.float64)
+        return cls(tuple(assets), low, high)
+
+    def after(self, i: int) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+        """Lows and highs of bar ``i + 1`` (the wait of a limit placed at bar ``i``'s
+        close); none past the last bar or where the data has a gap."""
+        if i + 1 >= len(self.lows):
+            return {}, {}
+        lows, highs = self.lows[i + 1], self.highs[i + 1]
+        ok = [j for j in range(len(self.assets)) if np.isfinite(lows[j] + highs[j])]
+        return (
+            {self.assets[j]: Decimal(repr(float(lows[j]))) for j in ok},
+            {self.assets[j]: Decimal(repr(float(highs[j]))) for j in ok},
+        )
 
 
 @dataclass
@@ -97,12 +132,15 @@ def replay(
     bar: timedelta,
     rules: Mapping[str, MarketRules] | None = None,
     on_bar: BarCallback | None = None,
+    maker_fee: Decimal | None = None,
+    ranges: Ranges | None = None,
 ) -> ReplayResult:
     """Replay ``closes`` (UTC index = candle open times, one column per asset).
 
     ``initial``: starting balances. Each cycle runs at the bar's close time (open + ``bar``).
+    ``maker_fee`` (None: the taker fee) and ``ranges``: limit orders, see the module doc.
     """
-    exchange = PaperExchange(strategy.quote, dict(initial), taker_fee, slippage, dict(rules or {}))
+    exchange = paper_exchange(strategy, initial, taker_fee, slippage, rules, maker_fee)
     journal, notifier = MemoryJournal(), MemoryNotifier()
     result = ReplayResult()
     rows = decimal_rows(closes[list(strategy.assets)])
@@ -110,6 +148,8 @@ def replay(
     for i, (opened, prices) in enumerate(zip(closes.index, rows, strict=True)):
         now = opened.to_pydatetime() + bar
         exchange.set_prices(prices, now)
+        if ranges is not None:
+            exchange.set_ranges(*ranges.after(i))
         report = run_cycle(exchange, journal, notifier, strategy, now, history=history)
         if report.fills:
             result.rebalances.append(report)
@@ -123,6 +163,27 @@ def replay(
             on_bar(i, report)
     result.final_balances = dict(exchange.balances)
     return result
+
+
+def paper_exchange(
+    strategy: Strategy,
+    initial: Mapping[str, Decimal],
+    taker_fee: Decimal,
+    slippage: Decimal,
+    rules: Mapping[str, MarketRules] | None,
+    maker_fee: Decimal | None = None,
+) -> PaperExchange:
+    """The simulated account of a replay; it quotes its book (bids/asks) only for
+    ``limit_inside``, so the default market path plans exactly as it always did."""
+    return PaperExchange(
+        strategy.quote,
+        dict(initial),
+        taker_fee,
+        slippage,
+        dict(rules or {}),
+        maker_fee=maker_fee,
+        quote_book=strategy.execution.limit_inside,
+    )
 
 
 def _skips(report: CycleReport) -> int:

@@ -5,9 +5,15 @@ moved forward by ``test`` bars each time; ``anchored`` keeps every in-sample win
 at bar 0 (it grows), otherwise it rolls (fixed length). Window bounds in the table are candle
 open times.
 
-* **choice**: on the in-sample bars every band of the grid runs in the compiled kernel
-  (reference semantics, :mod:`.sweep`) at the given fee; the band with the best
-  ``objective`` (``sharpe``, ``cagr`` or ``calmar``; ties to the smaller band) is chosen.
+* **rule**: ``kind`` is one of the sweep's kinds (:class:`rebalancer.backtest.grid.Combo`):
+  ``abs`` (the absolute band), ``vol`` (the volatility-scaled rule, the band its base band)
+  or ``cost`` (the absolute band with cost-aware legs).
+* **choice**: on the in-sample bars every band of the grid runs at the given fee; the band
+  with the best ``objective`` (``sharpe``, ``cagr`` or ``calmar``; ties to the smaller band)
+  is chosen. ``abs`` runs in the compiled kernel (reference semantics, :mod:`.sweep`); the
+  other kinds, which the kernel does not implement, in the full engine with the strategy's
+  policy. A ``vol`` rule's volatility is estimated from the bars of the window it runs on
+  (the first bars of each window use bands from a short history).
 * **out-of-sample**: the chosen band runs in the full engine (:mod:`.engine`, the bot's own
   loop) on the test bars, starting from the holdings the previous test window ended with
   (the first one from ``capital`` in cash), so the stitched equity is one continuous account.
@@ -28,15 +34,17 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from rebalancer.backtest.engine import check_closes, run_backtest
+from rebalancer.backtest.engine import BacktestResult, check_closes, run_backtest
+from rebalancer.backtest.grid import Combo
 from rebalancer.backtest.metrics import Metrics, compute_metrics
 from rebalancer.backtest.sweep import sweep
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.strategy import Strategy
-from rebalancer.core.triggers import Threshold
 
 Objective = Literal["sharpe", "cagr", "calmar"]
 OBJECTIVES: tuple[str, ...] = ("sharpe", "cagr", "calmar")
+#: the rules a walk-forward can choose the band of (see :class:`~.grid.Combo`)
+WALK_KINDS: tuple[str, ...] = ("abs", "vol", "cost")
 
 
 @dataclass(frozen=True)
@@ -56,12 +64,14 @@ class WalkForwardResult:
     hindsight: pd.DataFrame
     hindsight_equity: pd.Series
     objective: str
+    kind: str = "abs"
 
     def summary(self) -> dict[str, Any]:
         best = self.hindsight.iloc[0]
         m = self.metrics
         return {
             "objective": self.objective,
+            "kind": self.kind,
             "windows": self.windows.to_dict("records"),
             "walk_forward": {
                 "final_value": m.final_value,
@@ -123,10 +133,46 @@ def _choose(
     return float(bands[k]), float(scores[k])
 
 
+def _choose_replayed(
+    frame: pd.DataFrame,
+    strategy: Strategy,
+    combos: Sequence[Combo],
+    bar: timedelta,
+    objective: str,
+    capital: Decimal,
+) -> tuple[float, float]:
+    scores = [
+        _score(_run(frame, strategy, c, bar, capital=capital).run.metrics, objective)
+        for c in combos
+    ]
+    k = int(np.argmax(scores))  # first maximum: the smaller band on ties
+    return combos[k].band, scores[k]
+
+
+def _run(
+    frame: pd.DataFrame,
+    strategy: Strategy,
+    combo: Combo,
+    bar: timedelta,
+    **start: Any,
+) -> BacktestResult:
+    """``combo``'s rule and policy on ``strategy``'s targets, fee and slippage, over ``frame``."""
+    return run_backtest(
+        frame,
+        replace(strategy, trigger=combo.trigger(), policy=combo.policy(strategy.policy)),
+        taker_fee=Decimal(repr(combo.fee_rate)),
+        slippage=strategy.policy.slippage,
+        bar=bar,
+        benchmarks=False,
+        **start,
+    )
+
+
 def walk_forward(
     closes: pd.DataFrame,
     strategy: Strategy,
     *,
+    kind: str = "abs",
     bands: Sequence[float],
     fee_rate: Decimal,
     train: int,
@@ -138,13 +184,17 @@ def walk_forward(
     progress: Callable[[int, int], None] | None = None,
 ) -> WalkForwardResult:
     """Walk forward over ``closes`` with ``strategy``'s targets and policy (its trigger is
-    replaced by ``Threshold(band_abs=band)``). ``train`` and ``test`` are in bars."""
+    replaced by ``kind``'s rule at each band, e.g. ``Threshold(band_abs=band)`` for
+    ``abs``). ``train`` and ``test`` are in bars."""
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
+    if kind not in WALK_KINDS:
+        raise ConfigError(f"kind must be one of {', '.join(WALK_KINDS)}, not {kind!r}")
     if not bands or any(not (math.isfinite(b) and b > 0) for b in bands):
         raise ConfigError(f"bands must be numbers > 0, got {list(bands)}")
     frame = check_closes(closes, strategy)
     grid = sorted(set(map(float, bands)))
+    rules = [Combo(kind, "target", b, float(fee_rate)) for b in grid]
     wins = windows(len(frame), train, test, anchored)
     prices = frame.to_numpy(dtype=np.float64)
     targets = np.array([float(strategy.targets[a]) for a in strategy.assets])
@@ -155,20 +205,16 @@ def walk_forward(
     total = len(wins) + len(grid)
     for i, w in enumerate(wins):
         (a, b), (c, d) = w.train, w.test
-        band, in_score = _choose(
-            prices[a:b], targets, grid, float(fee_rate), float(capital), bar, objective
-        )
-        chosen = replace(strategy, trigger=Threshold(Decimal(repr(band)), None))
+        if kind == "abs":
+            band, in_score = _choose(
+                prices[a:b], targets, grid, float(fee_rate), float(capital), bar, objective
+            )
+        else:
+            band, in_score = _choose_replayed(
+                frame.iloc[a:b], strategy, rules, bar, objective, capital
+            )
         start = {"capital": capital} if holdings is None else {"initial": holdings}
-        res = run_backtest(
-            frame.iloc[c:d],
-            chosen,
-            taker_fee=fee_rate,
-            slippage=strategy.policy.slippage,
-            bar=bar,
-            benchmarks=False,
-            **start,
-        )
+        res = _run(frame.iloc[c:d], strategy, rules[grid.index(band)], bar, **start)
         holdings = dict(res.run.final_balances)
         m = res.run.metrics
         n_reb += m.n_rebalances
@@ -204,16 +250,8 @@ def walk_forward(
     span = frame.iloc[wins[0].test[0] : wins[-1].test[1]]
     fixed: list[dict[str, Any]] = []
     curves: dict[float, pd.Series] = {}
-    for j, band in enumerate(grid):
-        one = run_backtest(
-            span,
-            replace(strategy, trigger=Threshold(Decimal(repr(band)), None)),
-            capital=capital,
-            taker_fee=fee_rate,
-            slippage=strategy.policy.slippage,
-            bar=bar,
-            benchmarks=False,
-        )
+    for j, (band, rule) in enumerate(zip(grid, rules, strict=True)):
+        one = _run(span, strategy, rule, bar, capital=capital)
         m = one.run.metrics
         curves[band] = pd.Series(one.run.equity, index=one.run.times)
         fixed.append(
@@ -234,7 +272,7 @@ def walk_forward(
     hindsight = hindsight.reset_index(drop=True)
     best_band = float(hindsight["band"].iloc[0])
     return WalkForwardResult(
-        pd.DataFrame(rows), equity, metrics, hindsight, curves[best_band], objective
+        pd.DataFrame(rows), equity, metrics, hindsight, curves[best_band], objective, kind
     )
 
 

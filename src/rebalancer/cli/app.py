@@ -17,17 +17,18 @@ from rebalancer.cli.backtest_cmd import backtest_command, sweep_command, walk_fo
 from rebalancer.cli.daemon_cmd import run_command
 from rebalancer.cli.data_cmd import data_app, download_command
 from rebalancer.cli.demo import demo_command
+from rebalancer.cli.flows_cmd import flows_command
 from rebalancer.cli.gains_cmd import gains_command
 from rebalancer.cli.keys_cmd import keys_app
 from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
 from rebalancer.cli.report_cmd import report_command
 from rebalancer.cli.safety_cmd import history_command, resume_command
-from rebalancer.cli.targets_cmd import suggest_command, targets_app
+from rebalancer.cli.targets_cmd import show_command, suggest_command, targets_app
 from rebalancer.cli.web_cmd import serve_command
 from rebalancer.config import show_config
 from rebalancer.core.errors import ConfigError, RebalancerError
 from rebalancer.daemon.heartbeat import HeartbeatFile, heartbeat_path
-from rebalancer.service import evaluate, run_cycle
+from rebalancer.service import apply_targets, evaluate, run_cycle
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -75,7 +76,13 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """
     settings = settings_from(config)
     rt = build(settings)
-    _, drift, decision = evaluate(rt.exchange, rt.journal, rt.strategy, rt.clock.now(), rt.history)
+    now, strategy = rt.clock.now(), rt.strategy
+    if rt.retarget is not None:  # the optimised targets in force (nothing is journaled)
+        step = apply_targets(
+            rt.retarget, rt.journal, rt.notifier, strategy, now, rt.history, execute=False
+        )
+        strategy = step.strategy
+    _, drift, decision = evaluate(rt.exchange, rt.journal, strategy, now, rt.history)
     halt = rt.journal.halt_status().active
     beat = HeartbeatFile(heartbeat_path(settings.state_dir, rt.mode)).read()
     if as_json:
@@ -134,6 +141,7 @@ def plan(
         execute=False,
         force=force,
         history=rt.history,
+        retarget=rt.retarget,
     )
     if as_json:
         emit(
@@ -145,6 +153,8 @@ def plan(
         )
         return
     console.print(f"[dim]{rt.mode} · {rt.prices_note}[/dim]")
+    if report.targets_note:
+        console.print(f"[dim]targets: {report.targets_note}[/dim]", highlight=False)
     render.print_decision(console, report.decision)
     if report.plan is not None:
         render.print_plan(console, report.plan, rt.strategy.quote)
@@ -201,6 +211,8 @@ def rebalance(
             force=force,
             risk=rt.risk,
             history=rt.history,
+            retarget=rt.retarget,
+            pause=rt.pause,
         )
     finally:
         rt.close()
@@ -208,6 +220,8 @@ def rebalance(
         emit({"mode": rt.mode, **render.cycle_dict(report)})
         return
     console.print(f"[dim]{rt.mode} · {rt.prices_note}[/dim]")
+    if report.targets_note:
+        console.print(f"[dim]targets: {report.targets_note}[/dim]", highlight=False)
     render.print_decision(console, report.decision)
     if report.fills:
         console.print(render.fills_table(report))
@@ -259,6 +273,8 @@ app.command(name="report")(user_errors(report_command))
 app.command(name="gains")(user_errors(gains_command))
 app.add_typer(targets_app, name="targets")
 targets_app.command(name="suggest")(user_errors(suggest_command))
+targets_app.command(name="show")(user_errors(show_command))
+app.command(name="flows")(user_errors(flows_command))
 
 
 @config_app.command("check")

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rebalancer.backtest.data import CandlePanel, load_demo_panel, load_panel
+from rebalancer.backtest.data import CandlePanel, load_demo_panel, load_panel, load_ranges
 from rebalancer.backtest.engine import BacktestResult, run_backtest
 from rebalancer.backtest.executors import make_executor
 from rebalancer.backtest.grid import DEFAULT_FEES, GridResult, run_grid, write_outputs
@@ -226,6 +226,8 @@ def backtest_command(
             slippage=settings.rebalance.slippage,
             bar=_bar(panel),
             progress=step,
+            maker_fee=settings.fees.maker,  # filled limits ([execution] limit_inside) only
+            ranges=load_ranges(panel) if strategy.execution.limit_inside else None,
         )
     summary = _clean(result.summary())
     summary["data"] = {
@@ -339,7 +341,12 @@ def sweep_command(
         str, typer.Option("--fee", "--fees", help="Fee rates, a list or a range.")
     ] = DEFAULT_FEES_TEXT,
     kinds: Annotated[
-        str, typer.Option("--kinds", help="Trigger kinds: abs, rel, hybrid (weekly + abs band).")
+        str,
+        typer.Option(
+            "--kinds",
+            help="Trigger kinds: abs, rel, hybrid (weekly + abs band), vol (volatility-scaled "
+            "band, the band its base), cost (abs band, cost-aware legs).",
+        ),
     ] = "abs",
     styles: Annotated[str, typer.Option("--styles", help="Styles: target, band_edge.")] = "target",
     semantics: Annotated[
@@ -473,6 +480,14 @@ def walk_forward_command(
     objective: Annotated[
         str, typer.Option("--objective", help="Choose by sharpe, cagr or calmar.")
     ] = "sharpe",
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--kind",
+            help="The rule whose band is chosen: abs (threshold), vol (volatility-scaled, "
+            "the band its base), cost (threshold with cost-aware legs).",
+        ),
+    ] = "abs",
     out: OutOpt = Path("out"),
     as_json: JsonOpt = False,
 ) -> None:
@@ -500,6 +515,7 @@ def walk_forward_command(
         result = walk_forward(
             panel.closes,
             strategy,
+            kind=kind,
             bands=parse_numbers(bands, "--bands"),
             fee_rate=taker,
             train=bars_in(train, bar, "--train"),

@@ -110,6 +110,8 @@ def run_command(
             risk=rt.risk,
             mode=rt.mode,
             history=rt.history,
+            retarget=rt.retarget,
+            pause=rt.pause,
         )
         with _dashboard(settings, serve):
             result = daemon.run()

@@ -70,6 +70,16 @@ def report_command(
                 band,
             )
         console.print(w)
+    journaled = view.journaled_flows(rows)
+    extra = view.unjournaled_flows(rows, report.performance)
+    if journaled or extra:
+        f = Table(title="deposits and withdrawals", title_justify="left")
+        for col in ("at", "asset", "amount", f"value ({settings.quote})", "source"):
+            f.add_column(col, justify="right")
+        for flows, source in ((journaled, "journal"), (extra, "found between checks")):
+            for at, asset, amount, value in flows:
+                f.add_row(f"{at:%Y-%m-%d %H:%M}", asset, f"{amount:+.8g}", f"{value:+,.2f}", source)
+        console.print(f)
     for h in rows.get("halts", []):
         console.print(f"[red]{h['kind']}[/red] {h['at']:%Y-%m-%d %H:%M} UTC: {h['reason']}")
     if not report.summary.checks:

@@ -1,6 +1,7 @@
-"""``rebalancer targets suggest``: what an optimiser would choose today, and why.
+"""``rebalancer targets suggest`` (what an optimiser would choose today, and why) and
+``rebalancer targets show`` (the targets in force, their changes, the next change).
 
-Reads the trailing window of daily closes (``--data``, else ``paper.data_dir``, else the
+``suggest`` reads the trailing window of daily closes (``--data``, else ``paper.data_dir``, else the
 embedded demo candles), optimises with :mod:`rebalancer.backtest.optimize` and prints the
 suggested targets next to the configured ones, with each asset's volatility and share of the
 risk. Nothing is changed: copy the weights into ``[targets]`` if you agree.
@@ -9,8 +10,10 @@ risk. Nothing is changed: copy the weights into ``[targets]`` if you agree.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 import numpy as np
 import typer
@@ -26,8 +29,12 @@ from rebalancer.backtest.optimize import (
     optimise,
     to_targets,
 )
+from rebalancer.bootstrap import account_name, journal
 from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
+from rebalancer.config import Settings
 from rebalancer.core.errors import ConfigError
+from rebalancer.core.retarget import next_due
+from rebalancer.ports import TargetChange
 
 targets_app = typer.Typer(help="Suggest target weights from recent prices.", no_args_is_help=True)
 console = Console()
@@ -122,3 +129,101 @@ def suggest_command(
         f"Ledoit-Wolf shrinkage {why['shrinkage']:.2f}; portfolio volatility "
         f"{why['annual_vol']:.0%} a year; turnover from the targets {why['turnover']:.2f}"
     )
+
+
+def _weights(targets: Any) -> dict[str, str]:
+    return {a: str(w) for a, w in targets.items()}
+
+
+def targets_state(settings: Settings, changes: list[TargetChange], now: datetime) -> dict[str, Any]:
+    """What ``targets show`` reports: the config's targets, those in force (the latest
+    change made under this config, else the config's), the changes, the next due time."""
+    config = dict(settings.strategy().targets)
+    opt = settings.optimise
+    latest = changes[-1] if changes else None
+    current = (
+        latest is not None
+        and latest.config_method == opt.method
+        and latest.config_targets == config
+    )
+    applied: dict[str, Decimal] = dict(latest.new) if current and latest else config
+    if not opt.on:
+        source, next_at = "config ([optimise] method is off)", None
+    elif current and latest is not None:
+        source = "configured" if latest.method == "config" else latest.method
+        source += f" since {latest.at:%Y-%m-%d %H:%M} UTC"
+        next_at = next_due(settings.optimise_cadence(), latest.at)
+    else:
+        source = "config (the next cycle journals them; the optimiser runs from the next "
+        source += "scheduled time)"
+        next_at = next_due(settings.optimise_cadence(), now)
+    return {
+        "method": opt.method,
+        "schedule": settings.optimise_cadence().describe() if opt.on else "off",
+        "window": opt.window,
+        "config": _weights(config),
+        "applied": _weights(applied),
+        "applied_source": source,
+        "next_due": None if next_at is None else next_at.isoformat(),
+        "changes": [
+            {
+                "at": c.at.isoformat(),
+                "method": c.method,
+                "old": _weights(c.old),
+                "new": _weights(c.new),
+                "explanation": c.explanation,
+                "config_method": c.config_method,
+            }
+            for c in changes
+        ],
+    }
+
+
+def show_command(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """The targets in force: the config's, the ones applied now (optimised, `[optimise]`),
+    every change journaled, and when the next change is due.
+
+    Example: `rebalancer targets show --json`
+    """
+    settings = settings_from(config)
+    jr = journal(settings)
+    try:
+        changes = jr.target_changes()
+    finally:
+        jr.close()
+    state = targets_state(settings, changes, datetime.now(UTC))
+    if as_json:
+        typer.echo(json.dumps({"account": account_name(settings), **state}, indent=2))
+        return
+    console.print(
+        f"[bold]{account_name(settings)}[/bold] · optimised targets: {state['method']} "
+        f"({state['schedule']}, window {state['window']} days)",
+        highlight=False,
+    )
+    table = Table(title=f"applied: {state['applied_source']}", title_justify="left")
+    for col in ("asset", "config", "applied"):
+        table.add_column(col, justify="right")
+    for asset in dict.fromkeys([*state["config"], *state["applied"]]):
+        cfg, now = state["config"].get(asset), state["applied"].get(asset)
+        table.add_row(
+            asset,
+            "-" if cfg is None else f"{Decimal(cfg):.2%}",
+            "-" if now is None else f"{Decimal(now):.2%}",
+        )
+    console.print(table)
+    if state["next_due"]:
+        console.print(f"next change due: {state['next_due']}", highlight=False)
+    if not changes:
+        console.print("no target change journaled yet")
+        return
+    history = Table(title="changes (journal)", title_justify="left")
+    for col in ("at", "method", "new targets", "explanation"):
+        history.add_column(col)
+    for c in changes:
+        history.add_row(
+            f"{c.at:%Y-%m-%d %H:%M}",
+            c.method,
+            ", ".join(f"{a} {w:.2%}" for a, w in c.new.items()),
+            c.explanation,
+        )
+    console.print(history)

@@ -65,7 +65,17 @@ class Rebalance(ConfigModel):
 
 
 class Fees(ConfigModel):
+    """Fee rates (fractions of the traded value); ``maker`` left out equals ``taker``."""
+
     taker: Rate = Decimal("0.001")
+    maker: Rate = Field(default=None, validate_default=True)  # None: taker's, see below
+
+    @field_validator("maker", mode="before")
+    @classmethod
+    def _maker_like_taker(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:  # left out: the taker fee (its default when taker is broken)
+            return info.data.get("taker", Decimal("0.001"))
+        return value
 
 
 class Tax(ConfigModel):
@@ -188,6 +198,79 @@ class Daemon(ConfigModel):
         return None if self.every is None else parse_period(self.every)
 
 
+DEFAULT_OPTIMISE_CRON = "0 0 1 * *"
+OPTIMISE_METHODS = ("inverse_vol", "risk_parity", "min_variance", "max_sharpe")
+
+
+class Optimise(ConfigModel):
+    """Optimised targets applied live on a schedule (``[optimise]``; ``method = "off"``).
+
+    ``every`` (epoch-aligned period) or ``cron`` (UTC; neither = the 1st of each month at
+    00:00); ``window`` daily returns (``window + 1`` daily closes); ``min_weight`` /
+    ``max_weight`` per risky asset; ``cash_floor`` the quote's weight (None: its configured
+    target); ``max_turnover`` the largest sum of |weight changes| per change (None: no cap).
+    """
+
+    method: Literal["off", "inverse_vol", "risk_parity", "min_variance", "max_sharpe"] = "off"
+    every: PeriodText | None = None
+    cron: CronText | None = None
+    window: int = 90
+    min_weight: Weight = ZERO
+    max_weight: Weight = ONE
+    cash_floor: Weight | None = None
+    max_turnover: Step | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_cron(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("every") is None and data.get("cron") is None:
+            return {**data, "cron": DEFAULT_OPTIMISE_CRON}
+        return data
+
+    @field_validator("window")
+    @classmethod
+    def _enough_returns(cls, value: int) -> int:
+        if not 10 <= value <= 3650:
+            raise rule_error(
+                "must be a number of daily returns from 10 to 3650",
+                "write e.g. window = 90 (about three months)",
+                found=str(value),
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Optimise:
+        if self.every is not None and self.cron is not None:
+            raise rule_error(
+                "takes one of every or cron, not both",
+                "keep one of them and remove the other",
+                found=f"every = {show(self.every)} and cron = {show(self.cron)}",
+            )
+        if self.min_weight > self.max_weight:
+            raise rule_error(
+                "min_weight must not exceed max_weight",
+                f"lower min_weight to {self.max_weight} or less, or raise max_weight",
+                found=f"min_weight = {self.min_weight}, max_weight = {self.max_weight}",
+                at="min_weight",
+            )
+        if self.cash_floor is not None and self.cash_floor >= ONE:
+            raise rule_error(
+                "must be below 1: the optimiser needs some weight for the assets",
+                "write e.g. cash_floor = 0.1, or leave it out for the quote's target",
+                found=str(self.cash_floor),
+                at="cash_floor",
+            )
+        return self
+
+    @property
+    def on(self) -> bool:
+        return self.method != "off"
+
+    @property
+    def period(self) -> timedelta | None:
+        return None if self.every is None else parse_period(self.every)
+
+
 class Web(ConfigModel):
     """The dashboard and JSON API (``rebalancer serve``, ``rebalancer run --serve``)."""
 
@@ -196,15 +279,74 @@ class Web(ConfigModel):
     control: bool = False
 
 
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"0s"``, ``"60s"``, ``"5m"``, ``"1h"``, ``"1d"`` as a timedelta (ValueError else)."""
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(text)
+    return timedelta(seconds=int(m.group(1)) * _DURATION_UNITS[m.group(2)])
+
+
+def _duration(value: str, *, zero: bool) -> str:
+    try:
+        period = parse_duration(value)
+    except ValueError:
+        raise rule_error(
+            "must be a duration: a whole count and a unit s, m, h or d",
+            'write e.g. "30s", "60s", "5m" or "1h"' + (' ("0s" for none)' if zero else ""),
+            found=show(value),
+        ) from None
+    if not zero and period <= timedelta(0):
+        raise rule_error(
+            "must be longer than 0", 'write e.g. "60s" (how long the limit rests)', show(value)
+        )
+    return value.strip()
+
+
+def _timeout_text(value: str) -> str:
+    return _duration(value, zero=False)
+
+
+def _interval_text(value: str) -> str:
+    return _duration(value, zero=True)
+
+
 class Execution(ConfigModel):
-    """How live orders are sent (paper and backtests fill at the simulated price).
+    """How orders are sent (paper and backtests fill at the simulated price).
 
     ``max_slippage`` 0 turns the order-book check off (market orders only).
+    ``limit_inside``: a post-only limit ``limit_offset`` into the spread from our side,
+    resting ``limit_timeout``, the rest at market (``limit_fallback = "market"``) or left for
+    the next cycle (``"none"``). ``slice_above``: orders worth more (quote units) go out in
+    equal slices of at most that, ``slice_interval`` apart (None: no slicing).
     """
 
-    order_type: Literal["market", "limit_ioc"] = "market"
+    order_type: Literal["market", "limit_ioc", "limit_inside"] = "market"
     max_slippage: Rate = Decimal("0.01")
     thin_book: Literal["slice", "skip"] = "slice"
+    limit_offset: Decimal = Decimal("0.25")
+    limit_timeout: Annotated[str, AfterValidator(_timeout_text)] = "60s"
+    limit_fallback: Literal["market", "none"] = "market"
+    slice_above: Step | None = None
+    slice_interval: Annotated[str, AfterValidator(_interval_text)] = "0s"
+
+    @field_validator("limit_offset")
+    @classmethod
+    def _offset_in_spread(cls, value: Decimal) -> Decimal:
+        if not ZERO <= value < ONE:
+            fix = "write 0 to join the best bid (buys) / ask (sells), 0.5 for the mid"
+            if ONE <= value <= 100:
+                fix += f"; it is a fraction, not percent: {value} % is {value / 100}"
+            raise rule_error(
+                "must lie in [0, 1): where the limit sits in the spread, from our own side",
+                fix,
+                found=show(value),
+            )
+        return value
 
     @model_validator(mode="after")
     def _limit_needs_cap(self) -> Execution:
@@ -216,6 +358,14 @@ class Execution(ConfigModel):
                 at="max_slippage",
             )
         return self
+
+    @property
+    def limit_timeout_period(self) -> timedelta:
+        return parse_duration(self.limit_timeout)
+
+    @property
+    def slice_interval_period(self) -> timedelta:
+        return parse_duration(self.slice_interval)
 
     @property
     def slippage_cap(self) -> Decimal | None:
@@ -266,6 +416,7 @@ class SettingsBase(ConfigModel):
     web: Web = Field(default_factory=Web)
     tax: Tax = Field(default_factory=Tax)
     accounts: dict[AccountName, Account] = Field(default_factory=dict)
+    optimise: Optimise = Field(default_factory=Optimise)
 
     _targets_once = field_validator("targets", "markets", mode="before")(check_assets_once)
 
@@ -337,6 +488,41 @@ class SettingsBase(ConfigModel):
             )
         return value
 
+    @field_validator("optimise")
+    @classmethod
+    def _constraints_can_be_met(cls, value: Optimise, info: ValidationInfo) -> Optimise:
+        targets, quote = info.data.get("targets"), info.data.get("quote")
+        if not value.on or targets is None or quote is None:
+            return value
+        n = sum(1 for a in targets if a != quote)
+        floor = value.cash_floor if value.cash_floor is not None else targets.get(quote, ZERO)
+        if floor >= ONE:
+            raise rule_error(
+                "needs a cash floor below 1 (it defaults to the quote's target)",
+                "set cash_floor below 1, e.g. cash_floor = 0.1",
+                found=f"cash floor {floor}",
+                at="cash_floor",
+            )
+        budget = ONE - floor
+        if n * value.min_weight > budget:
+            raise rule_error(
+                f"{n} assets at min_weight {value.min_weight} need {n * value.min_weight}, "
+                f"more than the {budget} left after the cash floor {floor}",
+                f"lower min_weight to {budget / n:.4f} or less, or lower the cash floor",
+                found=f"min_weight = {value.min_weight}",
+                at="min_weight",
+            )
+        if n * value.max_weight < budget:
+            raise rule_error(
+                f"{n} assets at max_weight {value.max_weight} hold at most "
+                f"{n * value.max_weight}, less than the {budget} left after the cash floor "
+                f"{floor}",
+                f"raise max_weight to {budget / n:.4f} or more, raise cash_floor, or add assets",
+                found=f"max_weight = {value.max_weight}",
+                at="max_weight",
+            )
+        return value
+
 
 def allowed_keys(raw_loc: tuple[str | int, ...]) -> list[str]:
     """Keys allowed in the table that holds the last key of ``raw_loc``."""
@@ -360,6 +546,7 @@ def allowed_keys(raw_loc: tuple[str | int, ...]) -> list[str]:
             ("execution",): Execution,
             ("web",): Web,
             ("tax",): Tax,
+            ("optimise",): Optimise,
         }
         model = sections.get(container)
     return list(model.model_fields) if model is not None else []
@@ -370,6 +557,8 @@ TYPE_FIXES = {
     "rebalance.style": f"write one of {one_of(['target', 'band_edge'])}",
     "rebalance.unmanaged": 'write "ignore" to leave other holdings alone or "sell" to sell them',
     "targets": "add a [targets] table with a weight per asset, e.g. BTC = 0.6 and USDT = 0.4",
+    "optimise.method": "write one of "
+    + one_of(["off", "inverse_vol", "risk_parity", "min_variance", "max_sharpe"]),
     "trigger.rules": 'write rules = [ { kind = "calendar", every = "30d" }, '
     '{ kind = "threshold", band_abs = 0.05 } ]',
 }

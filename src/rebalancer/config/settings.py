@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from pydantic import PrivateAttr
@@ -19,8 +20,10 @@ from rebalancer.config.rules import (
 )
 from rebalancer.config.schema import MarketOverride, SettingsBase
 from rebalancer.core.cron import Cron
+from rebalancer.core.execution import ExecutionPolicy
 from rebalancer.core.model import MarketRules
 from rebalancer.core.planner import PlanPolicy
+from rebalancer.core.retarget import Cadence
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import AllOf, AnyOf, Calendar, Never, Threshold, Trigger, hybrid
 from rebalancer.core.vol_bands import VolScaledThreshold
@@ -103,7 +106,34 @@ class Settings(SettingsBase):
             risk_aversion=self.rebalance.risk_aversion,
             cash_flows=self.rebalance.cash_flows,
         )
-        return Strategy(self.quote, targets, build_trigger(self.trigger), policy)
+        return Strategy(
+            self.quote, targets, build_trigger(self.trigger), policy, self.execution_policy()
+        )
+
+    def execution_policy(self) -> ExecutionPolicy:
+        """How the service sends orders (``[execution]``)."""
+        ex = self.execution
+        return ExecutionPolicy(
+            order_type=ex.order_type,
+            limit_offset=ex.limit_offset,
+            limit_timeout=ex.limit_timeout_period,
+            limit_fallback=ex.limit_fallback,
+            slice_above=ex.slice_above,
+            slice_interval=ex.slice_interval_period,
+        )
+
+    def optimise_cadence(self) -> Cadence:
+        """When ``[optimise]`` recomputes the targets (a period or a UTC cron)."""
+        opt = self.optimise
+        if opt.cron is not None:
+            return Cadence(cron=Cron.parse(opt.cron))
+        return Cadence(period=opt.period)
+
+    @property
+    def optimise_cash_floor(self) -> Decimal:
+        """The quote's weight the optimiser keeps: ``cash_floor``, else the quote's target."""
+        floor = self.optimise.cash_floor
+        return floor if floor is not None else self.targets.get(self.quote, ZERO)
 
     def market_rules(self, defaults: dict[str, MarketRules]) -> dict[str, MarketRules]:
         """``defaults`` (asset -> rules) with the ``[markets.ASSET]`` overrides applied."""

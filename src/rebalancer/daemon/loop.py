@@ -41,7 +41,7 @@ from rebalancer.core.strategy import Strategy
 from rebalancer.daemon.heartbeat import Heartbeat
 from rebalancer.daemon.schedule import Schedule
 from rebalancer.ports import Clock, Event, Exchange, Journal, Notifier, PriceHistory
-from rebalancer.service import CycleReport, reconcile, run_cycle
+from rebalancer.service import CycleReport, Retarget, reconcile, run_cycle
 
 log = logging.getLogger("rebalancer.daemon")
 
@@ -143,6 +143,9 @@ class Daemon:
     _day: _Day | None = None
     history: PriceHistory | None = None  # recent closes, for look-back triggers
     _expected: dict[str, Decimal] | None = None  # post-trade balances of the last cycle
+    retarget: Retarget | None = None  # optimised targets on a schedule ([optimise])
+    # waits [execution] slice_interval between slices (None: no wait, as in tests)
+    pause: Callable[[timedelta], None] | None = None
 
     # -- stopping ------------------------------------------------------------------------
 
@@ -248,6 +251,8 @@ class Daemon:
                 risk=self.risk,
                 history=self.history,
                 expected=self._expected,
+                retarget=self.retarget,
+                pause=self.pause,
             )
             # what the next cycle should find; unknown after a stop (an order may be open)
             self._expected = (
@@ -405,6 +410,8 @@ def describe(report: CycleReport) -> str:
         parts.append(f"{len(report.failed)} not placed")
     if report.stopped:
         parts.append(f"stopped: {report.stopped}")
+    if report.targets_note and " next at " not in report.targets_note:
+        parts.append(report.targets_note)  # a change, a reset, or why none was made
     return "; ".join(parts)
 
 

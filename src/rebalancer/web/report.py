@@ -233,8 +233,10 @@ def render_html(r: Report, images: dict[str, bytes]) -> str:
         ],
         "trades",
     )
+    journaled = view.journaled_flows(r.rows)
+    extra = view.unjournaled_flows(r.rows, r.performance)
     flows = _table(
-        ["time", "asset", "amount", f"value ({r.summary.quote})", "kind"],
+        ["time", "asset", "amount", f"value ({r.summary.quote})", "kind", "source"],
         [
             [
                 _esc(_when(at)),
@@ -242,8 +244,10 @@ def render_html(r: Report, images: dict[str, bytes]) -> str:
                 f"{amount:+.8g}",
                 f"{value:+,.2f}",
                 "deposit" if amount > 0 else "withdrawal",
+                source,
             ]
-            for at, asset, amount, value in r.performance.flows
+            for flows_, source in ((journaled, "journal"), (extra, "found between checks"))
+            for at, asset, amount, value in flows_
         ],
         "flows",
     )
@@ -277,10 +281,13 @@ trades included), valued at each later check's prices.</p>
 {imgs}
 <h2>Trades ({len(r.rows.get("fills", []))})</h2>
 {fills}
-<h2>Deposits and withdrawals ({len(r.performance.flows)})</h2>
-<p>Balance changes the journaled trades do not explain, valued at the next check's prices.
-The time-weighted return chains the returns between checks with these flows taken out: it
-measures the strategy, not the money moved in or out.</p>
+<h2>Deposits and withdrawals ({len(journaled) + len(extra)})</h2>
+<p>Balance changes the journaled trades do not explain, valued at the check's prices:
+"journal" rows were journaled by the check that found them (<code>rebalancer flows</code>
+lists them), "found between checks" ones by comparing two checks that did not journal them
+(single runs without the previous balances). The time-weighted return chains the returns
+between checks with these flows taken out: it measures the strategy, not the money moved in
+or out.</p>
 {flows}
 <h2>Halts ({len(r.rows.get("halts", []))})</h2>
 {halts}

@@ -76,6 +76,7 @@ class StandaloneControls:
                     rt.clock.now(),
                     force=True,
                     risk=rt.risk,
+                    pause=rt.pause,
                 )
             finally:
                 rt.close()

@@ -66,8 +66,9 @@ def parse_since(text: str | None, now: datetime) -> datetime | None:
 
 
 def load_rows(journal: JournalReader, since: datetime | None = None) -> Rows:
-    """Cycles (with snapshot and drift), orders, fills and halts since ``since``."""
-    rows = journal.history(since, ("orders", "fills", "halts"))
+    """Cycles (with snapshot and drift), orders, fills, halts and the cash flows the cycles
+    journaled since ``since``."""
+    rows = journal.history(since, ("orders", "fills", "halts", "flows"))
     rows["cycles"] = journal.cycle_details(since)
     return rows
 
@@ -334,3 +335,19 @@ def performance(rows: Rows) -> Performance:
     ]
     fills = [(f["at"], _fill(f)) for f in rows.get("fills", [])]
     return flows_performance(observations, fills, quote)
+
+
+FlowTuple = tuple[datetime, str, Decimal, Decimal]  # at, asset, amount, value in the quote
+
+
+def journaled_flows(rows: Rows) -> list[FlowTuple]:
+    """The deposits and withdrawals the cycles journaled (``flows`` rows), oldest first:
+    (cycle time, asset, amount, value in the quote at that cycle's price)."""
+    return [(r["at"], r["asset"], _d(r["amount"]), _d(r["value"])) for r in rows.get("flows", [])]
+
+
+def unjournaled_flows(rows: Rows, perf: Performance) -> list[FlowTuple]:
+    """Flows :func:`performance` finds between checks that no cycle journaled (checks run
+    without the previous balances, e.g. single ``rebalancer rebalance`` runs)."""
+    seen = {(at, asset) for at, asset, _, _ in journaled_flows(rows)}
+    return [f for f in perf.flows if (f[0], f[1]) not in seen]

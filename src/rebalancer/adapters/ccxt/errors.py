@@ -105,6 +105,21 @@ _SERVER_FAILURE = ('"error":"INTERNAL"', '"error":"UNAVAILABLE"', '"error":"DEAD
 _NO_SUCH_ORDER = "order with this orderID was not found"
 
 
+# A post-only limit refused because it would have crossed the book (nothing was placed):
+# Binance -2010 "Order would immediately match and take." (CCXT: OrderImmediatelyFillable);
+# Coinbase HTTP 200 {"success": false, "error_response": {"error":
+# "INVALID_LIMIT_PRICE_POST_ONLY", "preview_failure_reason":
+# "PREVIEW_INVALID_LIMIT_PRICE_POST_ONLY"}} (a plain ExchangeError in CCXT). Kraken accepts
+# the order and cancels it at once (status "canceled", reason "Post only order").
+_POST_ONLY_REFUSED = "INVALID_LIMIT_PRICE_POST_ONLY"
+
+
+def post_only_refused(exc: Exception) -> bool:
+    """True when ``exc`` (raised by an order creation) says a post-only order would have
+    taken liquidity and was not placed."""
+    return isinstance(exc, ccxt.OrderImmediatelyFillable) or _POST_ONLY_REFUSED in str(exc)
+
+
 def action_for(exc: Exception, *, create: bool) -> Action:
     """What the caller must do about ``exc`` (a CCXT exception)."""
     if create and _DUPLICATE.lower() in str(exc).lower():

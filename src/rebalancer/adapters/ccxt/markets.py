@@ -11,11 +11,11 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Iterable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
 from rebalancer.core.errors import DataError, UnknownSymbol
-from rebalancer.core.model import ZERO, MarketRules
+from rebalancer.core.model import ZERO, MarketRules, Side
 
 DECIMAL_PLACES = 2
 SIGNIFICANT_DIGITS = 3
@@ -68,6 +68,33 @@ def step_from_precision(value: Any, precision_mode: int) -> Decimal | None:
     if precision_mode == DECIMAL_PLACES:
         return Decimal(1).scaleb(-int(p))
     return None
+
+
+def passive_price(price: Decimal, side: Side, precision: Any, precision_mode: int) -> Decimal:
+    """``price`` (quote per base) on the market's price precision, never more aggressive.
+
+    ``precision`` is the market's ``precision.price`` read in ``precision_mode`` (as
+    :func:`step_from_precision` reads the amount): a buy rounds DOWN to the tick, a sell UP,
+    so a limit meant to rest inside the spread never crosses further than asked. In
+    SIGNIFICANT_DIGITS mode the price keeps that many significant digits, rounded the same
+    way. Unknown precision: ``price`` unchanged. Exact (Decimal, no float).
+    """
+    rounding = ROUND_FLOOR if side is Side.BUY else ROUND_CEILING
+    if price <= 0:
+        return ZERO
+    if precision_mode == SIGNIFICANT_DIGITS:
+        digits = dec(precision)
+        if digits is None or digits < 1:
+            return price
+        quantum = Decimal(1).scaleb(price.adjusted() - int(digits) + 1)
+        return price.quantize(quantum, rounding=rounding)
+    tick = step_from_precision(precision, precision_mode)
+    if tick is None:
+        return price
+    ticks, rest = divmod(price, tick)  # exact: price > 0, so a floor and a remainder >= 0
+    if side is Side.SELL and rest != 0:
+        ticks += 1
+    return ticks * tick
 
 
 def rules_from_market(market: Mapping[str, Any], precision_mode: int) -> MarketRules:

@@ -150,3 +150,40 @@ class HaltEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     kind: Mapped[str] = mapped_column(String(8))
     reason: Mapped[str] = mapped_column(Text)
+
+
+class TargetChangeRow(Base):
+    """A change of the targets in use (``ports.TargetChange``), written before they trade.
+
+    ``old`` / ``new`` / ``config_targets``: asset -> weight as decimal text (each sums to 1,
+    the quote included); ``method`` "config" when the configured targets were (re)applied.
+    """
+
+    __tablename__ = "target_changes"
+    __table_args__ = (Index("ix_target_changes_account", "account", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(ACCOUNT))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    method: Mapped[str] = mapped_column(String(32))
+    old: Mapped[dict[str, str]] = mapped_column(JSON)
+    new: Mapped[dict[str, str]] = mapped_column(JSON)
+    explanation: Mapped[str] = mapped_column(Text)
+    config_targets: Mapped[dict[str, str]] = mapped_column(JSON)
+    config_method: Mapped[str] = mapped_column(String(32))
+
+
+class FlowRow(Base):
+    """A deposit (amount > 0) or withdrawal (< 0) found by a cycle, valued in the quote at
+    that cycle's price (``value``, quote units); ``at`` is the cycle's time."""
+
+    __tablename__ = "flows"
+    __table_args__ = (Index("ix_flows_account_at", "account", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(ACCOUNT))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    asset: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[Decimal] = mapped_column(DecimalText())
+    value: Mapped[Decimal] = mapped_column(DecimalText())
+    quote: Mapped[str] = mapped_column(String(32))

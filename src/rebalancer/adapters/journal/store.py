@@ -16,12 +16,29 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from rebalancer.adapters.journal.lock import AccountLock, NoLock
-from rebalancer.adapters.journal.models import Cycle, FillRow, HaltEvent, Order, OrderEvent
+from rebalancer.adapters.journal.models import (
+    Cycle,
+    FillRow,
+    FlowRow,
+    HaltEvent,
+    Order,
+    OrderEvent,
+    TargetChangeRow,
+)
 from rebalancer.core.errors import InvariantBroken
 from rebalancer.core.model import Fill, OrderRequest, Side
-from rebalancer.ports import Halt, HaltStatus, OrderOutcome, TriggerTimes
+from rebalancer.ports import (
+    Halt,
+    HaltStatus,
+    OrderOutcome,
+    TargetChange,
+    TriggerTimes,
+    flow_records,
+)
 
 KINDS = ("cycles", "orders", "fills", "halts")
+# further kinds :meth:`SqlJournal.history` answers when asked (not in the default set)
+EXTRA_KINDS = ("flows", "targets")
 
 
 class SqlJournal:
@@ -68,6 +85,17 @@ class SqlJournal:
                     plan=_plan(report.plan, report.buy_plan),
                 )
             )
+            for flow in flow_records(report):  # the same transaction as its cycle
+                s.add(
+                    FlowRow(
+                        account=self.account,
+                        at=flow.at,
+                        asset=flow.asset,
+                        amount=flow.amount,
+                        value=flow.value,
+                        quote=flow.quote,
+                    )
+                )
 
     def value_history(self, since: datetime) -> list[tuple[datetime, Decimal]]:
         query = (
@@ -196,17 +224,56 @@ class SqlJournal:
         with self._session() as s, s.begin():
             s.add(HaltEvent(account=self.account, at=at, kind=kind, reason=reason))
 
+    # --- target changes (optimised targets) ---------------------------------------------
+
+    def latest_target_change(self) -> TargetChange | None:
+        query = (
+            select(TargetChangeRow)
+            .where(TargetChangeRow.account == self.account)
+            .order_by(TargetChangeRow.id.desc())
+            .limit(1)
+        )
+        with self._session() as s:
+            row = s.scalar(query)
+        return None if row is None else _change(row)
+
+    def record_target_change(self, change: TargetChange) -> None:
+        with self._session() as s, s.begin():
+            s.add(
+                TargetChangeRow(
+                    account=self.account,
+                    at=change.at,
+                    method=change.method,
+                    old=_weights_text(change.old),
+                    new=_weights_text(change.new),
+                    explanation=change.explanation,
+                    config_targets=_weights_text(change.config_targets),
+                    config_method=change.config_method,
+                )
+            )
+
+    def target_changes(self, since: datetime | None = None) -> list[TargetChange]:
+        """Every journaled target change, oldest first."""
+        query = select(TargetChangeRow).where(TargetChangeRow.account == self.account)
+        if since is not None:
+            query = query.where(TargetChangeRow.at >= since)
+        with self._session() as s:
+            return [_change(r) for r in s.scalars(query.order_by(TargetChangeRow.id))]
+
     # --- reading it back -----------------------------------------------------------------
 
     def history(
         self, since: datetime | None = None, kinds: Iterable[str] = KINDS
     ) -> dict[str, list[dict[str, Any]]]:
-        """Rows per kind (cycles, orders, fills, halts), oldest first, values as text."""
+        """Rows per kind (cycles, orders, fills, halts; ``flows`` and ``targets`` when
+        asked), oldest first."""
         tables: dict[str, Any] = {
             "cycles": (Cycle, Cycle.at),
             "orders": (Order, Order.created_at),
             "fills": (FillRow, FillRow.at),
             "halts": (HaltEvent, HaltEvent.at),
+            "flows": (FlowRow, FlowRow.at),
+            "targets": (TargetChangeRow, TargetChangeRow.at),
         }
         out: dict[str, list[dict[str, Any]]] = {}
         with self._session() as s:
@@ -249,6 +316,26 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _weights_text(weights: Any) -> dict[str, str]:
+    return {a: str(w) for a, w in weights.items()}
+
+
+def _weights(text: dict[str, str]) -> dict[str, Decimal]:
+    return {a: Decimal(w) for a, w in text.items()}
+
+
+def _change(row: TargetChangeRow) -> TargetChange:
+    return TargetChange(
+        at=_utc(row.at) or row.at,
+        method=row.method,
+        old=_weights(row.old),
+        new=_weights(row.new),
+        explanation=row.explanation,
+        config_targets=_weights(row.config_targets),
+        config_method=row.config_method,
+    )
 
 
 def _request(row: Order) -> OrderRequest:
@@ -346,6 +433,8 @@ _FIELDS: dict[str, tuple[str, ...]] = {
         "source",
     ),
     "halts": ("at", "kind", "reason"),
+    "flows": ("at", "asset", "amount", "value", "quote"),
+    "targets": ("at", "method", "old", "new", "explanation", "config_method"),
 }
 
 
