@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +35,7 @@ from rebalancer.backtest.data import load_panel
 from rebalancer.cli.app import app
 from rebalancer.config import parse_config
 from rebalancer.core.errors import AuthError, ConfigError, RetryLater
+from rebalancer.core.execution import ExecutionPolicy
 from rebalancer.core.model import Fill, OrderRequest, Side, Snapshot
 from rebalancer.core.planner import PlanPolicy
 from rebalancer.core.strategy import Strategy
@@ -385,6 +386,33 @@ def test_a_signal_during_a_cycle_lets_the_cycle_finish_then_stops(rig: Rig) -> N
     assert report.plan is not None and len(orders) == len(report.fills) == 3  # all legs sent
     assert rig.journal.unresolved_intents() == []
     assert rig.beats[-1].state == "stopped"
+
+
+def test_a_signal_between_slices_cuts_the_wait_short_and_the_cycle_ends(rig: Rig) -> None:
+    """slice_interval = 1 h between slices: a SIGTERM during the first order ends the wait,
+    the remaining slices go at once (each journaled) and the daemon stops -- no hour-long
+    wait after a stop request."""
+    orders: list[str] = []
+
+    def on_order(order: OrderRequest) -> None:
+        if not orders:
+            os.kill(os.getpid(), signal.SIGTERM)
+        orders.append(order.client_order_id)
+
+    rig.exchange.on_order = on_order
+    daemon = rig.daemon(MemoryNotifier(), max_ticks=10)
+    sliced = ExecutionPolicy(slice_above=D(1000), slice_interval=timedelta(hours=1))
+    daemon.strategy = replace(daemon.strategy, execution=sliced)
+    daemon.keep_reports = 1
+    started = time.monotonic()
+    result = daemon.run()
+    assert time.monotonic() - started < 60
+    assert (result.ticks, result.reason) == (1, "signal SIGTERM")
+    report = daemon.reports[-1]
+    assert report.plan is not None and len(report.plan.orders) == 3
+    assert len(orders) == len(report.fills) > 3  # every leg was sliced, every slice sent
+    assert all(f.cost <= D(1000) * D("1.01") for f in report.fills)
+    assert rig.journal.unresolved_intents() == []
 
 
 def test_restart_continues_from_the_journals_trigger_times(

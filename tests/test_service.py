@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
+import pytest
+
 from rebalancer.adapters.notify import MemoryNotifier
 from rebalancer.adapters.paper import PaperExchange
 from rebalancer.adapters.state_file import MemoryJournal
@@ -15,7 +17,7 @@ from rebalancer.core.model import Fill, OrderRequest, Side, Snapshot
 from rebalancer.core.planner import PlanPolicy
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import Calendar, Threshold, hybrid
-from rebalancer.service import client_order_id, run_cycle
+from rebalancer.service import client_order_id, id_time, part_order_id, run_cycle
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TARGETS = {"BTC": D("0.5"), "ETH": D("0.3"), "USDT": D("0.2")}
@@ -108,9 +110,23 @@ def test_client_order_ids_are_deterministic_and_unique_per_leg() -> None:
     ex = RecordingExchange(paper({"BTC": "0.2", "USDT": "0"}))
     report = run_cycle(ex, MemoryJournal(), MemoryNotifier(), strategy(), T0)
     ids = [f.client_order_id for f in report.fills]
-    assert ids[0] == client_order_id(T0, Side.SELL, 0) == "rb260101000000s0"
+    assert ids[0] == client_order_id(T0, Side.SELL, 0) == "rbagy8t1c0s0"
     assert len(set(ids)) == len(ids)
-    assert all(len(i) <= 36 for i in ids)
+    assert all(len(i) <= 18 and i.isalnum() and i.islower() for i in ids)  # Kraken's limit
+    assert {id_time(i) for i in ids} == {T0}
+
+
+def test_cycles_a_millisecond_apart_never_share_a_client_order_id() -> None:
+    """Two runs within one second (a double-clicked rebalance, a reset and a re-run) get
+    different ids: the journal would refuse a reused one."""
+    later = T0 + timedelta(milliseconds=1)
+    assert client_order_id(T0, Side.SELL, 0) != client_order_id(later, Side.SELL, 0)
+    assert part_order_id(T0, Side.BUY, 3, 7, True) != part_order_id(later, Side.BUY, 3, 7, True)
+    stamp = T0 + timedelta(days=20000, milliseconds=123)  # 2080
+    assert id_time(part_order_id(stamp, Side.BUY, 35, 299, True)) == stamp
+    assert len(part_order_id(stamp, Side.BUY, 35, 299, True)) == 14
+    with pytest.raises(ValueError, match="2000-01-01"):
+        client_order_id(T0.replace(year=1999), Side.SELL, 0)
 
 
 def test_plan_only_sends_nothing_and_records_nothing() -> None:

@@ -49,6 +49,14 @@ class Exchange(Protocol):
         """Look an order up by our client id; None if the exchange has no such order."""
         ...
 
+    def cancel_order(self, client_order_id: str, symbol: str) -> Fill | None:
+        """Cancel our order ``client_order_id`` if it still rests and return its final
+        state read back (the amount really filled, status "canceled" or "closed"); None
+        when the exchange has no such order. Raises
+        :class:`~rebalancer.core.errors.OrderOutcomeUnknown` when the final state cannot be
+        confirmed. Reconciliation calls it for an order left resting by a crash."""
+        ...
+
 
 class PriceHistory(Protocol):
     """Recent closes for triggers that look back (volatility-scaled bands)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -225,14 +225,12 @@ def _collect_suggestions(exchange: Exchange, report: CycleReport) -> None:
             report.suggestions.append(text)
 
 
-def client_order_id(at: datetime, side: Side, index: int) -> str:
-    """Deterministic per cycle time and leg: ``rb`` + yymmddHHMMSS + s|b + index."""
-    return f"rb{at:%y%m%d%H%M%S}{side.value[0]}{index}"
-
-
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
-#: most slices one leg is cut into: 2 x 300 < 36**2 keeps ids at 18 characters
+#: most slices one leg is cut into: 2 x 300 < 36**2 keeps the part in two digits
 MAX_PARTS = 300
+#: client ids count milliseconds from here; 8 base-36 digits last until 2089
+ID_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 def _base36(n: int, width: int = 1) -> str:
@@ -243,15 +241,36 @@ def _base36(n: int, width: int = 1) -> str:
     return out.rjust(width, "0")
 
 
+def id_stamp(at: datetime) -> str:
+    """``at`` as 8 base-36 digits of milliseconds since 2000-01-01 UTC: the part of a client
+    order id that makes it unique to the cycle (two runs of one account cannot start in the
+    same millisecond: the account lock serialises them). :func:`id_time` reads it back."""
+    ms = (at - ID_EPOCH) // _MS
+    if not 0 <= ms < 36**8:
+        raise ValueError(f"client order ids cover 2000-01-01 .. 2089, not {at:%Y-%m-%d}")
+    return _base36(ms, 8)
+
+
+def id_time(client_order_id: str) -> datetime:
+    """The cycle time (to the millisecond) a client order id of ours was made for."""
+    return ID_EPOCH + int(client_order_id[2:10], 36) * _MS
+
+
+def client_order_id(at: datetime, side: Side, index: int) -> str:
+    """Per cycle time and leg: ``rb`` + :func:`id_stamp` + s|b + the leg's index, e.g.
+    ``rb0v9kq1z4s0`` (lower-case letters and digits, 12 characters for up to 10 legs)."""
+    return f"rb{id_stamp(at)}{side.value[0]}{index}"
+
+
 def part_order_id(at: datetime, side: Side, index: int, part: int, fallback: bool) -> str:
     """The client id of slice ``part`` of leg ``index`` (limit or market) or, with
-    ``fallback``, of the market order sending what its limit left: ``rb`` + yymmddHHMMSS
-    + s|b + the leg in base 36 + ``2 * part + fallback`` as two base-36 digits. Lower-case
-    letters and digits, 18 characters for up to 36 legs and 648 parts -- within every
-    venue's limit (Kraken's free-text ``cl_ord_id`` takes 18, Binance 36) -- and longer
-    than a plain :func:`client_order_id` of fewer than 100 legs."""
+    ``fallback``, of the market order sending what its limit left: ``rb`` +
+    :func:`id_stamp` + s|b + the leg in base 36 + ``2 * part + fallback`` as two base-36
+    digits. 14 characters for up to 36 legs and 648 parts (15 up to 1296 legs) -- within
+    every venue's limit (Kraken's free-text ``cl_ord_id`` takes 18, Binance 36). A cycle
+    uses either these or the plain :func:`client_order_id` for all its orders."""
     tail = _base36(2 * part + int(fallback), 2)
-    return f"rb{at:%y%m%d%H%M%S}{side.value[0]}{_base36(index)}{tail}"
+    return f"rb{id_stamp(at)}{side.value[0]}{_base36(index)}{tail}"
 
 
 def evaluate(
@@ -296,12 +315,17 @@ def reconcile(exchange: Exchange, journal: Journal, now: datetime) -> ReconcileR
     An order the exchange knows is recorded as filled ("reconciled: filled"), one it does
     not know as never placed ("not found: never placed"); a failed look-up leaves the
     intent unknown, and no new order may be sent until a later reconciliation resolves it.
+    An order still resting (a limit left by a crash mid-wait: every order of ours was meant
+    to end within its cycle) is cancelled and its final state recorded, so that it can
+    neither block the bot nor fill later behind its back.
     """
     result = ReconcileReport()
     for order in journal.unresolved_intents():
         cid = order.client_order_id
         try:
             found = exchange.fetch_order(cid, order.symbol)
+            if found is not None and found.status == "open":
+                found = exchange.cancel_order(cid, order.symbol)  # still open: unknown
         except ExchangeBanned:
             raise
         except RebalancerError as exc:

@@ -30,9 +30,11 @@ from adapters.test_limit_orders import (
 from doubles.binance import BinanceDouble, Fault
 from doubles.kraken import KrakenDouble
 from rebalancer.adapters.ccxt import make_client
+from rebalancer.adapters.journal import open_journal
 from rebalancer.adapters.multi import MultiAccountExchange
 from rebalancer.core.errors import OrderOutcomeUnknown
 from rebalancer.core.model import ZERO, Side
+from rebalancer.service import reconcile
 
 CB = "/api/v3/brokerage/"
 # (method, path, good requests before it) of the read that looks the order up by client id
@@ -284,3 +286,41 @@ def test_multi_account_still_cancels_the_other_pieces_when_one_is_unconfirmable(
     assert caught.value.client_order_id == "rbsplit2"
     assert [r.params["txid"] for r in k.log if r.path == "/0/private/CancelOrder"] == [k_id]
     assert k.resting() == []
+
+
+# -- reconciliation after a crash -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("venue", VENUES)
+def test_reconciliation_cancels_an_order_a_crash_left_resting(venue: str, tmp_path: Any) -> None:
+    """The bot journaled a limit intent, placed it and died mid-wait: the next start finds it
+    resting, cancels it on the exchange and journals the part that filled -- the order can
+    neither block the bot (outcome unknown) nor fill later behind its back."""
+    r = rig(venue)
+    journal = open_journal(f"sqlite:///{tmp_path}/j.sqlite", "crash")
+    intent = r.order(Side.SELL, "rbcrash1")
+    journal.record_intent(intent, r.clock.now())
+    order_id = rest(r, "rbcrash1")
+    r.double.trade_through(r.market_id, "0.25")
+    result = reconcile(r.exchange, journal, r.clock.now())
+    assert result.clear
+    outcome = result.resolved["rbcrash1"]
+    assert outcome.fill is not None
+    assert (outcome.status, outcome.fill.amount) == ("filled", AMOUNT / 4)
+    assert outcome.source == "reconciled: partially filled"
+    assert cancelled_ids(r) == [order_id]
+    assert r.double.resting() == []
+    assert journal.unresolved_intents() == []
+    journal.close()
+
+
+def test_reconciliation_keeps_an_order_it_cannot_cancel_unknown(tmp_path: Any) -> None:
+    r = rig("binance")
+    journal = open_journal(f"sqlite:///{tmp_path}/j.sqlite", "crash")
+    journal.record_intent(r.order(Side.SELL, "rbcrash2"), r.clock.now())
+    rest(r, "rbcrash2")
+    fail_next(r, REREAD["binance"], Fault.TIMEOUT_BEFORE, times=3)  # every read after a cancel
+    result = reconcile(r.exchange, journal, r.clock.now())
+    assert not result.clear and "rbcrash2" in result.unknown[0]
+    assert [o.client_order_id for o in journal.unresolved_intents()] == ["rbcrash2"]
+    journal.close()

@@ -36,7 +36,7 @@ from rebalancer.core.model import ZERO, OrderRequest, Side
 from rebalancer.core.planner import PlanPolicy, plan
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import Threshold
-from rebalancer.service import run_cycle
+from rebalancer.service import id_stamp, run_cycle
 
 KEY = "organizations/0b2e1f3c-org/apiKeys/7d4c9a1e-key"
 PRIVATE, PUBLIC = new_key_pair()
@@ -344,7 +344,7 @@ def test_the_service_runs_a_cycle_on_coinbase() -> None:
     assert {f.asset for f in report.fills[1:]} == {"ETH", "SOL"}
     ids = [b["client_order_id"] for b in double.placed()]
     assert ids == [f.client_order_id for f in report.fills]
-    assert all(i.startswith("rb260301000000") for i in ids)
+    assert all(i.startswith("rb" + id_stamp(at)) for i in ids)
     assert report.drift_after is not None
     assert all(abs(a.drift) < Decimal("0.02") for a in report.drift_after.assets)
     assert double.balances["USD"] >= 0

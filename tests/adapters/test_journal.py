@@ -245,7 +245,7 @@ def test_reconciliation_runs_before_the_snapshot_so_a_found_sell_is_not_sent_aga
     report = run_cycle(ex, journal, MemoryNotifier(), strategy(), T0 + timedelta(minutes=1))
     assert journal.unresolved_intents() == []
     assert report.snapshot.amount("BTC") < D("0.2")  # the accepted sell is in the balances
-    sells = [cid for cid in ex.created if "s" in cid[2:]]
+    sells = [cid for cid in ex.created if cid[10] == "s"]  # rb + 8-digit stamp + side
     assert len(sells) == 1, ex.created  # ... so it was not sent a second time
     assert report.summary()["reconciled"] == {sells[0]: "reconciled: filled"}
     assert [f.side for f in report.fills] == [Side.BUY]
@@ -257,8 +257,14 @@ class LookupOnly:
 
     found: Fill | None
     name: str = "lookup"
+    cancelled: list[str] = field(default_factory=list)
 
     def fetch_order(self, client_order_id: str, symbol: str) -> Fill | None:
+        return self.found
+
+    def cancel_order(self, client_order_id: str, symbol: str) -> Fill | None:
+        """A venue that cannot cancel (the order stays as found)."""
+        self.cancelled.append(client_order_id)
         return self.found
 
 
@@ -295,7 +301,9 @@ def test_reconciliation_records_what_the_exchange_says_with_its_source(
         status,
         "X9",
     )
-    result = reconcile(LookupOnly(found), journal, T0)  # type: ignore[arg-type]
+    exchange = LookupOnly(found)
+    result = reconcile(exchange, journal, T0)  # type: ignore[arg-type]
+    assert exchange.cancelled == (["rb9"] if status == "open" else [])  # only a resting one
     assert result.clear is clear
     [row] = journal.history(kinds=["orders"])["orders"]
     assert (row["status"], row["source"]) == (outcome, source)

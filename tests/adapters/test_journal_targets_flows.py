@@ -139,3 +139,40 @@ def test_the_memory_journal_keeps_flows_and_target_changes() -> None:
     change = TargetChange(T0, "config", TARGETS, TARGETS, "", TARGETS, "min_variance")
     journal.record_target_change(change)
     assert journal.latest_target_change() == change
+
+
+def test_the_dashboard_api_serves_the_journaled_flows_and_target_changes(tmp_path: Path) -> None:
+    """/api/flows and /api/targets: the journal's rows, newest first, typed in the OpenAPI."""
+    from fastapi.testclient import TestClient
+
+    from rebalancer.web.app import Dashboard, create_app
+
+    journal = open_journal(f"sqlite:///{tmp_path}/journal.sqlite", "paper:binance")
+    ex = PaperExchange("USDT", {"USDT": D(10000)}, D("0.001"))
+    strategy = Strategy("USDT", TARGETS, Threshold(D("0.05")), PlanPolicy(min_trade=D(10)))
+    ex.set_prices({"BTC": D(40000), "ETH": D(2000)}, T0)
+    first = run_cycle(ex, journal, MemoryNotifier(), strategy, T0)
+    ex.balances["USDT"] += D(500)  # a deposit the journal cannot explain
+    expected = expected_balances(first.snapshot.balances, first.fills, "USDT")
+    run_cycle(ex, journal, MemoryNotifier(), strategy, T0 + timedelta(days=1), expected=expected)
+    new = {"BTC": D("0.4"), "ETH": D("0.4"), "USDT": D("0.2")}
+    for change in (
+        TargetChange(T0, "config", TARGETS, TARGETS, "configured", TARGETS, "min_variance"),
+        TargetChange(T0 + timedelta(days=2), "min_variance", TARGETS, new, "why", TARGETS, "mv"),
+    ):
+        journal.record_target_change(change)
+    dash = Dashboard(journal, strategy, "paper", "paper:binance", lambda: None, lambda: T0)
+    api = TestClient(create_app(dash, "t" * 32))
+    auth = {"Authorization": "Bearer " + "t" * 32}
+    assert api.get("/api/flows").status_code == 401
+    [flow] = api.get("/api/flows", headers=auth).json()
+    assert (flow["asset"], D(flow["amount"]), D(flow["value"])) == ("USDT", D(500), D(500))
+    changes = api.get("/api/targets", headers=auth).json()
+    assert [c["method"] for c in changes] == ["min_variance", "config"]  # newest first
+    assert {a: D(w) for a, w in changes[0]["new"].items()} == new
+    since = api.get("/api/targets", headers=auth, params={"since": "2026-01-02"}).json()
+    assert len(since) == 1
+    schema = api.get("/openapi.json").json()
+    assert {"/api/flows", "/api/targets"} <= set(schema["paths"])
+    assert {"FlowOut", "TargetChangeOut"} <= set(schema["components"]["schemas"])
+    journal.close()

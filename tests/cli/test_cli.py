@@ -175,3 +175,34 @@ def test_status_shows_the_daemons_last_and_next_check(config: Path) -> None:
     assert beat["last_tick"] is not None
     code, out = run("status", "-c", str(config))
     assert "last check:" in out and "daemon (paper)" in out
+
+
+def test_rebalance_with_limits_and_slices_shows_what_became_of_each(tmp_path: Path) -> None:
+    """Paper trading learns no price range while a limit rests, so every post-only limit
+    fills nothing and its rest goes at market under a new id; legs above slice_above are
+    cut into slices of at most that notional."""
+    path = tmp_path / "rebalancer.toml"
+    path.write_text(
+        CONFIG
+        + '\n[execution]\norder_type = "limit_inside"\nlimit_timeout = "5s"\nslice_above = 400\n'
+    )
+    code, out = run("rebalance", "-c", str(path), "--json")
+    assert code == 0, out
+    cycle = json.loads(out)
+    limits = cycle["limits"]
+    assert limits and all(Decimal(x["filled_as_maker"]) == 0 for x in limits)
+    fills = {f["client_order_id"]: f for f in cycle["fills"]}
+    for limit in limits:
+        kind, fallback_id = limit["fallback"].split()
+        assert kind == "market" and fallback_id in fills
+        assert Decimal(fills[fallback_id]["amount"]) == Decimal(limit["amount"])
+    assert len(limits) > len({x["symbol"] for x in limits})  # some legs were sliced
+    for f in cycle["fills"]:
+        assert Decimal(f["cost"]) <= 400 * Decimal("1.01"), f  # the cap at the planned price
+    code, out = run("rebalance", "-c", str(path))
+    assert code == 0, out  # in band now: nothing to describe, no error
+    path.write_text(path.read_text().replace("slice_above = 400\n", ""))
+    run("paper", "reset", "-c", str(path))
+    code, out = run("rebalance", "-c", str(path))
+    assert code == 0, out
+    assert "filled as maker; the rest at market" in out

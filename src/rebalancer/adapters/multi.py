@@ -24,7 +24,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
-from typing import Protocol, cast
 
 from rebalancer.core.errors import (
     InsufficientFunds,
@@ -46,13 +45,6 @@ class Piece:
 
     account: str
     order: OrderRequest
-
-
-class _CancelsOrders(Protocol):
-    """An account that can cancel an order by client id (CcxtExchange). Until the Exchange
-    port declares ``cancel_order`` the accounts are cast to this to reach it."""
-
-    def cancel_order(self, client_order_id: str, symbol: str) -> Fill | None: ...
 
 
 def _pct(part: Decimal, whole: Decimal) -> str:
@@ -343,9 +335,7 @@ class MultiAccountExchange:
         account, all with the same client id) and the pieces are added up. When one
         account cannot confirm its piece, the others are still cancelled before
         OrderOutcomeUnknown is raised."""
-        return self._gather(
-            client_order_id, symbol, lambda a: cast("_CancelsOrders", a).cancel_order
-        )
+        return self._gather(client_order_id, symbol, lambda a: a.cancel_order)
 
     def _gather(
         self,

@@ -164,3 +164,7 @@ class PaperExchange:
 
     def fetch_order(self, client_order_id: str, symbol: str) -> Fill | None:
         return self.orders.get(client_order_id)
+
+    def cancel_order(self, client_order_id: str, symbol: str) -> Fill | None:
+        """Paper orders are final when created: nothing rests, so this is a look-up."""
+        return self.orders.get(client_order_id)

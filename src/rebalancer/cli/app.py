@@ -225,6 +225,8 @@ def rebalance(
     render.print_decision(console, report.decision)
     if report.fills:
         console.print(render.fills_table(report))
+    for limit in report.limits:
+        console.print(f"[dim]{limit.describe()}[/dim]", highlight=False)
     for failed in report.failed:
         console.print(
             f"[yellow]not placed[/yellow] {failed.order.symbol} "

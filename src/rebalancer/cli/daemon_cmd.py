@@ -111,7 +111,6 @@ def run_command(
             mode=rt.mode,
             history=rt.history,
             retarget=rt.retarget,
-            pause=rt.pause,
         )
         with _dashboard(settings, serve):
             result = daemon.run()

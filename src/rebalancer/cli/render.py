@@ -199,6 +199,7 @@ def cycle_dict(r: CycleReport) -> dict[str, Any]:
         ],
         "drift_after": drift_dict(r.drift_after) if r.drift_after else None,
         "stopped": r.stopped,
+        "limits": [x.as_dict() for x in r.limits],
         "suggestions": list(r.suggestions),
         "targets_note": r.targets_note,
     }

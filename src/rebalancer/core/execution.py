@@ -172,15 +172,24 @@ def _continuous(
     return [part] * (n - 1) + [amount - part * (n - 1)]
 
 
+def _pro_rata(whole: Decimal, share: Decimal) -> Decimal:
+    """``whole * share`` on a grid of 18 significant digits of ``whole`` (0 stays 0)."""
+    if not whole:
+        return whole
+    return (whole * share).quantize(Decimal(1).scaleb(whole.adjusted() - 17))
+
+
 def _split(order: OrderRequest, amounts: list[Decimal]) -> tuple[OrderRequest, ...]:
-    """Orders for ``amounts`` (summing to ``order.amount``), cost and fee pro rata."""
+    """Orders for ``amounts`` (summing to ``order.amount``), cost and fee pro rata: each
+    share rounded to 18 significant digits of the whole, the last slice takes the exact rest,
+    so the parts add up to the whole exactly (no 28-digit context rounding on the way)."""
     out: list[OrderRequest] = []
     cost_left, fee_left = order.expected_cost, order.expected_fee
     for i, a in enumerate(amounts):
         last = i == len(amounts) - 1
         share = a / order.amount
-        cost = cost_left if last else order.expected_cost * share
-        fee = fee_left if last else order.expected_fee * share
+        cost = cost_left if last else _pro_rata(order.expected_cost, share)
+        fee = fee_left if last else _pro_rata(order.expected_fee, share)
         cost_left, fee_left = cost_left - cost, fee_left - fee
         out.append(replace(order, amount=a, expected_cost=cost, expected_fee=fee))
     return tuple(out)

@@ -144,8 +144,6 @@ class Daemon:
     history: PriceHistory | None = None  # recent closes, for look-back triggers
     _expected: dict[str, Decimal] | None = None  # post-trade balances of the last cycle
     retarget: Retarget | None = None  # optimised targets on a schedule ([optimise])
-    # waits [execution] slice_interval between slices (None: no wait, as in tests)
-    pause: Callable[[timedelta], None] | None = None
 
     # -- stopping ------------------------------------------------------------------------
 
@@ -158,6 +156,12 @@ class Daemon:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    def _pause(self, period: timedelta) -> None:
+        """Wait ``period`` between two slices, cut short by a stop request: the cycle in
+        progress then sends its remaining slices at once and ends (every slice is
+        journaled; the next start re-plans from the balances)."""
+        self._stop.wait(period.total_seconds())
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.request_stop(f"signal {signal.Signals(signum).name}")
@@ -252,7 +256,7 @@ class Daemon:
                 history=self.history,
                 expected=self._expected,
                 retarget=self.retarget,
-                pause=self.pause,
+                pause=self._pause,
             )
             # what the next cycle should find; unknown after a stop (an order may be open)
             self._expected = (

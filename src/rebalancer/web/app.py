@@ -30,10 +30,12 @@ from rebalancer.web.models import (
     EquityOut,
     EquityPointOut,
     FillOut,
+    FlowOut,
     HaltOut,
     OrderOut,
     StatusOut,
     SummaryOut,
+    TargetChangeOut,
     TickOut,
     WeightsOut,
 )
@@ -189,6 +191,18 @@ def create_app(dash: Dashboard, token: str, controls: Controls | None = None) ->
     def fills(limit: Limit = 50) -> list[dict[str, Any]]:
         """The most recent fills and their fees, newest first."""
         return dash.journal.history(None, ("fills",))["fills"][::-1][:limit]
+
+    @app.get("/api/flows", response_model=list[FlowOut], dependencies=guard)
+    def flows(since: Since = None) -> list[dict[str, Any]]:
+        """Deposits and withdrawals the checks found (balances the journal cannot explain),
+        newest first."""
+        return dash.journal.history(since_of(since), ("flows",))["flows"][::-1]
+
+    @app.get("/api/targets", response_model=list[TargetChangeOut], dependencies=guard)
+    def targets(since: Since = None) -> list[dict[str, Any]]:
+        """Every change of the targets in use (``[optimise]``), newest first; each was
+        journaled before the new targets traded."""
+        return dash.journal.history(since_of(since), ("targets",))["targets"][::-1]
 
     @app.get("/api/halts", response_model=list[HaltOut], dependencies=guard)
     def halts() -> list[dict[str, Any]]:

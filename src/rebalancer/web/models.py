@@ -115,6 +115,23 @@ class OrderOut(BaseModel):
     updated_at: datetime
 
 
+class FlowOut(BaseModel):
+    at: datetime = Field(description="the check that found it")
+    asset: str
+    amount: Decimal = Field(description="> 0 a deposit, < 0 a withdrawal, in the asset")
+    value: Decimal = Field(description="worth in the quote at that check's price")
+    quote: str
+
+
+class TargetChangeOut(BaseModel):
+    at: datetime
+    method: str = Field(description='the optimiser, or "config" (configured targets applied)')
+    old: dict[str, Decimal] = Field(description="asset -> weight before (sums to 1)")
+    new: dict[str, Decimal] = Field(description="asset -> weight from then on (sums to 1)")
+    explanation: str
+    config_method: str
+
+
 class FillOut(BaseModel):
     at: datetime
     client_order_id: str
