@@ -597,3 +597,21 @@ def test_settings_are_immutable() -> None:
     s: Settings = default_config()
     with pytest.raises(ValueError, match="frozen"):
         s.mode = "live"  # type: ignore[misc]
+
+
+def test_the_docs_example_configs_load_as_documented() -> None:
+    """docs/examples/*.toml, used by the README's and docs' commands, are valid configs."""
+    examples = sorted((EXAMPLE.parent / "docs" / "examples").glob("*.toml"))
+    assert examples
+    six = load_config(EXAMPLE.parent / "docs" / "examples" / "six-assets.toml")
+    assert dict(six.targets) == {
+        "BTC": Decimal("0.3"),
+        "ETH": Decimal("0.25"),
+        "BNB": Decimal("0.15"),
+        "XRP": Decimal("0.1"),
+        "ADA": Decimal("0.1"),
+        "USDT": Decimal("0.1"),
+    }
+    assert (six.fees.taker, six.rebalance.slippage) == (Decimal("0.001"), Decimal("0.0005"))
+    for path in examples:
+        load_config(path)

@@ -23,16 +23,24 @@ from rebalancer.core.triggers import EPOCH, format_period
 
 @dataclass(frozen=True)
 class Cadence:
-    """Exactly one of ``period`` (positive, epoch-aligned) or ``cron`` (UTC)."""
+    """Exactly one of ``period`` (positive, epoch-aligned) or ``cron`` (UTC). Also the
+    daemon's tick schedule (:class:`rebalancer.daemon.schedule.Schedule`)."""
 
     period: timedelta | None = None
     cron: Cron | None = None
 
     def __post_init__(self) -> None:
         if (self.period is None) == (self.cron is None):
-            raise ValueError("a cadence needs exactly one of period or cron")
+            raise ValueError("a schedule needs exactly one of period or cron")
         if self.period is not None and self.period <= timedelta(0):
-            raise ValueError(f"cadence period must be positive, not {self.period}")
+            raise ValueError(f"schedule period must be positive, not {self.period}")
+
+    def next_after(self, t: datetime) -> datetime:
+        """The first scheduled time strictly after ``t`` (aware UTC)."""
+        if self.cron is not None:
+            return self.cron.next_after(t)
+        assert self.period is not None
+        return EPOCH + ((t - EPOCH) // self.period + 1) * self.period
 
     def describe(self) -> str:
         if self.cron is not None:
@@ -45,10 +53,7 @@ MONTHLY = Cadence(cron=Cron.parse("0 0 1 * *"))
 
 def next_due(cadence: Cadence, after: datetime) -> datetime:
     """The first scheduled time strictly after ``after`` (aware UTC)."""
-    if cadence.cron is not None:
-        return cadence.cron.next_after(after)
-    assert cadence.period is not None
-    return EPOCH + ((after - EPOCH) // cadence.period + 1) * cadence.period
+    return cadence.next_after(after)
 
 
 def targets_due(cadence: Cadence, last_change_at: datetime | None, now: datetime) -> bool:

@@ -50,12 +50,14 @@ def desired_weights(
         width = threshold.band_width(a.target)
         bands[a.asset] = (max(ZERO, a.target - width), a.target + width)
         out[a.asset] = _clamp(a.weight, bands[a.asset])
-    excess = sum(out.values(), ZERO) - ONE
-    if excess != 0 and quote in out:
-        q = out[quote]
-        wanted = q - excess
-        out[quote] = _clamp(wanted, bands[quote])
-        excess = ZERO if out[quote] == wanted else excess - (q - out[quote])
+    with localcontext() as ctx:  # exact: a quote that fits exactly at its band edge fits
+        ctx.prec = _EXACT_PREC
+        excess = sum(out.values(), ZERO) - ONE
+        if excess != 0 and quote in out:
+            q = out[quote]
+            wanted = q - excess
+            out[quote] = _clamp(wanted, bands[quote])
+            excess = ZERO if out[quote] == wanted else excess - (q - out[quote])
     moved: list[str] = []
     if excess != 0:
         gaps = {a: w - targets[a] for a, w in out.items() if (w - targets[a]) * excess > 0}

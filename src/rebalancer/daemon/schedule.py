@@ -10,25 +10,16 @@ Sunday. The schedule is the same pure arithmetic as the calendar trigger: a peri
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from rebalancer.core.cron import Cron
-from rebalancer.core.triggers import EPOCH, format_period
+from rebalancer.core.retarget import Cadence
 
 
 @dataclass(frozen=True)
-class Schedule:
-    """Exactly one of ``period`` or ``cron``."""
-
-    period: timedelta | None = None
-    cron: Cron | None = None
-
-    def __post_init__(self) -> None:
-        if (self.period is None) == (self.cron is None):
-            raise ValueError("a schedule needs exactly one of period or cron")
-        if self.period is not None and self.period <= timedelta(0):
-            raise ValueError(f"schedule period must be positive, not {self.period}")
+class Schedule(Cadence):
+    """Exactly one of ``period`` or ``cron``: the same arithmetic as the optimised targets'
+    cadence (:class:`~rebalancer.core.retarget.Cadence`), read from ``[daemon]``."""
 
     @classmethod
     def from_config(cls, daemon: Any) -> Schedule:
@@ -36,15 +27,3 @@ class Schedule:
         if daemon.cron is not None:
             return cls(cron=Cron.parse(daemon.cron))
         return cls(period=daemon.period)
-
-    def next_after(self, t: datetime) -> datetime:
-        """The first scheduled time strictly after ``t``."""
-        if self.cron is not None:
-            return self.cron.next_after(t)
-        assert self.period is not None
-        return EPOCH + ((t - EPOCH) // self.period + 1) * self.period
-
-    def describe(self) -> str:
-        if self.cron is not None:
-            return f"cron '{self.cron.expression}' (UTC)"
-        return f"every {format_period(self.period)}"
