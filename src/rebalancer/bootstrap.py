@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rebalancer.adapters.clock import SystemClock
 from rebalancer.adapters.journal import SqlJournal, open_journal
 from rebalancer.adapters.notify import LogNotifier
-from rebalancer.adapters.paper import PaperExchange, default_rules
+from rebalancer.adapters.paper import PaperExchange, PriceFeed, default_rules
 from rebalancer.adapters.state_file import StateFile
 from rebalancer.backtest.data import load_demo_panel, load_panel
 from rebalancer.backtest.history import FrameHistory
@@ -109,12 +109,13 @@ def paper_state(settings: Settings) -> StateFile:
 
 
 def _paper_prices(
-    settings: Settings, assets: tuple[str, ...]
+    settings: Settings, assets: tuple[str, ...], feed: PriceFeed | None = None
 ) -> tuple[dict[str, Decimal], datetime, str]:
-    if settings.paper.prices == "live":
-        from rebalancer.adapters.ccxt.public import public_prices  # needs a network
-
-        return public_prices(settings.exchange, assets, settings.quote)
+    """The paper account's first prices: one read of the live ``feed`` (``prices =
+    "live"``), else the last close of the candles; their time and a description."""
+    if feed is not None:
+        quotes = feed.read(assets)
+        return quotes.prices, quotes.at, f"{settings.exchange} public tickers (live, no keys)"
     data_dir = settings.paper.data_dir
     if data_dir is not None:
         panel = load_panel(data_dir, list(assets), "1d", quote=settings.quote)
@@ -142,14 +143,28 @@ def _market_rules(settings: Settings, prices: dict[str, Decimal]) -> dict[str, M
     return settings.market_rules(defaults)
 
 
-def build_paper(settings: Settings, *, lock: bool = False) -> Runtime:
+def build_paper(
+    settings: Settings,
+    *,
+    lock: bool = False,
+    public_client: Callable[[str], Any] | None = None,
+) -> Runtime:
+    """The paper runtime. With ``[paper] prices = "live"`` the exchange reads the public
+    tickers before every snapshot and its limits watch them; ``public_client`` makes the
+    keyless CCXT client for an exchange id (None: the real one; tests mount a double)."""
     strategy = settings.strategy()
     state = paper_state(settings)
     balances = state.balances()
     if balances is None:
         balances = dict(settings.paper.initial_balances)
         state.save_balances(balances)
-    prices, at, source = _paper_prices(settings, strategy.assets)
+    feed: PriceFeed | None = None
+    if settings.paper.prices == "live":
+        from rebalancer.adapters.ccxt.public import PublicTickers  # needs a network
+
+        client = public_client(settings.exchange) if public_client is not None else None
+        feed = PublicTickers(settings.exchange, settings.quote, client)
+    prices, at, source = _paper_prices(settings, strategy.assets, feed)
     exchange = PaperExchange(
         settings.quote,
         balances,
@@ -161,6 +176,7 @@ def build_paper(settings: Settings, *, lock: bool = False) -> Runtime:
         orders=state.orders(),
         maker_fee=settings.fees.maker,
         quote_book=strategy.execution.limit_inside,  # limits: priced from the paper book
+        feed=feed,  # live: fresh prices at every snapshot, limits watch the market
     )
     exchange.set_prices(prices, at)
     note = f"paper account ({state.path}); prices: {source} as of {at:%Y-%m-%d %H:%M} UTC"

@@ -72,15 +72,16 @@ def test_unknown_market_is_named() -> None:
         public_prices("binance", ["NOPE"], "USDT", client=client)
 
 
-def test_paper_prices_live_goes_to_the_exchange(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_paper_prices_live_goes_to_the_exchange() -> None:
     settings = parse_config('[paper]\nprices = "live"\n[targets]\nBTC = 0.5\nUSDT = 0.5\n')
-    seen: list[tuple[str, tuple[str, ...], str]] = []
+    asked: list[str] = []
 
-    def fake(exchange: str, assets: tuple[str, ...], quote: str) -> Any:
-        seen.append((exchange, tuple(assets), quote))
-        raise RetryLater("no network (test)")
+    def offline_client(exchange_id: str) -> Any:
+        asked.append(exchange_id)
+        client = public_client(exchange_id)
+        client.session.mount("https://", NoNetwork())
+        return client
 
-    monkeypatch.setattr("rebalancer.adapters.ccxt.public.public_prices", fake)
-    with pytest.raises(RetryLater, match="no network"):
-        bootstrap.build(settings)
-    assert seen and seen[0][0] == "binance" and seen[0][2] == "USDT"
+    with pytest.raises(RetryLater, match="no network, or binance cannot be reached"):
+        bootstrap.build_paper(settings, public_client=offline_client)
+    assert asked == ["binance"]

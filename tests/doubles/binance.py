@@ -8,7 +8,8 @@ double does not handle raises :class:`UnhandledRequest`: nothing can reach the n
 Served on ``https://api.binance.com`` (or ``host=``, e.g. ``testnet.binance.vision``):
 ``GET /api/v3/exchangeInfo`` (the fixture markets' raw ``info`` objects, plus synthetic
 BNB/SOL/LINK markets), ``/api/v3/time``,
-``/api/v3/ticker/24hr`` (``symbols=[...]`` or ``symbol=``), ``/api/v3/depth`` (the best
+``/api/v3/ticker/24hr`` (``symbols=[...]`` or ``symbol=``; books moved between requests
+by :meth:`BinanceDouble.serve_books`), ``/api/v3/depth`` (the best
 prices, then ``depth`` levels behind them), signed ``/api/v3/account``,
 ``POST /api/v3/order`` (market orders by ``quantity`` or ``quoteOrderQty``, LIMIT IOC
 orders filled at the best price when it is within the limit, LIMIT_MAKER orders that rest
@@ -188,6 +189,8 @@ class BinanceDouble(BaseAdapter):
             s: (Decimal(b), Decimal(a)) for s, (b, a) in (books or {}).items()
         }
         self.ticker_age_ms: dict[str, int] = {}
+        # symbol id -> the books the next tickers requests move to, one each (serve_books)
+        self.book_script: dict[str, list[tuple[Decimal, Decimal]]] = {}
         # symbol id -> most base units a market order can fill (the rest expires)
         self.liquidity: dict[str, Decimal] = {}
         # symbol id -> (price step, quantity per level) of the book behind the best prices
@@ -229,6 +232,11 @@ class BinanceDouble(BaseAdapter):
 
     def set_book(self, symbol_id: str, bid: str, ask: str) -> None:
         self.books[symbol_id] = (Decimal(bid), Decimal(ask))
+
+    def serve_books(self, symbol_id: str, books: list[tuple[str, str]]) -> None:
+        """Move ``symbol_id``'s book (bid, ask) to each of ``books`` in turn, one per
+        ``/api/v3/ticker/24hr`` request (before it is answered); the last one then stays."""
+        self.book_script[symbol_id] = [(Decimal(b), Decimal(a)) for b, a in books]
 
     def inject(
         self, method: str, path: str, fault: Fault | tuple[int, int, str], *, after: int = 0
@@ -387,6 +395,9 @@ class BinanceDouble(BaseAdapter):
         }
 
     def _ticker_24hr(self, params: dict[str, str]) -> tuple[int, Any]:
+        for symbol, script in self.book_script.items():
+            if script:
+                self.books[symbol] = script.pop(0)
         if "symbols" in params:
             wanted = json.loads(params["symbols"])
         elif "symbol" in params:

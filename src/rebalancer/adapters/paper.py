@@ -1,12 +1,13 @@
 """The paper exchange: an in-process account behind the same port as the live adapter.
 
-Prices come from outside (a candle replay or, later, a live exchange's public tickers)
-through :meth:`PaperExchange.set_prices`; fills use the core's fill model
-(:mod:`rebalancer.core.fills`), so paper and backtest trade exactly alike. Deterministic
-given its inputs. Balances can be persisted through a callback after every fill; with
-``on_order`` the balances *and* the orders (client id -> fill) are handed over together, so
-a state file written atomically holds both and reconciliation after a crash finds the
-orders the account already traded.
+Prices come from outside: a candle replay through :meth:`PaperExchange.set_prices`, or a
+live :class:`PriceFeed` (a real exchange's public tickers, wired by ``bootstrap`` for
+``[paper] prices = "live"``) that every :meth:`PaperExchange.snapshot` reads first. Fills
+use the core's fill model (:mod:`rebalancer.core.fills`), so paper and backtest trade
+exactly alike. Deterministic given its inputs. Balances can be persisted through a callback
+after every fill; with ``on_order`` the balances *and* the orders (client id -> fill) are
+handed over together, so a state file written atomically holds both and reconciliation
+after a crash finds the orders the account already traded.
 
 **Limit orders** (:meth:`PaperExchange.create_limit_order`, for ``order_type =
 "limit_inside"``): the simulated book is ``bid = price * (1 - slippage)`` and
@@ -15,26 +16,68 @@ snapshots carry it as bids/asks so the service can price its limits. A post-only
 completely at its limit price, paying the maker fee, when the price range the market traded
 during the wait reaches it (buy: ``low <= limit``, sell: ``high >= limit``), and not at all
 otherwise (:func:`rebalancer.core.execution.fill_limit_order`). That range comes from
-:meth:`PaperExchange.set_ranges` -- the backtester passes the next bar's low and high --
-and is forgotten at every :meth:`set_prices`; without it nothing fills, so paper trading on
-the latest candle or on live tickers always falls back to market orders. No time passes:
-``timeout`` is not waited for.
+:meth:`PaperExchange.set_ranges` -- the backtester passes the next bar's low and high; no
+time passes -- and is forgotten at every :meth:`set_prices`. Without a range but with a
+live feed the order *watches the market* for its ``timeout`` (:class:`LimitWatch`): the
+feed is polled every ``poll``, and the range is the lowest best **ask** (a buy) or the
+highest best **bid** (a sell) seen, the last trade price where the source has no book.
+The opposite side of the book is used, not the last trade, because a resting buy at ``L``
+has certainly been hit once the best ask came down to ``L`` (a book is never locked: every
+bid at ``L`` or above, ours included, was taken), while a trade printed at ``L`` may only
+have filled the orders queued ahead of ours. Polling stops as soon as the range reaches
+the limit; a failed poll is skipped; when no poll succeeded nothing fills. Without a range
+or a feed (the latest candle) nothing fills, so the service falls back to market orders.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from rebalancer.core.drift import check_price
-from rebalancer.core.errors import DataError, UnknownSymbol
+from rebalancer.core.errors import DataError, RetryLater, UnknownSymbol
 from rebalancer.core.execution import fill_limit_order
 from rebalancer.core.fills import apply_fill, fill_market_order
-from rebalancer.core.model import ZERO, Fill, MarketRules, OrderRequest, Snapshot
+from rebalancer.core.model import ZERO, Fill, MarketRules, OrderRequest, Side, Snapshot
 
 MIN_NOTIONAL = Decimal(5)
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Quotes:
+    """One read of a live price source, in quote units per base unit: per asset the last
+    trade price and, where the source has them, the best bid and ask; ``at`` their time."""
+
+    prices: dict[str, Decimal]
+    at: datetime
+    bids: dict[str, Decimal] = field(default_factory=dict)
+    asks: dict[str, Decimal] = field(default_factory=dict)
+
+
+class PriceFeed(Protocol):
+    """Live prices for the paper exchange (a real exchange's public tickers)."""
+
+    def read(self, assets: Sequence[str]) -> Quotes:
+        """The current quotes of ``assets`` in one request; :class:`RetryLater` when the
+        source cannot be reached, :class:`DataError` when a ticker has no usable price."""
+        ...
+
+
+@dataclass(frozen=True)
+class LimitWatch:
+    """How a paper limit watches a live feed: one read every ``poll`` until the order's
+    timeout. ``sleep`` waits that many seconds; ``clock`` is a monotonic clock in seconds
+    (both injected so tests never really wait)."""
+
+    poll: timedelta = timedelta(seconds=5)
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
 
 
 def default_rules(asset: str, quote: str, price: Decimal, taker_fee: Decimal) -> MarketRules:
@@ -60,6 +103,8 @@ class PaperExchange:
     ``maker_fee``: the fee rate of filled limit orders (None: the market's taker fee).
     ``quote_book``: snapshots carry the simulated book as bids/asks (off by default, so the
     planner sees exactly what it always saw).
+    ``feed``: live prices, read before every snapshot and watched by limit orders as
+    ``watch`` says (None: prices only from :meth:`set_prices`, as the backtester uses it).
     """
 
     quote: str
@@ -78,6 +123,8 @@ class PaperExchange:
     quote_book: bool = False
     lows: dict[str, Decimal] = field(default_factory=dict)
     highs: dict[str, Decimal] = field(default_factory=dict)
+    feed: PriceFeed | None = None
+    watch: LimitWatch = field(default_factory=LimitWatch)
 
     def set_ranges(self, lows: Mapping[str, Decimal], highs: Mapping[str, Decimal]) -> None:
         """The price range (quote per base) each asset trades while a limit order rests,
@@ -100,6 +147,8 @@ class PaperExchange:
     def snapshot(self, assets: Sequence[str], quote: str) -> Snapshot:
         if quote != self.quote:
             raise UnknownSymbol(f"paper account is quoted in {self.quote}, not {quote}")
+        if self.feed is not None:
+            self._refresh(self.feed, assets)
         if self.prices_at is None:
             raise DataError("paper exchange has no prices yet: call set_prices first")
         missing = [a for a in assets if a not in self.prices]
@@ -120,6 +169,17 @@ class PaperExchange:
             asks={a: ask for a, (_, ask) in book.items()},
         )
 
+    def _refresh(self, feed: PriceFeed, assets: Sequence[str]) -> None:
+        """Read the live prices of ``assets`` and of every asset already priced (one
+        request). A ticker without a usable price is a :class:`RetryLater` here: the
+        daemon backs off and tries again rather than halting."""
+        wanted = [a for a in dict.fromkeys([*assets, *self.prices]) if a != self.quote]
+        try:
+            quotes = feed.read(wanted)
+        except DataError as exc:
+            raise RetryLater(str(exc)) from exc
+        self.set_prices(quotes.prices, quotes.at)
+
     def _book(self, asset: str) -> tuple[Decimal, Decimal]:
         """The simulated best bid and ask: the prices a market sell and buy fill at."""
         price = self.prices[asset]
@@ -134,23 +194,73 @@ class PaperExchange:
         return self._book_fill(order, fill)
 
     def create_limit_order(self, order: OrderRequest, price: Decimal, timeout: timedelta) -> Fill:
-        """A post-only limit at ``price``, filled by the range model of the module doc."""
+        """A post-only limit at ``price``, filled by the range model of the module doc.
+
+        With a live feed and no range set, a limit that passes the market's rules and the
+        balance and would rest (not cross the simulated book) watches the market for
+        ``timeout`` first."""
         rules = self.markets.get(order.asset)
         if rules is None:
             raise UnknownSymbol(f"no market {order.symbol} on the paper exchange")
+        low, high = self.lows.get(order.asset), self.highs.get(order.asset)
+        fill = self._fill_limit(order, rules, price, low, high)  # raises when refused
         bid, ask = self._book(order.asset)
-        fill = fill_limit_order(
+        rests = price <= ask if order.side is Side.BUY else price >= bid  # post-only
+        unranged = low is None and high is None
+        if self.feed is not None and fill.amount == 0 and unranged and rests:
+            low, high = self._watch(self.feed, order, price, timeout)
+            fill = self._fill_limit(order, rules, price, low, high)
+        return self._book_fill(order, fill)
+
+    def _fill_limit(
+        self,
+        order: OrderRequest,
+        rules: MarketRules,
+        price: Decimal,
+        low: Decimal | None,
+        high: Decimal | None,
+    ) -> Fill:
+        """The core's limit fill model for a range (``low``..``high``, quote per base)."""
+        bid, ask = self._book(order.asset)
+        return fill_limit_order(
             order,
             rules,
             price,
             bid=bid,
             ask=ask,
-            low=self.lows.get(order.asset),
-            high=self.highs.get(order.asset),
+            low=low,
+            high=high,
             maker_fee=rules.taker_fee if self.maker_fee is None else self.maker_fee,
             balances=self.balances,
         )
-        return self._book_fill(order, fill)
+
+    def _watch(
+        self, feed: PriceFeed, order: OrderRequest, price: Decimal, timeout: timedelta
+    ) -> tuple[Decimal | None, Decimal | None]:
+        """Poll ``feed`` every ``watch.poll`` for ``timeout``: the lowest and highest touch
+        (:meth:`_touch`) seen, quote per base (None, None when no poll succeeded). Stops
+        early once the touch reaches ``price``."""
+        buy = order.side is Side.BUY
+        seen: list[Decimal] = []
+        deadline = self.watch.clock() + timeout.total_seconds()
+        while (left := deadline - self.watch.clock()) > 0:
+            self.watch.sleep(min(self.watch.poll.total_seconds(), left))
+            touch = self._touch(feed, order.asset, buy)
+            if touch is not None:
+                seen.append(touch)
+                if (touch <= price) if buy else (touch >= price):
+                    break
+        return (min(seen), max(seen)) if seen else (None, None)
+
+    def _touch(self, feed: PriceFeed, asset: str, buy: bool) -> Decimal | None:
+        """One poll: the best ask for a resting buy, the best bid for a resting sell (the
+        last trade price when the source has no book); None when the read failed."""
+        try:
+            quotes = feed.read([asset])
+        except (RetryLater, DataError) as exc:
+            log.info("paper limit watch: a poll of %s failed, skipped (%s)", asset, exc)
+            return None
+        return (quotes.asks if buy else quotes.bids).get(asset) or quotes.prices.get(asset)
 
     def _book_fill(self, order: OrderRequest, fill: Fill) -> Fill:
         """Apply ``fill`` to the balances, remember the order, persist both."""
