@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import ccxt
 
@@ -59,7 +60,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 FINAL_STATUSES = frozenset({"closed", "canceled", "expired", "rejected"})
 CANCEL_ATTEMPTS = 3  # cancel + re-read rounds before a resting order's state is "unknown"
@@ -194,7 +194,8 @@ class RestingOrders:
                 log.info("%s: already %s; nothing to cancel", what, found.get("status"))
             return self._cancel_if_open(found, str(market["base"]), unified, cid, what)
 
-        return self._confirmed(cancel, cid, what)
+        with _confirming(cid, what):
+            return cancel()
 
     def _limit_price(
         self, market: Mapping[str, Any], side: Side, price: Decimal, what: str
@@ -228,54 +229,24 @@ class RestingOrders:
         the re-read after it decide). A read that fails past that point (an IP ban, HTTP
         418, while waiting; the fee's trades after the cancel) leaves the outcome unknown:
         OrderOutcomeUnknown, with the reason."""
-        return self._confirmed(
-            lambda: self._wait_and_cancel(raw, order, symbol, deadline, timeout, what),
-            order.client_order_id,
-            what,
-        )
-
-    @staticmethod
-    def _confirmed(call: Callable[[], T], cid: str, what: str) -> T:
-        """``call()``, where a read that fails (RetryLater, an IP ban included) leaves a
-        resting order's final state unknown: OrderOutcomeUnknown, with the reason."""
-        try:
-            return call()
-        except RetryLater as exc:  # ExchangeBanned included
-            raise OrderOutcomeUnknown(
-                f"{what}: {exc}; the limit order may still rest on the book or its fill "
-                "could not be read: look it up by client order id",
-                cid,
-            ) from exc
-
-    def _wait_and_cancel(
-        self,
-        raw: Mapping[str, Any],
-        order: OrderRequest,
-        symbol: str,
-        deadline: datetime,
-        timeout: timedelta,
-        what: str,
-    ) -> Fill:
         cid = order.client_order_id
-        current = raw
-        if self.poll_interval > 0:
-            most = max(1, math.ceil(timeout.total_seconds() / self.poll_interval))
-        else:
-            most = 1
-        polls = 0
-        while current.get("status") not in FINAL_STATUSES and polls < most:
-            left = (deadline - self.clock.now()).total_seconds()
-            if left <= 0:
-                break
-            self.sleep(min(self.poll_interval, left))
-            polls += 1
-            try:
-                current = self._reread(current, symbol, cid) or current
-            except ExchangeBanned:
-                raise
-            except RetryLater as exc:
-                log.warning("%s: poll %d failed (%s); still waiting", what, polls, exc)
-        return self._cancel_if_open(current, order.asset, symbol, cid, what)
+        wait = timeout.total_seconds()
+        most = max(1, math.ceil(wait / self.poll_interval)) if self.poll_interval > 0 else 1
+        with _confirming(cid, what):
+            current, polls = raw, 0
+            while current.get("status") not in FINAL_STATUSES and polls < most:
+                left = (deadline - self.clock.now()).total_seconds()
+                if left <= 0:
+                    break
+                self.sleep(min(self.poll_interval, left))
+                polls += 1
+                try:
+                    current = self._reread(current, symbol, cid) or current
+                except ExchangeBanned:
+                    raise
+                except RetryLater as exc:
+                    log.warning("%s: poll %d failed (%s); still waiting", what, polls, exc)
+            return self._cancel_if_open(current, order.asset, symbol, cid, what)
 
     def _cancel_if_open(
         self, current: Mapping[str, Any], asset: str, symbol: str, cid: str, what: str
@@ -368,3 +339,17 @@ class RestingOrders:
             fee_asset="",
             status="canceled",
         )
+
+
+@contextmanager
+def _confirming(cid: str, what: str) -> Iterator[None]:
+    """A read that fails inside (RetryLater, an IP ban included) leaves a resting order's
+    final state unknown: raised as OrderOutcomeUnknown for ``cid``, with the reason."""
+    try:
+        yield
+    except RetryLater as exc:  # ExchangeBanned included
+        raise OrderOutcomeUnknown(
+            f"{what}: {exc}; the limit order may still rest on the book or its fill "
+            "could not be read: look it up by client order id",
+            cid,
+        ) from exc
