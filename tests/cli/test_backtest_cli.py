@@ -110,6 +110,26 @@ def test_backtest_human_output(tmp_path: Path) -> None:
     assert not (tmp_path / "o" / "report.html").exists()
 
 
+def test_backtest_with_limits_says_so_and_pays_the_maker_fee(tmp_path: Path) -> None:
+    """[execution] limit_inside in a backtest: the header names the fill model, and with a
+    maker fee below the taker fee the same trades cost less than with market orders."""
+    base = "[targets]\nBTC = 0.4\nETH = 0.3\nSOL = 0.2\nUSDT = 0.1\n[fees]\ntaker = 0.001\n"
+    fees = {}
+    for name, extra in (
+        ("market", ""),
+        ("limit", 'maker = 0.0002\n[execution]\norder_type = "limit_inside"\n'),
+    ):
+        config = tmp_path / f"{name}.toml"
+        config.write_text(base + extra)
+        out = tmp_path / name
+        args = ["backtest", "-c", str(config), "--out", str(out), "--no-report"]
+        human = runner.invoke(app, args)
+        assert human.exit_code == 0, human.output
+        assert ("limits inside the spread (maker 0.0200%" in human.output) == (name == "limit")
+        fees[name] = json.loads((out / "summary.json").read_text())["strategy"]["fees"]
+    assert 0 < fees["limit"] < fees["market"] / 2
+
+
 def test_sweep_on_real_history(tmp_path: Path, g1_config: Path) -> None:
     out = tmp_path / "sweep"
     result = runner.invoke(

@@ -11,12 +11,17 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rebalancer.adapters.journal import open_journal
+from rebalancer.adapters.notify import MemoryNotifier
+from rebalancer.adapters.paper import PaperExchange
+from rebalancer.ports import TargetChange
+from rebalancer.service import run_cycle
 from rebalancer.web import view
 from rebalancer.web.server import (
     StandaloneControls,
@@ -118,6 +123,11 @@ def test_the_page_shows_the_journals_numbers_and_the_api_wants_the_token(
     assert page.locator("#equity-chart polyline.series").count() == 2
     assert page.locator("#drift-chart polyline.series").count() == 4
     assert not page.is_visible("#controls")  # read-only
+    # no [optimise] and no deposit or withdrawal in this run: both panels say so
+    assert not page.is_visible("#targets")
+    assert page.inner_text("#targets-empty") == "configured targets; no optimiser"
+    assert not page.is_visible("#flows")
+    assert page.inner_text("#flows-empty") == "none found"
 
     # without the token: the API refuses, from the page and from a fresh tab
     status = page.evaluate("fetch('/api/weights').then(r => r.status)")
@@ -168,3 +178,79 @@ def test_control_mode_lifts_a_halt_from_the_page(
         assert j.halt_status().active is None
     finally:
         j.close()
+
+
+def test_the_page_shows_the_journals_target_changes_and_flows(
+    browser: Any, paper_run: PaperRun, tmp_path: Path
+) -> None:
+    """A target change and a check that found a deposit and a withdrawal, written through
+    the journal after the paper run, are the rows of their panels."""
+    run = paper_run.copy(tmp_path / "run")
+    j = open_journal(run.journal_url, "paper:binance")
+    try:
+        rows = view.load_rows(j)
+        last = rows["cycles"][-1]
+        held = view.holdings_after(last, rows["fills"])  # what the next check should find
+        at = last["at"] + FOUR_H
+        configured = run.settings.strategy().targets
+        new = {"BTC": D("0.35"), "ETH": D("0.35"), "SOL": D("0.2"), "USDT": D("0.1")}
+        j.record_target_change(
+            TargetChange(at, "config", configured, configured, "configured", configured, "mv")
+        )
+        j.record_target_change(
+            TargetChange(at, "min_variance", configured, new, "lower variance", configured, "mv")
+        )
+        found = dict(held)
+        found["BTC"] += D("0.01")  # a deposit
+        found["USDT"] -= D("200")  # a withdrawal
+        exchange = PaperExchange("USDT", found, D("0.001"), D("0.0005"))
+        prices = {a: D(str(p)) for a, p in last["snapshot"]["prices"].items()}
+        exchange.set_prices(prices, at)
+        report = run_cycle(
+            exchange, j, MemoryNotifier(), run.settings.strategy(), at, expected=held
+        )
+        assert report.flows  # the check found both
+    finally:
+        j.close()
+
+    reader = open_reader(run.settings)
+    server = serve_in_thread(create_app(dashboard_for(run.settings, reader), TOKEN), "127.0.0.1", 0)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"http://127.0.0.1:{server.port}/?token={TOKEN}")
+        page.wait_for_selector("body[data-loaded]", timeout=15000)
+        assert page.get_attribute("body", "data-loaded") == "yes", page.inner_text("#error")
+        assert errors == []
+
+        when = f"{at:%Y-%m-%d %H:%M} UTC"
+        assert page.is_visible("#targets") and not page.is_visible("#targets-empty")
+        changes = [r.split("\t") for r in _rows(page, "#targets")]
+        assert changes == [  # newest first
+            [
+                when,
+                "min_variance",
+                "BTC 35.0 %, ETH 35.0 %, SOL 20.0 %, USDT 10.0 %",
+                "lower variance",
+            ],
+            [when, "config", "BTC 40.0 %, ETH 30.0 %, SOL 20.0 %, USDT 10.0 %", "configured"],
+        ]
+        assert page.get_attribute("#targets tbody tr:first-child td:nth-child(3)", "title") == (
+            "was: BTC 40.0 %, ETH 30.0 %, SOL 20.0 %, USDT 10.0 %"
+        )
+
+        assert page.is_visible("#flows") and not page.is_visible("#flows-empty")
+        flows = sorted(r.split("\t") for r in _rows(page, "#flows"))
+        btc = D("0.01") * prices["BTC"]
+        assert flows == [
+            [when, "BTC", "+0.01", f"+{money(btc)} USDT", "deposit"],
+            [when, "USDT", "-200", "-200.00 USDT", "withdrawal"],
+        ]
+    finally:
+        server.stop()
+        reader.close()
+
+
+def _rows(page: Any, table: str) -> list[str]:
+    return [r.inner_text() for r in page.query_selector_all(f"{table} tbody tr")]

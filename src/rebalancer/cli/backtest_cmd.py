@@ -206,9 +206,16 @@ def backtest_command(
     taker = settings.fees.taker if fee is None else _decimal(fee, "--fee")
     console = Console(quiet=as_json, stderr=True)
     weights = ", ".join(f"{a} {float(w):.0%}" for a, w in strategy.targets.items())
+    ex = strategy.execution
+    how = ""
+    if ex.limit_inside:
+        maker = taker if settings.fees.maker is None else settings.fees.maker
+        how += f" · limits inside the spread (maker {float(maker):.4%}, next bar's range)"
+    if ex.slice_above is not None:
+        how += f" · slices above {ex.slice_above}"
     console.print(
         f"[bold]Backtest[/bold] {weights}"
-        f" · rule {strategy.trigger.describe()} · fee {float(taker):.4%} · "
+        f" · rule {strategy.trigger.describe()} · fee {float(taker):.4%}{how} · "
         f"{len(panel.closes)} {timeframe} bars {panel.start:%Y-%m-%d} → {panel.end:%Y-%m-%d}",
         highlight=False,
     )

@@ -32,6 +32,8 @@ th:first-child,td:first-child{text-align:left}
 svg text{font-size:11px;fill:#444}
 button{padding:4px 12px;margin-left:.5em}
 .muted{color:#777;font-size:.85em}
+p.empty{margin:.2em 0}
+td.text,th.text{text-align:left}
 </style></head><body>
 <header><h1>rebalancer</h1><span id="mode"></span><span id="halt-badge" class="badge">…</span>
 <span id="ticks" class="muted" style="color:#dde"></span>
@@ -67,6 +69,17 @@ to 2.5× the band)</h2>
 </tbody></table></section>
 <section><h2>Halts</h2><table id="halts"><thead><tr><th>time</th><th>kind</th><th>reason</th>
 </tr></thead><tbody></tbody></table></section>
+<section id="targets-panel"><h2>Target changes <span class="muted">(optimised targets,
+<code>[optimise]</code>; newest first)</span></h2>
+<p class="muted empty" id="targets-empty">–</p>
+<table id="targets" style="display:none"><thead><tr><th>time</th>
+<th class="text">method</th><th class="text">new targets</th><th class="text">explanation</th>
+</tr></thead><tbody></tbody></table></section>
+<section id="flows-panel"><h2>Deposits and withdrawals <span class="muted">(found by the
+checks; newest first)</span></h2>
+<p class="muted empty" id="flows-empty">–</p>
+<table id="flows" style="display:none"><thead><tr><th>time</th><th>asset</th><th>amount</th>
+<th>value</th><th></th></tr></thead><tbody></tbody></table></section>
 <p class="muted">JSON API: <code>/api/*</code>, described by <code>/openapi.json</code>.</p>
 </main>
 <script>
@@ -108,6 +121,25 @@ function rows(id, items, cells) {
   document.querySelector("#" + id + " tbody").innerHTML = items.length
     ? items.map(it => "<tr>" + cells(it).map(c => "<td>" + c + "</td>").join("") + "</tr>").join("")
     : '<tr><td colspan="8" class="muted">none</td></tr>';
+}
+// A table shown only when it has rows; otherwise its "-empty" paragraph says why.
+function optionalRows(id, items, empty, cells) {
+  const table = document.getElementById(id), note = document.getElementById(id + "-empty");
+  table.style.display = items.length ? "" : "none";
+  note.style.display = items.length ? "none" : "";
+  note.textContent = empty;
+  table.querySelector("tbody").innerHTML = items.map(it => "<tr>" + cells(it).join("") +
+    "</tr>").join("");
+}
+function td(html, cls, title) {
+  return "<td" + (cls ? ` class="${cls}"` : "") + (title ? ` title="${esc(title)}"` : "") + ">" +
+    html + "</td>";
+}
+function signed(x, fmt) { return (Number(x) > 0 ? "+" : "") + fmt(x); }
+// {BTC: "0.4", ...} as "BTC 40.0 %, ..."
+function targetsText(t) {
+  return Object.entries(t || {}).map(([a, w]) => a + " " + (Number(w) * 100).toFixed(1) + " %")
+    .join(", ");
 }
 
 // A line chart as inline SVG: series = [{name, color, values}], times = ISO strings.
@@ -181,10 +213,10 @@ function showError(e) {
 }
 
 async function load() {
-  const [st, w, eq, dr, sm, fills, orders, halts] = await Promise.all([
+  const [st, w, eq, dr, sm, fills, orders, halts, targets, flows] = await Promise.all([
     api("/api/status"), api("/api/weights"), api("/api/equity"), api("/api/drift"),
     api("/api/summary"), api("/api/fills?limit=20"), api("/api/orders?limit=20"),
-    api("/api/halts")]);
+    api("/api/halts"), api("/api/targets"), api("/api/flows")]);
   document.getElementById("mode").textContent = st.mode + " · " + st.account;
   const badge = document.getElementById("halt-badge");
   badge.textContent = st.halted ? "HALTED: " + st.halt.reason : "trading allowed";
@@ -235,6 +267,20 @@ async function load() {
   rows("orders", orders, o => [when(o.created_at), esc(o.client_order_id), esc(o.side),
     esc(o.symbol), num(o.amount), esc(o.status), esc(o.source)]);
   rows("halts", halts, h => [when(h.at), esc(h.kind), esc(h.reason)]);
+  // every target change ([optimise]); none at all means the configured targets are in use
+  optionalRows("targets", targets, "configured targets; no optimiser", c => [td(when(c.at)),
+    td(esc(c.method), "text"), td(esc(targetsText(c.new)), "text",
+      "was: " + targetsText(c.old)), td(esc(c.explanation), "text")]);
+  const FLOWS_SHOWN = 50;
+  optionalRows("flows", flows.slice(0, FLOWS_SHOWN), "none found", f => [td(when(f.at)),
+    td(esc(f.asset)), td(signed(f.amount, num)), td(signed(f.value, money) + " " + esc(f.quote)),
+    td(Number(f.amount) > 0 ? '<span class="in">deposit</span>' :
+      '<span class="out">withdrawal</span>')]);
+  if (flows.length > FLOWS_SHOWN) {
+    const note = document.getElementById("flows-empty");
+    note.style.display = "";
+    note.textContent = `the newest ${FLOWS_SHOWN} of ${flows.length} (all: /api/flows)`;
+  }
   document.body.dataset.loaded = "yes";
 }
 
