@@ -292,3 +292,42 @@ def test_the_backtest_schedule_decides_on_the_live_dates(closes: pd.DataFrame) -
     assert [t.day for t, _ in live[1:]] == [1] * (len(live) - 1)
     for (_, w), (_, targets) in zip(backtest, live, strict=True):
         np.testing.assert_allclose(w, [float(targets[a]) for a in ASSETS], atol=2e-6)
+
+
+def test_start_now_optimises_on_the_first_check_then_follows_the_schedule(
+    tmp_path: Path, closes: pd.DataFrame
+) -> None:
+    """[optimise] start = "now": the configured targets are journaled, then at once the
+    optimiser's (before any order), and the cycle rebalances to them; the next change is at
+    the next scheduled time, not again at the next check."""
+    fake = FakeOptimiser()
+    retarget = Retarget(fake, MONTHLY, window=30, start_now=True)
+    journal = logging_journal(f"sqlite:///{tmp_path}/journal.sqlite")
+    d, _, _ = daemon(journal, closes, START, 20, retarget)  # Jan 20 .. Feb 8
+    d.run(handle_signals=False)
+    changes = journal.target_changes()
+    assert [(c.at, c.method) for c in changes] == [
+        (START, "config"),
+        (START, "fake"),
+        (datetime(2025, 2, 1, tzinfo=UTC), "fake"),
+    ]
+    assert changes[1].old == TARGETS and changes[1].new["BTC"] == D("0.45")
+    assert changes[0].explanation.endswith("fake from now")
+    assert journal.log[:3] == ["targets:config", "targets:fake", "intent"]
+    first = d.reports[0]
+    assert first.decision.fire and first.targets_note.startswith("targets changed by fake")
+    btc = next(a for a in first.drift_after.assets if a.asset == "BTC")  # type: ignore[union-attr]
+    assert abs(btc.weight - D("0.45")) < D("0.01")  # bought to the optimiser's weight
+
+
+def test_start_now_without_enough_history_keeps_the_configured_targets(
+    tmp_path: Path, closes: pd.DataFrame
+) -> None:
+    fake = FakeOptimiser()
+    retarget = Retarget(fake, MONTHLY, window=3000, start_now=True)
+    journal = logging_journal(f"sqlite:///{tmp_path}/journal.sqlite")
+    d, _, _ = daemon(journal, closes, START, 1, retarget)
+    d.run(handle_signals=False)
+    assert [c.method for c in journal.target_changes()] == ["config"]
+    assert fake.calls == []
+    assert "not enough price history" in d.reports[0].targets_note

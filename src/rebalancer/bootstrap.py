@@ -279,7 +279,9 @@ def retarget(settings: Settings) -> Retarget | None:
         max_turnover=None if opt.max_turnover is None else float(opt.max_turnover),
     )
     optimiser = WindowOptimiser(opt.method, constraints, settings.quote)
-    return Retarget(optimiser, settings.optimise_cadence(), opt.window)
+    return Retarget(
+        optimiser, settings.optimise_cadence(), opt.window, start_now=opt.start == "now"
+    )
 
 
 def _live_optimiser_history(settings: Settings, exchange: Exchange) -> PriceHistory | None:

@@ -208,7 +208,9 @@ class Optimise(ConfigModel):
     ``every`` (epoch-aligned period) or ``cron`` (UTC; neither = the 1st of each month at
     00:00); ``window`` daily returns (``window + 1`` daily closes); ``min_weight`` /
     ``max_weight`` per risky asset; ``cash_floor`` the quote's weight (None: its configured
-    target); ``max_turnover`` the largest sum of |weight changes| per change (None: no cap).
+    target); ``max_turnover`` the largest sum of |weight changes| per change (None: no cap);
+    ``start``: on a first start (or after the targets or method changed) optimise at the next
+    scheduled time (``"scheduled"``) or at once (``"now"``).
     """
 
     method: Literal["off", "inverse_vol", "risk_parity", "min_variance", "max_sharpe"] = "off"
@@ -219,6 +221,7 @@ class Optimise(ConfigModel):
     max_weight: Weight = ONE
     cash_floor: Weight | None = None
     max_turnover: Step | None = None
+    start: Literal["scheduled", "now"] = "scheduled"
 
     @model_validator(mode="before")
     @classmethod
