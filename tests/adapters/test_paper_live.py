@@ -292,3 +292,17 @@ def test_the_daemon_backs_off_on_a_failed_read_and_recovers_on_fresh_prices() ->
     assert failed and any(t.startswith("recovered") for t in texts)
     assert isinstance(runtime.exchange, PaperExchange)
     assert runtime.exchange.prices["BTC"] == D(65000)  # the third tick saw the new price
+
+
+def test_the_market_fallback_after_a_watch_fills_at_the_last_price_seen() -> None:
+    """The rest of an unfilled limit goes at market right after the watch: at the price the
+    watch last read (the double's last trade is its ask), not the snapshot's from before."""
+    double, client = double_and_client()
+    t = FakeTime()
+    ex = paper(client, t, USDT="10000")
+    ex.snapshot(["BTC"], "USDT")  # 60000
+    double.serve_books("BTCUSDT", [("60490", "60500")])  # the market moves up, away
+    limit = ex.create_limit_order(order(Side.BUY, "0.01"), D(59970), MINUTE)
+    assert limit.amount == 0
+    rest = ex.create_market_order(order(Side.BUY, "0.01", "rbtest02"))
+    assert rest.price == D(60500) * D("1.001")  # the last price seen, slippage against us

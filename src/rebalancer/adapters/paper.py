@@ -208,8 +208,10 @@ class PaperExchange:
         rests = price <= ask if order.side is Side.BUY else price >= bid  # post-only
         unranged = low is None and high is None
         if self.feed is not None and fill.amount == 0 and unranged and rests:
-            low, high = self._watch(self.feed, order, price, timeout)
+            low, high, last = self._watch(self.feed, order, price, timeout)
             fill = self._fill_limit(order, rules, price, low, high)
+            if last is not None:  # what a market fallback for the rest fills at
+                self.prices[order.asset] = last
         return self._book_fill(order, fill)
 
     def _fill_limit(
@@ -236,31 +238,36 @@ class PaperExchange:
 
     def _watch(
         self, feed: PriceFeed, order: OrderRequest, price: Decimal, timeout: timedelta
-    ) -> tuple[Decimal | None, Decimal | None]:
+    ) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
         """Poll ``feed`` every ``watch.poll`` for ``timeout``: the lowest and highest touch
-        (:meth:`_touch`) seen, quote per base (None, None when no poll succeeded). Stops
-        early once the touch reaches ``price``."""
+        (:meth:`_touch`) seen and the last trade price read, quote per base (None when no
+        poll succeeded). Stops early once the touch reaches ``price``."""
         buy = order.side is Side.BUY
         seen: list[Decimal] = []
+        last: Decimal | None = None
         deadline = self.watch.clock() + timeout.total_seconds()
         while (left := deadline - self.watch.clock()) > 0:
             self.watch.sleep(min(self.watch.poll.total_seconds(), left))
-            touch = self._touch(feed, order.asset, buy)
+            quotes = self._poll(feed, order.asset)
+            if quotes is None:
+                continue
+            last = quotes.prices.get(order.asset, last)
+            touch = (quotes.asks if buy else quotes.bids).get(order.asset) or last
             if touch is not None:
                 seen.append(touch)
                 if (touch <= price) if buy else (touch >= price):
                     break
-        return (min(seen), max(seen)) if seen else (None, None)
+        return (min(seen), max(seen), last) if seen else (None, None, last)
 
-    def _touch(self, feed: PriceFeed, asset: str, buy: bool) -> Decimal | None:
-        """One poll: the best ask for a resting buy, the best bid for a resting sell (the
-        last trade price when the source has no book); None when the read failed."""
+    def _poll(self, feed: PriceFeed, asset: str) -> Quotes | None:
+        """One read of ``asset`` (a resting buy is hit when the best ask reaches it, a sell
+        when the best bid does; the last trade price stands in where the source has no
+        book); None when the read failed."""
         try:
-            quotes = feed.read([asset])
+            return feed.read([asset])
         except (RetryLater, DataError) as exc:
             log.info("paper limit watch: a poll of %s failed, skipped (%s)", asset, exc)
             return None
-        return (quotes.asks if buy else quotes.bids).get(asset) or quotes.prices.get(asset)
 
     def _book_fill(self, order: OrderRequest, fill: Fill) -> Fill:
         """Apply ``fill`` to the balances, remember the order, persist both."""
