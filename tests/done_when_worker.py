@@ -16,7 +16,6 @@ Usage: python done_when_worker.py FOLDER TOTAL_CHECKS [--pause-from N]
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from doubles.waiters import JumpingWaiter
 from rebalancer.adapters.clock import ManualClock
 from rebalancer.adapters.paper import PaperExchange
 from rebalancer.backtest.data import load_panel
@@ -39,15 +39,6 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance_spot_2
 START = datetime(2025, 3, 1, tzinfo=UTC)
 EVERY = timedelta(hours=4)
 ASSETS = ["BTC", "ETH", "SOL"]
-
-
-@dataclass
-class JumpingWaiter:
-    clock: ManualClock
-
-    def wait_until(self, when: datetime, stop: threading.Event) -> None:
-        if not stop.is_set() and when > self.clock.now():
-            self.clock.set(when)
 
 
 @dataclass

@@ -26,6 +26,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from doubles.waiters import JumpingWaiter
 from rebalancer.adapters.clock import ManualClock
 from rebalancer.adapters.journal import SqlJournal, open_journal
 from rebalancer.adapters.notify import MemoryNotifier
@@ -73,19 +74,6 @@ def _no_leftover_log_handlers() -> Iterator[None]:
 
 
 # --- doubles ------------------------------------------------------------------------------
-
-
-@dataclass
-class JumpingWaiter:
-    """Waits by moving the manual clock to the wake-up time at once."""
-
-    clock: ManualClock
-    waits: list[datetime] = field(default_factory=list)
-
-    def wait_until(self, when: datetime, stop: threading.Event) -> None:
-        self.waits.append(when)
-        if not stop.is_set() and when > self.clock.now():
-            self.clock.set(when)
 
 
 @dataclass

@@ -3,12 +3,12 @@ detected and spread over the underweight assets (``cash_flows = "spread"``)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
+from doubles.waiters import JumpingWaiter
 from rebalancer.adapters.clock import ManualClock
 from rebalancer.adapters.notify import MemoryNotifier
 from rebalancer.adapters.paper import PaperExchange
@@ -21,15 +21,6 @@ from rebalancer.daemon import Daemon, DaemonPolicy, Schedule
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-
-
-@dataclass
-class Jump:
-    clock: ManualClock
-
-    def wait_until(self, when: datetime, stop: threading.Event) -> None:
-        if when > self.clock.now():
-            self.clock.set(when)
 
 
 @dataclass
@@ -81,7 +72,7 @@ def test_a_deposit_between_ticks_is_spread() -> None:
         strategy,
         clock,
         DaemonPolicy(Schedule(period=HOUR), max_ticks=3),
-        Jump(clock),
+        JumpingWaiter(clock),
         keep_reports=10,
     )
     daemon.run()

@@ -8,7 +8,6 @@ says why, and the backtest's schedule decides on the same dates as the live loop
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from doubles.waiters import JumpingWaiter
 from rebalancer.adapters.clock import ManualClock
 from rebalancer.adapters.journal import SqlJournal, open_journal
 from rebalancer.adapters.notify import MemoryNotifier
@@ -46,15 +46,6 @@ TARGETS = {"BTC": D("0.4"), "ETH": D("0.3"), "SOL": D("0.2"), "USDT": D("0.1")}
 @pytest.fixture(scope="module")
 def closes() -> pd.DataFrame:
     return load_demo_panel().closes[ASSETS]
-
-
-@dataclass
-class Jump:
-    clock: ManualClock
-
-    def wait_until(self, when: datetime, stop: threading.Event) -> None:
-        if when > self.clock.now():
-            self.clock.set(when)
 
 
 @dataclass
@@ -142,7 +133,7 @@ def daemon(
         strategy(targets),
         clock,
         DaemonPolicy(Schedule(period=DAY), max_ticks=days),
-        Jump(clock),
+        JumpingWaiter(clock),
         keep_reports=1000,
         history=FrameHistory(closes, DAY),
         retarget=retarget,

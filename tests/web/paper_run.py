@@ -8,7 +8,6 @@ config says (``state_dir``), so the CLI and the dashboard read it like a real ru
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from doubles.waiters import JumpingWaiter
 from rebalancer.adapters.clock import ManualClock
 from rebalancer.adapters.journal import open_journal
 from rebalancer.adapters.notify import MemoryNotifier
@@ -44,15 +44,6 @@ band_abs = 0.02
 [daemon]
 every = "4h"
 """
-
-
-@dataclass
-class JumpingWaiter:
-    clock: ManualClock
-
-    def wait_until(self, when: datetime, stop: threading.Event) -> None:
-        if not stop.is_set() and when > self.clock.now():
-            self.clock.set(when)
 
 
 @dataclass
