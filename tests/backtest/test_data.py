@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import re
 import tomllib
+from datetime import timedelta
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from rebalancer.backtest.data import (
     load_candles,
     load_demo_panel,
     load_panel,
+    load_ranges,
 )
 from rebalancer.backtest.data_report import Gap
 from rebalancer.backtest.timeframes import bars_per_year, parse_timeframe
@@ -686,3 +688,23 @@ def test_demo_data_is_under_budget_and_packaged() -> None:
             assert any(fnmatch(rel, pattern) for pattern in patterns), f"{rel} not in package-data"
     names = {entry.name for entry in embedded_dataset_dir().iterdir()}
     assert {f"{a}_USDT-1d.csv" for a in DEMO_ASSETS} | {"PROVENANCE.md"} <= names
+
+
+def test_limit_ranges_from_the_first_hours_of_each_bar() -> None:
+    """load_ranges(panel, "1h", wait): each daily bar's range is that of its first ``wait``
+    of hourly candles (what a limit placed at the previous close met while it rested),
+    checked against the hourly file read directly; inside the whole day's range."""
+    data = ROOT.parent / "shared" / "data" / "binance_spot_2017_2022"
+    panel = load_panel(data, ["BTC", "ETH"], "1d", start="2021-03-01", end="2021-03-20")
+    day_lo, day_hi = load_ranges(panel)
+    lo, hi = load_ranges(panel, "1h", timedelta(hours=3))
+    hourly = load_candles(data, "BTC", "1h")
+    for day in panel.closes.index:
+        first = hourly.loc[day : day + pd.Timedelta(hours=3) - pd.Timedelta(seconds=1)]
+        assert 1 <= len(first) <= 3  # the 1h files have real outages (2021-03-06: 2)
+        assert lo.loc[day, "BTC"] == first["low"].min()
+        assert hi.loc[day, "BTC"] == first["high"].max()
+    assert (lo >= day_lo).all().all() and (hi <= day_hi).all().all()
+    assert (hi - lo < day_hi - day_lo).any().any()  # narrower than the whole day somewhere
+    with pytest.raises(ConfigError, match="wait"):
+        load_ranges(panel, "1h", timedelta(minutes=30))

@@ -6,10 +6,11 @@ table: total return, CAGR, annualised volatility, max drawdown, rebalances, turn
 and realised gains (FIFO and HIFO lots). Same capital, fees and slippage for every rule.
 Then the plain threshold with other execution (:func:`execution_rules`): post-only limits a
 quarter into the simulated spread (maker fee = taker fee, Binance's base rate; a limit fills
-when the next bar's range reaches it, else the rest goes at market) and slices of at most
-2,000 USDT. The last rows recompute the targets monthly from the trailing 90 days (risk
-parity, minimum variance; weights 2-50 %, the quote's target as cash floor, turnover <= 0.5
-per change).
+when the next bar's range reaches it, else the rest goes at market; and again with a one-hour
+wait: the range of the next day's first hourly candle, read from the ``*-1h`` files beside
+the daily ones) and slices of at most 2,000 USDT. The last rows recompute the targets
+monthly from the trailing 90 days (risk parity, minimum variance; weights 2-50 %, the
+quote's target as cash floor, turnover <= 0.5 per change).
 """
 
 from __future__ import annotations
@@ -57,14 +58,21 @@ def rules() -> list[tuple[str, Trigger, PlanPolicy]]:
     ]
 
 
-def execution_rules() -> list[tuple[str, Trigger, PlanPolicy, ExecutionPolicy]]:
-    """The plain threshold rule sent as limits inside the spread, or in slices."""
+def execution_rules() -> list[tuple[str, Trigger, PlanPolicy, ExecutionPolicy, str | None]]:
+    """The plain threshold rule sent as limits inside the spread, or in slices; the last
+    item is the timeframe of the candles whose first hour is a limit's wait (None: the
+    whole next daily bar)."""
     base = PlanPolicy(min_trade=D(10), slippage=SLIPPAGE)
     limit = ExecutionPolicy(order_type="limit_inside", limit_offset=D("0.25"))
+    hour = ExecutionPolicy(
+        order_type="limit_inside", limit_offset=D("0.25"), limit_timeout=timedelta(hours=1)
+    )
     slices = ExecutionPolicy(slice_above=D(2000))
+    five = Threshold(D("0.05"))
     return [
-        ("threshold 5% + limit inside spread", Threshold(D("0.05")), base, limit),
-        ("threshold 5% + slices above 2,000", Threshold(D("0.05")), base, slices),
+        ("threshold 5% + limit inside spread", five, base, limit, None),
+        ("threshold 5% + limit, 1 h wait (hourly ranges)", five, base, hour, "1h"),
+        ("threshold 5% + slices above 2,000", five, base, slices, None),
     ]
 
 
@@ -120,9 +128,9 @@ def compare(
             benchmarks=False,
         )
         rows.append(row(name, result.run))
-    ranges = load_ranges(panel)
-    for name, trigger, policy, execution in execution_rules():
+    for name, trigger, policy, execution, fine in execution_rules():
         strategy = Strategy("USDT", targets, trigger, policy, execution)
+        ranges = load_ranges(panel, fine, execution.limit_timeout if fine else None)
         result = run_backtest(
             closes,
             strategy,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import reduce
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -169,18 +169,53 @@ def load_panel(
     return _assemble(series, timeframe, quote, files, hashes, (lo, hi), align)
 
 
-def load_ranges(panel: CandlePanel) -> tuple[pd.DataFrame, pd.DataFrame]:
+def load_ranges(
+    panel: CandlePanel, fine: str | None = None, wait: timedelta | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each bar's low and high of ``panel``'s assets, on its closes' index (frames like
     ``panel.closes``), read again from the same files. Only limit-order backtests
-    (``order_type = "limit_inside"``) need them, so :func:`load_panel` keeps to closes."""
+    (``order_type = "limit_inside"``) need them, so :func:`load_panel` keeps to closes.
+
+    With ``fine`` (a shorter timeframe, e.g. ``"1h"``, whose files sit beside the panel's)
+    and ``wait``, a bar's range is that of the fine candles opening in its first ``wait``
+    instead of the whole bar: what a limit placed at the previous bar's close could have
+    met while it rested ``wait`` (the replay hands bar ``i + 1``'s range to a limit placed
+    at bar ``i``). A bar without such candles has no range (its limits fill nothing).
+    """
     lows: dict[str, np.ndarray] = {}
     highs: dict[str, np.ndarray] = {}
     index = panel.closes.index
     for asset in panel.assets:
-        candles = read_candle_file(panel.files[asset], panel.timeframe).candles
-        lows[asset] = candles["low"].reindex(index).to_numpy(dtype="float64")
-        highs[asset] = candles["high"].reindex(index).to_numpy(dtype="float64")
+        if fine is None or wait is None:
+            candles = read_candle_file(panel.files[asset], panel.timeframe).candles
+            low, high = candles["low"], candles["high"]
+        else:
+            low, high = _first_part(panel, asset, fine, wait)
+        lows[asset] = low.reindex(index).to_numpy(dtype="float64")
+        highs[asset] = high.reindex(index).to_numpy(dtype="float64")
     return pd.DataFrame(lows, index=index), pd.DataFrame(highs, index=index)
+
+
+def _first_part(
+    panel: CandlePanel, asset: str, fine: str, wait: timedelta
+) -> tuple[pd.Series[float], pd.Series[float]]:
+    """Per bar of ``panel`` (by open time), the low and high of ``asset``'s ``fine`` candles
+    that open within its first ``wait``."""
+    step = parse_timeframe(fine)
+    if not timedelta(0) < step <= wait <= parse_timeframe(panel.timeframe):
+        raise ConfigError(
+            f"limit ranges from {fine} candles over a wait of {wait}: need {fine} <= wait <= "
+            f"the bar ({panel.timeframe}); e.g. fine = 1h, wait = 1h on daily bars"
+        )
+    path = find_candle_file(panel.files[asset].parent, asset, fine, panel.quote)
+    candles = read_candle_file(path, fine).candles
+    bar = pd.Timedelta(parse_timeframe(panel.timeframe))
+    opens = pd.DatetimeIndex(candles.index)
+    starts = opens.floor(bar)
+    inside = opens - starts < pd.Timedelta(wait)
+    part = candles[inside]
+    grouped = part.groupby(starts[inside])
+    return grouped["low"].min(), grouped["high"].max()
 
 
 def embedded_dataset_dir() -> Traversable:
