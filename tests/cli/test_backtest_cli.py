@@ -252,3 +252,27 @@ def test_walk_forward_on_real_history(tmp_path: Path, g1_config: Path) -> None:
     for name in ("walk_forward.csv", "hindsight.csv", "walk_forward.png"):
         assert (out / name).is_file()
     assert "Example:" in runner.invoke(app, ["walk-forward", "--help"]).output
+
+
+def test_backtest_limit_fills_from_finer_candles(tmp_path: Path) -> None:
+    """--limit-ranges 5m: a limit meets the next day's first limit_timeout of 5-minute
+    candles (at least one), which fills no more limits than the whole next day does."""
+    config = tmp_path / "limit.toml"
+    config.write_text(
+        "[targets]\nBTC = 0.4\nETH = 0.3\nSOL = 0.2\nUSDT = 0.1\n[fees]\ntaker = 0.001\n"
+        'maker = 0\n[execution]\norder_type = "limit_inside"\nlimit_timeout = "5m"\n'
+    )
+    data = ROOT.parent / "shared" / "data" / "binance_spot_2024_2026"
+    makers = {}
+    for ranges in (None, "5m"):
+        out = tmp_path / str(ranges)
+        args = ["backtest", "-c", str(config), "--data-dir", str(data), "--out", str(out)]
+        args += ["--no-report", *(["--limit-ranges", ranges] if ranges else [])]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert ("5m candles" in result.output) == (ranges == "5m")
+        trades = pd.read_csv(out / "trades.csv")
+        makers[ranges] = int((trades["fee"] == 0).sum())  # maker fee 0: the limits filled
+    assert 0 < makers["5m"] <= makers[None]
+    bad = runner.invoke(app, ["backtest", "-c", str(config), "--limit-ranges", "1h"])
+    assert bad.exit_code != 0 and "1h" in bad.output  # the embedded data has daily files only

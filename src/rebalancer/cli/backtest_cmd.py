@@ -173,6 +173,19 @@ def summary_table(result: BacktestResult) -> Table:
     return table
 
 
+def _ranges(
+    panel: CandlePanel, strategy: Strategy, fine: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The price ranges limit orders meet (None without limit orders): the next bar's, or
+    with ``fine`` the next bar's first ``limit_timeout`` of ``fine`` candles (at least one)."""
+    if not strategy.execution.limit_inside:
+        return None
+    if fine is None:
+        return load_ranges(panel)
+    wait = max(strategy.execution.limit_timeout, parse_timeframe(fine))
+    return load_ranges(panel, fine, wait)
+
+
 def backtest_command(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
@@ -188,6 +201,15 @@ def backtest_command(
     no_report: Annotated[
         bool, typer.Option("--no-report", help="Skip the HTML report and PNGs.")
     ] = False,
+    limit_ranges: Annotated[
+        str | None,
+        typer.Option(
+            "--limit-ranges",
+            help='With order_type "limit_inside": a shorter timeframe (e.g. 1h, 5m) whose '
+            "candles beside the data's decide the fills: a limit meets the next bar's first "
+            "limit_timeout (at least one such candle). Default: the whole next bar.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Backtest the config's targets and rule on history with the bot's own loop.
@@ -210,7 +232,8 @@ def backtest_command(
     how = ""
     if ex.limit_inside:
         maker = taker if settings.fees.maker is None else settings.fees.maker
-        how += f" · limits inside the spread (maker {float(maker):.4%}, next bar's range)"
+        meets = "next bar's range" if limit_ranges is None else f"{limit_ranges} candles"
+        how += f" · limits inside the spread (maker {float(maker):.4%}, {meets})"
     if ex.slice_above is not None:
         how += f" · slices above {ex.slice_above}"
     console.print(
@@ -234,7 +257,7 @@ def backtest_command(
             bar=_bar(panel),
             progress=step,
             maker_fee=settings.fees.maker,  # filled limits ([execution] limit_inside) only
-            ranges=load_ranges(panel) if strategy.execution.limit_inside else None,
+            ranges=_ranges(panel, strategy, limit_ranges),
         )
     summary = _clean(result.summary())
     summary["data"] = {
