@@ -34,7 +34,7 @@ from rebalancer.core.risk import RiskLimits
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.vol_bands import history_bars
 from rebalancer.ports import Clock, Exchange, Journal, Notifier, PriceHistory
-from rebalancer.service import Retarget
+from rebalancer.service import CycleReport, Retarget, run_cycle
 
 if TYPE_CHECKING:
     from rebalancer.adapters.ccxt.permissions import KeyPermissions
@@ -63,6 +63,24 @@ class Runtime:
     retarget: Retarget | None = None  # optimised targets on a schedule ([optimise])
     # how run_cycle waits [execution] slice_interval between the slices of an order
     pause: Callable[[timedelta], None] = field(default=sleep_between_slices)
+
+    def cycle(self, *, execute: bool = True, force: bool = False) -> CycleReport:
+        """One :func:`rebalancer.service.run_cycle` now with everything this runtime wired
+        (risk limits, price history, optimised targets, the wait between slices); plans
+        only with ``execute=False``."""
+        return run_cycle(
+            self.exchange,
+            self.journal,
+            self.notifier,
+            self.strategy,
+            self.clock.now(),
+            execute=execute,
+            force=force,
+            risk=self.risk if execute else None,
+            history=self.history,
+            retarget=self.retarget,
+            pause=self.pause,
+        )
 
     def close(self) -> None:
         """Release the journal (and the account's lock when trading)."""
@@ -115,7 +133,7 @@ def _paper_prices(
     "live"``), else the last close of the candles; their time and a description."""
     if feed is not None:
         quotes = feed.read(assets)
-        return quotes.prices, quotes.at, f"{settings.exchange} public tickers (live, no keys)"
+        return quotes.prices, quotes.at, feed.source
     data_dir = settings.paper.data_dir
     if data_dir is not None:
         panel = load_panel(data_dir, list(assets), "1d", quote=settings.quote)

@@ -61,7 +61,10 @@ class Quotes:
 
 
 class PriceFeed(Protocol):
-    """Live prices for the paper exchange (a real exchange's public tickers)."""
+    """Live prices for the paper exchange (a real exchange's public tickers); ``source``
+    says where they come from, for the user."""
+
+    source: str
 
     def read(self, assets: Sequence[str]) -> Quotes:
         """The current quotes of ``assets`` in one request; :class:`RetryLater` when the

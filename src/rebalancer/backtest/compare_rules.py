@@ -23,6 +23,7 @@ from pathlib import Path
 
 from rebalancer.backtest.data import load_panel, load_ranges
 from rebalancer.backtest.engine import FirstBar, Run, run_backtest
+from rebalancer.backtest.metrics import Metrics
 from rebalancer.backtest.optimize import Constraints, OptimisedRun, backtest_optimised
 from rebalancer.core.cron import Cron
 from rebalancer.core.execution import ExecutionPolicy
@@ -77,9 +78,13 @@ def execution_rules() -> list[tuple[str, Trigger, PlanPolicy, ExecutionPolicy, s
 
 
 def row(name: str, run: Run) -> list[str]:
-    m = run.metrics
     fifo = sum((g.net for g in run.realised_gains("fifo").values()), ZERO)
     hifo = sum((g.net for g in run.realised_gains("hifo").values()), ZERO)
+    return metrics_row(name, run.metrics, fifo, hifo)
+
+
+def metrics_row(name: str, m: Metrics, fifo: Decimal, hifo: Decimal) -> list[str]:
+    """One table row: the metrics and the realised gains (USDT) of FIFO and HIFO lots."""
     return [
         name,
         f"{m.total_return:+.1%}",
@@ -161,21 +166,10 @@ def compare(
 
 
 def optimised_row(name: str, opt: OptimisedRun) -> list[str]:
-    m = opt.metrics
     _, fifo = realise(opt.fills, "fifo")
     _, hifo = realise(opt.fills, "hifo")
-    return [
-        name,
-        f"{m.total_return:+.1%}",
-        f"{m.cagr:+.1%}",
-        f"{m.volatility:.1%}",
-        f"{m.max_drawdown:.1%}",
-        str(m.n_rebalances),
-        f"{m.turnover:.2f}",
-        f"{m.fees:,.0f}",
-        f"{sum((d.gain for d in fifo), ZERO):,.0f}",
-        f"{sum((d.gain for d in hifo), ZERO):,.0f}",
-    ]
+    gain = (sum((d.gain for d in lots), ZERO) for lots in (fifo, hifo))
+    return metrics_row(name, opt.metrics, *gain)
 
 
 def markdown(rows: list[list[str]]) -> str:

@@ -631,9 +631,13 @@ def _run(
     ranges: Ranges | None = None,
 ) -> Run:
     times = _CloseTimes(closes.index, bar)
-    kw: dict[str, Any] = {"taker_fee": taker_fee, "slippage": slippage, "rules": rules}
-    if ranges is not None or maker_fee is not None:
-        kw.update(maker_fee=maker_fee, ranges=ranges)
+    kw: dict[str, Any] = {
+        "taker_fee": taker_fee,
+        "slippage": slippage,
+        "rules": rules,
+        "maker_fee": maker_fee,
+        "ranges": ranges,
+    }
     if fast:
         cycles, final = _skip_loop(closes, strategy, initial, times, **kw)
     else:
@@ -772,10 +776,8 @@ def run_backtest(
         "rules": rules,
         "fast": fast,
     }
-    if maker_fee is not None:
-        kw["maker_fee"] = maker_fee
-    if ranges is not None:
-        kw["ranges"] = Ranges.from_frames(*ranges, frame)
+    kw["maker_fee"] = maker_fee
+    kw["ranges"] = None if ranges is None else Ranges.from_frames(*ranges, frame)
     note = progress or (lambda _msg: None)
     note("strategy")
     main = _run("strategy", frame, strategy, start, bar, **kw)

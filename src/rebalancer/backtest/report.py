@@ -326,17 +326,22 @@ def write_report(
 ) -> ReportFiles:
     """Write ``report.html`` and ``equity.png``, ``drawdown.png``, ``weights.png``."""
     prov = prov or Provenance()
-    out_dir.mkdir(parents=True, exist_ok=True)
     images = {
         "equity": _png(equity_figure(result)),
         "drawdown": _png(drawdown_figure(result)),
         "weights": _png(weights_figure(result)),
     }
+    return write_files(out_dir, images, render_html(result, images, prov))
+
+
+def write_files(out_dir: Path, images: dict[str, bytes], html: str) -> ReportFiles:
+    """``<name>.png`` for each image and ``report.html`` into ``out_dir`` (created)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     pngs: dict[str, Path] = {}
     for name, data in images.items():
         path = out_dir / f"{name}.png"
         path.write_bytes(data)
         pngs[name] = path
     page = out_dir / "report.html"
-    page.write_text(render_html(result, images, prov), encoding="utf-8")
+    page.write_text(html, encoding="utf-8")
     return ReportFiles(page, pngs)

@@ -28,7 +28,7 @@ from rebalancer.cli.web_cmd import serve_command
 from rebalancer.config import show_config
 from rebalancer.core.errors import ConfigError, RebalancerError
 from rebalancer.daemon.heartbeat import HeartbeatFile, heartbeat_path
-from rebalancer.service import apply_targets, evaluate, run_cycle
+from rebalancer.service import apply_targets, evaluate
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -132,17 +132,7 @@ def plan(
     Example: `rebalancer plan --force`
     """
     rt = build(settings_from(config))
-    report = run_cycle(
-        rt.exchange,
-        rt.journal,
-        rt.notifier,
-        rt.strategy,
-        rt.clock.now(),
-        execute=False,
-        force=force,
-        history=rt.history,
-        retarget=rt.retarget,
-    )
+    report = rt.cycle(execute=False, force=force)
     if as_json:
         emit(
             {
@@ -202,18 +192,7 @@ def rebalance(
         allow_withdrawals=allow_withdrawals,
     )
     try:
-        report = run_cycle(
-            rt.exchange,
-            rt.journal,
-            rt.notifier,
-            rt.strategy,
-            rt.clock.now(),
-            force=force,
-            risk=rt.risk,
-            history=rt.history,
-            retarget=rt.retarget,
-            pause=rt.pause,
-        )
+        report = rt.cycle(force=force)
     finally:
         rt.close()
     if as_json:

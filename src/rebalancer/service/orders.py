@@ -17,7 +17,7 @@ from rebalancer.core.errors import (
 )
 from rebalancer.core.execution import MARKET, ExecutionPolicy, book, limit_price, remainder
 from rebalancer.core.execution import slice_order as slice_by_notional
-from rebalancer.core.model import OrderRequest, Side, Snapshot
+from rebalancer.core.model import Fill, OrderRequest, Side, Snapshot
 from rebalancer.core.order_ids import MAX_PARTS, client_order_id, part_order_id
 from rebalancer.core.rules import truncate, violation
 from rebalancer.ports import (
@@ -97,23 +97,42 @@ def send_market(
     exchange: Exchange, journal: Journal, order: OrderRequest, report: CycleReport
 ) -> bool:
     """Journal, send and record one market order; False when its outcome is unknown."""
+    go_on, _ = submit(exchange, journal, order, report, exchange.create_market_order)
+    return go_on
+
+
+def submit(
+    exchange: Exchange,
+    journal: Journal,
+    order: OrderRequest,
+    report: CycleReport,
+    send: Callable[[OrderRequest], Fill],
+) -> tuple[bool, Fill | None]:
+    """Journal the intent of ``order``, ``send`` it and journal the outcome (``filled``;
+    ``canceled`` for a limit that filled nothing; ``rejected`` when the exchange refused
+    it). Returns whether the cycle may go on (False: the outcome is unknown) and the fill
+    (None unless the exchange answered with one)."""
     journal.record_intent(order, report.at)
     report.sent[order.client_order_id] = order
     try:
-        fill = exchange.create_market_order(order)
+        fill = send(order)
     except SkipLeg as exc:
         report.failed.append(FailedOrder(order, str(exc), type(exc).__name__))
         outcome = OrderOutcome("rejected", "exchange reply", error=str(exc))
+        journal.record_outcome(order.client_order_id, outcome, report.at)
+        return True, None
     except OrderOutcomeUnknown as exc:
         record_unknown(journal, order, report, exc)
-        return False
-    else:
-        report.fills.append(fill)
-        outcome = OrderOutcome("filled", "exchange reply", fill)
+        return False, None
     finally:
         collect_suggestions(exchange, report)
+    if fill.amount > 0:
+        report.fills.append(fill)
+        outcome = OrderOutcome("filled", "exchange reply", fill)
+    else:
+        outcome = OrderOutcome("canceled", "exchange reply: limit unfilled, cancelled")
     journal.record_outcome(order.client_order_id, outcome, report.at)
-    return True
+    return True, fill
 
 
 def record_unknown(
@@ -146,26 +165,15 @@ def place(
     if quotes is None:
         return send_market(exchange, journal, order, report)
     price = limit_price(order.side, *quotes, execution.limit_offset)
-    journal.record_intent(order, report.at)
-    report.sent[order.client_order_id] = order
-    try:
-        fill = exchange.create_limit_order(order, price, execution.limit_timeout)
-    except SkipLeg as exc:
-        report.failed.append(FailedOrder(order, str(exc), type(exc).__name__))
-        outcome = OrderOutcome("rejected", "exchange reply", error=str(exc))
-        journal.record_outcome(order.client_order_id, outcome, report.at)
-        return True
-    except OrderOutcomeUnknown as exc:
-        record_unknown(journal, order, report, exc)
-        return False
-    finally:
-        collect_suggestions(exchange, report)
-    if fill.amount > 0:
-        report.fills.append(fill)
-        outcome = OrderOutcome("filled", "exchange reply", fill)
-    else:
-        outcome = OrderOutcome("canceled", "exchange reply: limit unfilled, cancelled")
-    journal.record_outcome(order.client_order_id, outcome, report.at)
+    go_on, fill = submit(
+        exchange,
+        journal,
+        order,
+        report,
+        lambda o: exchange.create_limit_order(o, price, execution.limit_timeout),
+    )
+    if fill is None:
+        return go_on
     limit = LimitOrder(
         order.client_order_id, order.symbol, order.side, order.amount, price, fill.amount
     )

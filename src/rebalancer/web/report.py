@@ -24,7 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from rebalancer import __version__
-from rebalancer.backtest.report import _CSS, _png, _table
+from rebalancer.backtest.report import _CSS, ReportFiles, _png, _table, write_files
 from rebalancer.core.flows import Performance
 from rebalancer.core.strategy import Strategy
 from rebalancer.web import view
@@ -42,12 +42,6 @@ class Report:
     drift: view.DriftHistory
     weights: view.Weights
     performance: Performance  # cash flows separated from performance (time-weighted return)
-
-
-@dataclass(frozen=True)
-class ReportFiles:
-    html: Path
-    pngs: dict[str, Path]
 
 
 def build_report(
@@ -298,13 +292,5 @@ or out.</p>
 
 def write_report(r: Report, out_dir: Path) -> ReportFiles:
     """Write ``report.html``, ``equity.png`` and ``drift.png`` into ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     images = {"equity": _png(equity_figure(r)), "drift": _png(drift_figure(r))}
-    pngs: dict[str, Path] = {}
-    for name, data in images.items():
-        path = out_dir / f"{name}.png"
-        path.write_bytes(data)
-        pngs[name] = path
-    page = out_dir / "report.html"
-    page.write_text(render_html(r, images), encoding="utf-8")
-    return ReportFiles(page, pngs)
+    return write_files(out_dir, images, render_html(r, images))

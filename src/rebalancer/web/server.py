@@ -22,7 +22,6 @@ from rebalancer.bootstrap import account_name, build, journal
 from rebalancer.config import Settings
 from rebalancer.core.errors import RebalancerError
 from rebalancer.daemon import HeartbeatFile, heartbeat_path
-from rebalancer.service import run_cycle
 from rebalancer.web.app import TOKEN_ENV, Controls, Dashboard, create_app, new_token
 from rebalancer.web.view import JournalReader
 
@@ -68,16 +67,7 @@ class StandaloneControls:
         with self._one_at_a_time:
             rt = build(self.settings, confirm_live=self.confirm_live, lock=True)
             try:
-                report = run_cycle(
-                    rt.exchange,
-                    rt.journal,
-                    rt.notifier,
-                    rt.strategy,
-                    rt.clock.now(),
-                    force=True,
-                    risk=rt.risk,
-                    pause=rt.pause,
-                )
+                report = rt.cycle(force=True)
             finally:
                 rt.close()
         done = f"{len(report.fills)} orders filled"
