@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,3 +29,31 @@ def shared_data() -> Path:
     path = SHARED / "data"
     assert path.is_dir(), f"../shared/data not found at {path}: clone with ../shared beside it"
     return path
+
+
+class _Hook(BaseHTTPRequestHandler):
+    """Answers 200 to every POST and keeps its JSON body."""
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.received.append(json.loads(body))  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def hook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """An HTTP server on loopback; yields (apprise json:// URL, received JSON bodies)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    server.received = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"json://127.0.0.1:{server.server_port}/rebalancer"
+        yield url, server.received  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
