@@ -523,10 +523,11 @@ def walk_forward_command(
 ) -> None:
     """Choose the band in-sample, trade it out-of-sample, and compare with hindsight.
 
-    Rolling (or --anchored) windows; the band with the best --objective on the in-sample
-    bars (compiled kernel) is traded by the bot's own loop on the next out-of-sample bars,
-    one continuous account. Prints the choice per window and the stitched result against
-    the best fixed band in hindsight; writes `walk_forward.csv`, `hindsight.csv` and
+    Rolling (or --anchored) windows; the band of the --kind rule with the best --objective
+    on the in-sample bars (compiled kernel for abs, the bot's own loop for vol and cost) is
+    traded by the bot's own loop on the next out-of-sample bars, one continuous account.
+    Prints the choice per window and the stitched result against the best fixed band in
+    hindsight; writes `walk_forward.csv`, `hindsight.csv` and
     `walk_forward.png` into --out.
 
     Example: `rebalancer walk-forward --data-dir ../shared/data/binance_spot_2017_2022
