@@ -4,8 +4,9 @@ Everything here is built from the model's public values only. ``execute`` runs a
 way the service does: sells first through the fill model, then the buys re-planned with
 ``phase="buys"`` on the post-sell balances, then those buys filled.
 
-Profiles: ``core`` (default, quick) and ``core-thorough`` (more examples); pick with the
-environment variable ``CORE_HYPOTHESIS_PROFILE``.
+Profiles: ``core`` (default, quick, derandomised like every property test: see
+``tests/conftest.py``) and ``core-thorough`` (random, 1000 examples); ``core-thorough`` is
+picked by ``HYPOTHESIS_PROFILE=thorough`` or ``CORE_HYPOTHESIS_PROFILE=core-thorough``.
 """
 
 from __future__ import annotations
@@ -34,8 +35,13 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-settings.register_profile("core-thorough", parent=settings.get_profile("core"), max_examples=1000)
-CORE = settings.get_profile(os.environ.get("CORE_HYPOTHESIS_PROFILE", "core"))
+settings.register_profile(
+    "core-thorough", parent=settings.get_profile("core"), max_examples=1000, derandomize=False
+)
+_THOROUGH = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"
+CORE = settings.get_profile(
+    os.environ.get("CORE_HYPOTHESIS_PROFILE", "core-thorough" if _THOROUGH else "core")
+)
 
 
 def D(x: str | int) -> Decimal:
