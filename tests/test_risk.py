@@ -9,16 +9,14 @@ import pytest
 
 from rebalancer.adapters.notify import MemoryNotifier
 from rebalancer.adapters.paper import PaperExchange
-from rebalancer.adapters.state_file import FileJournal, MemoryJournal, StateFile
+from rebalancer.adapters.state_file import MemoryJournal
 from rebalancer.bootstrap import risk_limits
 from rebalancer.config import parse_config
 from rebalancer.core.errors import ConfigError
-from rebalancer.core.model import OrderRequest, Side
 from rebalancer.core.planner import PlanPolicy
 from rebalancer.core.risk import RiskLimits, drawdown_breach, plan_breach
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import Threshold
-from rebalancer.ports import OrderOutcome
 from rebalancer.service import run_cycle
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -91,17 +89,3 @@ def test_memory_journal_halt_blocks_orders_until_resume() -> None:
     assert done.fills and not done.stopped
 
 
-def test_file_journal_keeps_intents_and_halts_across_instances(tmp_path: object) -> None:
-    path = StateFile(tmp_path / "state.json")  # type: ignore[operator]
-    order = OrderRequest("BTC", "BTC/USDT", Side.BUY, D(1), D(1), D(1), D(0), "rb1")
-    FileJournal(path).record_intent(order, NOW)
-    assert FileJournal(path).unresolved_intents() == [order]
-    FileJournal(path).record_outcome("rb1", OrderOutcome("unknown", "exchange reply"), NOW)
-    assert FileJournal(path).unresolved_intents() == [order]
-    FileJournal(path).record_outcome("rb1", OrderOutcome("not_found", "not found"), NOW)
-    assert FileJournal(path).unresolved_intents() == []
-    FileJournal(path).record_halt("drop", NOW)
-    assert FileJournal(path).halt_status().active is not None
-    FileJournal(path).record_resume(NOW)
-    status = FileJournal(path).halt_status()
-    assert status.active is None and status.last_resume == NOW

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rebalancer.adapters.clock import SystemClock
-from rebalancer.adapters.journal import SqlJournal, open_journal
+from rebalancer.adapters.journal import AlreadyRunning, SqlJournal, open_journal
 from rebalancer.adapters.notify import LogNotifier
 from rebalancer.adapters.paper import PaperExchange, PriceFeed, default_rules
 from rebalancer.adapters.state_file import StateFile
@@ -67,7 +67,11 @@ class Runtime:
     def cycle(self, *, execute: bool = True, force: bool = False) -> CycleReport:
         """One :func:`rebalancer.service.run_cycle` now with everything this runtime wired
         (risk limits, price history, optimised targets, the wait between slices); plans
-        only with ``execute=False``."""
+        only with ``execute=False``. A trading cycle first confirms the account's lock is
+        still held (:class:`~rebalancer.adapters.journal.LockLost` when it is not)."""
+        confirm = getattr(self.journal, "confirm_lock", None)
+        if execute and confirm is not None:
+            confirm()
         return run_cycle(
             self.exchange,
             self.journal,
@@ -169,13 +173,34 @@ def build_paper(
 ) -> Runtime:
     """The paper runtime. With ``[paper] prices = "live"`` the exchange reads the public
     tickers before every snapshot and its limits watch them; ``public_client`` makes the
-    keyless CCXT client for an exchange id (None: the real one; tests mount a double)."""
+    keyless CCXT client for an exchange id (None: the real one; tests mount a double).
+
+    ``lock``: the account's lock is taken **before** the paper state is read, and only a
+    locked runtime writes the state file (its balances and orders); an unlocked one (status,
+    plan) reads it and never writes, so two overlapping runs never lose each other's fills.
+    """
+    jr = journal(settings, lock=lock)
+    try:
+        return _paper_runtime(settings, jr, public_client)
+    except BaseException:
+        jr.close()
+        raise
+
+
+def _paper_runtime(
+    settings: Settings, jr: SqlJournal, public_client: Callable[[str], Any] | None
+) -> Runtime:
+    """The paper runtime around an open journal ``jr`` (locked when it may write)."""
+    writes = jr.holds_lock
     strategy = settings.strategy()
     state = paper_state(settings)
+    if writes:
+        state.clean_orphans()  # temp files of writers killed mid-write (all held this lock)
     balances = state.balances()
     if balances is None:
         balances = dict(settings.paper.initial_balances)
-        state.save_balances(balances)
+        if writes:
+            state.save_balances(balances)
     feed: PriceFeed | None = None
     if settings.paper.prices == "live":
         from rebalancer.adapters.ccxt.public import PublicTickers  # needs a network
@@ -189,8 +214,8 @@ def build_paper(
         settings.fees.taker,
         settings.rebalance.slippage,
         _market_rules(settings, prices),
-        on_change=state.save_balances,
-        on_order=state.save_account,
+        on_change=state.save_balances if writes else None,
+        on_order=state.save_account if writes else None,
         orders=state.orders(),
         maker_fee=settings.fees.maker,
         quote_book=strategy.execution.limit_inside,  # limits: priced from the paper book
@@ -202,7 +227,7 @@ def build_paper(
         "paper",
         strategy,
         exchange,
-        journal(settings, lock=lock),
+        jr,
         LogNotifier(),
         SystemClock(),
         note,
@@ -337,11 +362,29 @@ def record_live_confirmation(settings: Settings, at: datetime) -> None:
     )
 
 
+class PaperAccountInUse(StopAndTell):
+    """``paper reset`` while another process trades the paper account."""
+
+
 def reset_paper(settings: Settings) -> Path:
-    """Forget the paper account; the next run starts from ``paper.initial_balances``."""
-    state = paper_state(settings)
-    if state.path.exists():
-        state.path.unlink()
+    """Forget the paper account; the next run starts from ``paper.initial_balances``.
+
+    Under the account's lock, like every writer of the paper state: refused with
+    :class:`PaperAccountInUse` while another process (a daemon, a rebalance) holds it."""
+    try:
+        jr = journal(settings, lock=True)
+    except AlreadyRunning as exc:
+        raise PaperAccountInUse(
+            f"the paper account {account_name(settings)} is in use by another rebalancer "
+            f"process ({exc}). Stop it (e.g. the `rebalancer run` daemon) first, then run "
+            "`rebalancer paper reset` again"
+        ) from None
+    try:
+        state = paper_state(settings)
+        state.remove()
+        state.clean_orphans()
+    finally:
+        jr.close()
     return state.path
 
 

@@ -1,19 +1,25 @@
-"""A small JSON state file: the paper account's balances and the trigger's memory.
+"""A small JSON state file (the paper account's balances and orders, the live
+confirmations), and the in-memory journal of replays and tests.
 
-Written atomically (temp file + rename) so a crash never leaves half a file. The SQL
-journal of the safety work replaces it for cycles and orders.
+Written atomically (temp file + rename) so a crash never leaves half a file; the paper
+account's part is checked against a schema on every read. The paper state is written only
+by the holder of the account's lock (``bootstrap.build_paper``, ``reset_paper``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from rebalancer.core.errors import DataError
 from rebalancer.core.model import Fill, OrderRequest, Side
@@ -27,11 +33,23 @@ from rebalancer.ports import (
     flow_records,
 )
 
-KEEP_CYCLES = 500
+T = TypeVar("T")
+
+
+TEMP_SUFFIX = ".tmp-"
+LEGACY_TEMP = ".state-"  # the temp prefix of earlier versions, shared by every state file
+LEGACY_TEMP_AGE = 60.0  # seconds: a write lasts milliseconds; older temp files are orphans
 
 
 @dataclass
 class StateFile:
+    """A JSON object on disk, replaced atomically on every write.
+
+    Writes go through a temp file ``.<name>.tmp-*`` beside it (fsynced, then renamed over
+    the file); a writer killed mid-write leaves that temp file behind, which
+    :meth:`clean_orphans` removes. Unreadable or unwritable files raise :class:`DataError`
+    naming the file and the fix."""
+
     path: Path
 
     def read(self) -> dict[str, Any]:
@@ -45,26 +63,67 @@ class StateFile:
                 "`rebalancer paper reset` to start afresh"
             ) from None
         if not isinstance(data, dict):
-            raise DataError(f"state file {self.path} does not hold a JSON object")
+            raise DataError(
+                f"state file {self.path} does not hold a JSON object; move it away or run "
+                "`rebalancer paper reset` to start afresh"
+            )
         return data
 
     def write(self, data: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".state-")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        folder = self.path.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}{TEMP_SUFFIX}")
+        except OSError as exc:
+            raise DataError(
+                f"cannot write the state file {self.path} ({exc.strerror or exc}): make "
+                f"{folder} writable by the user running rebalancer, or set state_dir in the "
+                "config to a folder that is"
+            ) from None
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(data, fh, indent=1, sort_keys=True)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def update(self, **values: Any) -> None:
         data = self.read()
         data.update(values)
         self.write(data)
 
+    def remove(self) -> None:
+        """Delete the file (nothing when it does not exist)."""
+        self.path.unlink(missing_ok=True)
+
+    def clean_orphans(self, legacy_age: float = LEGACY_TEMP_AGE) -> list[Path]:
+        """Remove the temp files writers killed mid-write left beside this file; returns
+        them. Only safe while no other process writes this file (the caller holds the
+        account's lock): every ``.<name>.tmp-*`` goes; a ``.state-*`` of earlier versions
+        (whose name does not say which file it was for) only once older than
+        ``legacy_age`` seconds, so another file's write in progress is never touched."""
+        folder = self.path.parent
+        if not folder.is_dir():
+            return []
+        now = time.time()
+        removed: list[Path] = []
+        for tmp in folder.glob(f".{self.path.name}{TEMP_SUFFIX}*"):
+            removed += _unlink(tmp)
+        for tmp in folder.glob(f"{LEGACY_TEMP}*"):
+            with contextlib.suppress(OSError):
+                if now - tmp.stat().st_mtime > legacy_age:
+                    removed += _unlink(tmp)
+        return removed
+
     def balances(self) -> dict[str, Decimal] | None:
         raw = self.read().get("balances")
-        return None if raw is None else {k: Decimal(v) for k, v in raw.items()}
+        if raw is None:
+            return None
+        return _validated(self.path, "balances", _BALANCES, raw)
 
     def save_balances(self, balances: dict[str, Decimal]) -> None:
         self.update(balances={k: str(v) for k, v in sorted(balances.items())})
@@ -72,7 +131,8 @@ class StateFile:
     def orders(self) -> dict[str, Fill]:
         """The paper account's orders (client order id -> fill), empty when none."""
         raw = self.read().get("orders") or {}
-        return {cid: fill_from(d) for cid, d in raw.items()}
+        orders = _validated(self.path, "orders", _ORDERS, raw)
+        return {cid: order.fill() for cid, order in orders.items()}
 
     def save_account(self, balances: dict[str, Decimal], orders: dict[str, Fill]) -> None:
         """Balances and orders in one atomic write: a crash keeps both or neither."""
@@ -80,6 +140,73 @@ class StateFile:
             balances={k: str(v) for k, v in sorted(balances.items())},
             orders={cid: fill_dict(f) for cid, f in orders.items()},
         )
+
+
+def _unlink(path: Path) -> list[Path]:
+    try:
+        path.unlink()
+    except OSError:
+        return []
+    return [path]
+
+
+# --- the paper account's schema, checked on every read ---------------------------------------
+
+Amount = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+
+
+class _StoredFill(BaseModel):
+    """One paper order as the state file keeps it (every number as decimal text, >= 0)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_order_id: str
+    asset: str
+    symbol: str
+    side: Side
+    amount: Amount
+    price: Amount
+    cost: Amount
+    fee: Amount
+    fee_asset: str
+    status: str = "closed"
+    exchange_order_id: str = ""
+
+    def fill(self) -> Fill:
+        return Fill(**self.model_dump())
+
+
+_BALANCES: TypeAdapter[dict[str, Decimal]] = TypeAdapter(dict[str, Amount])
+_ORDERS: TypeAdapter[dict[str, _StoredFill]] = TypeAdapter(dict[str, _StoredFill])
+
+
+def _validated(path: Path, key: str, schema: TypeAdapter[T], raw: Any) -> T:
+    """``raw`` (the file's ``key``) checked against ``schema``; a :class:`DataError` naming
+    the file, every wrong field with its value, and the fix."""
+    try:
+        return schema.validate_python(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join([key, *(str(p) for p in e['loc'])])} = {_shown(e.get('input'))}: "
+            f"{_reason(e)}"
+            for e in exc.errors()[:5]
+        )
+        raise DataError(
+            f"state file {path} holds wrong values: {problems}. Correct them (amounts are "
+            "decimal numbers >= 0, as text), or run `rebalancer paper reset` to start the "
+            "paper account afresh"
+        ) from None
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str) if value is not None else "missing"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _reason(error: Any) -> str:
+    if error["type"] == "missing":
+        return "missing"
+    return str(error["msg"]).replace("Input should be", "should be")
 
 
 _FILL_FIELDS = (
@@ -99,109 +226,6 @@ _FILL_FIELDS = (
 
 def fill_dict(fill: Fill) -> dict[str, str]:
     return {k: str(getattr(fill, k)) for k in _FILL_FIELDS}
-
-
-def fill_from(data: dict[str, str]) -> Fill:
-    return Fill(
-        client_order_id=data["client_order_id"],
-        asset=data["asset"],
-        symbol=data["symbol"],
-        side=Side(data["side"]),
-        amount=Decimal(data["amount"]),
-        price=Decimal(data["price"]),
-        cost=Decimal(data["cost"]),
-        fee=Decimal(data["fee"]),
-        fee_asset=data["fee_asset"],
-        status=data.get("status", "closed"),
-        exchange_order_id=data.get("exchange_order_id", ""),
-    )
-
-
-def _time(value: Any) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
-
-
-def order_dict(order: OrderRequest) -> dict[str, str]:
-    return {k: str(getattr(order, k)) for k in _ORDER_FIELDS}
-
-
-def order_from(data: dict[str, str]) -> OrderRequest:
-    return OrderRequest(
-        asset=data["asset"],
-        symbol=data["symbol"],
-        side=Side(data["side"]),
-        amount=Decimal(data["amount"]),
-        expected_price=Decimal(data["expected_price"]),
-        expected_cost=Decimal(data["expected_cost"]),
-        expected_fee=Decimal(data["expected_fee"]),
-        client_order_id=data["client_order_id"],
-    )
-
-
-_ORDER_FIELDS = (
-    "asset",
-    "symbol",
-    "side",
-    "amount",
-    "expected_price",
-    "expected_cost",
-    "expected_fee",
-    "client_order_id",
-)
-
-
-@dataclass
-class FileJournal:
-    """Journal port over a :class:`StateFile`: trigger times, recent cycle summaries,
-    unresolved order intents and the halt (the SQL journal keeps the full history)."""
-
-    state: StateFile
-
-    def trigger_times(self) -> TriggerTimes:
-        data = self.state.read()
-        return TriggerTimes(_time(data.get("last_check")), _time(data.get("last_fired")))
-
-    def record_cycle(self, report: Any) -> None:
-        data = self.state.read()
-        data["last_check"] = report.at.isoformat()
-        if report.decision.fire and report.executed:
-            data["last_fired"] = report.at.isoformat()
-        cycles = [*data.get("cycles", []), report.summary()][-KEEP_CYCLES:]
-        data["cycles"] = cycles
-        self.state.write(data)
-
-    def record_intent(self, order: OrderRequest, at: datetime) -> None:
-        data = self.state.read()
-        data.setdefault("intents", {})[order.client_order_id] = order_dict(order)
-        self.state.write(data)
-
-    def record_outcome(self, client_order_id: str, outcome: OrderOutcome, at: datetime) -> None:
-        if outcome.resolved:
-            data = self.state.read()
-            data.get("intents", {}).pop(client_order_id, None)
-            self.state.write(data)
-
-    def unresolved_intents(self) -> list[OrderRequest]:
-        return [order_from(d) for d in self.state.read().get("intents", {}).values()]
-
-    def value_history(self, since: datetime) -> list[tuple[datetime, Decimal]]:
-        rows = [
-            (datetime.fromisoformat(c["at"]), Decimal(c["total_value"]))
-            for c in self.state.read().get("cycles", [])
-        ]
-        return [(at, v) for at, v in rows if at >= since]
-
-    def halt_status(self) -> HaltStatus:
-        data = self.state.read()
-        halt = data.get("halt")
-        active = None if halt is None else Halt(datetime.fromisoformat(halt["at"]), halt["reason"])
-        return HaltStatus(active, _time(data.get("last_resume")))
-
-    def record_halt(self, reason: str, at: datetime) -> None:
-        self.state.update(halt={"at": at.isoformat(), "reason": reason})
-
-    def record_resume(self, at: datetime, note: str = "") -> None:
-        self.state.update(halt=None, last_resume=at.isoformat())
 
 
 class MemoryJournal:

@@ -244,6 +244,7 @@ class Daemon:
         assert beat is not None
         beat.ticks, beat.last_tick = self.ticks, now
         try:
+            getattr(self.journal, "confirm_lock", lambda: None)()  # LockLost: stop at once
             if self._halted_tick(now):
                 return ""
             report = run_cycle(

@@ -2,16 +2,23 @@
 
 SQLite by default (``journal.sqlite`` in the state folder), any SQLAlchemy URL through
 ``journal_url`` (e.g. ``postgresql+psycopg://user@host/db``). Opening applies pending
-migrations; ``lock=True`` (trading) also takes the account's lock (one instance per account).
+migrations; ``lock=True`` (trading) also takes the account's lock (one instance per account)
+and its fencing token; :meth:`SqlJournal.confirm_lock` and every order intent check it.
 """
 
 from __future__ import annotations
 
-from rebalancer.adapters.journal.lock import AlreadyRunning, lock_account
+from rebalancer.adapters.journal.lock import (
+    AlreadyRunning,
+    LockLost,
+    NoLock,
+    lock_account,
+    take_token,
+)
 from rebalancer.adapters.journal.schema import make_engine, upgrade
 from rebalancer.adapters.journal.store import KINDS, SqlJournal
 
-__all__ = ["KINDS", "AlreadyRunning", "SqlJournal", "open_journal"]
+__all__ = ["KINDS", "AlreadyRunning", "LockLost", "SqlJournal", "open_journal"]
 
 
 def open_journal(url: str, account: str, *, lock: bool = False) -> SqlJournal:
@@ -20,6 +27,8 @@ def open_journal(url: str, account: str, *, lock: bool = False) -> SqlJournal:
     held = lock_account(engine, account) if lock else None
     try:
         upgrade(engine)
+        if held is not None and not isinstance(held, NoLock):
+            held.token = take_token(engine, account)
     except Exception:
         if held is not None:
             held.release()

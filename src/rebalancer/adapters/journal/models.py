@@ -187,3 +187,16 @@ class FlowRow(Base):
     amount: Mapped[Decimal] = mapped_column(DecimalText())
     value: Mapped[Decimal] = mapped_column(DecimalText())
     quote: Mapped[str] = mapped_column(String(32))
+
+
+class AccountLockRow(Base):
+    """The fencing token of each account's lock: ``generation`` rises by one every time a
+    process takes the lock (``lock.take_token``); an order intent is journaled only in a
+    transaction that finds the writer's own generation still current."""
+
+    __tablename__ = "account_locks"
+
+    account: Mapped[str] = mapped_column(String(ACCOUNT), primary_key=True)
+    generation: Mapped[int]
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -13,6 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from rebalancer.adapters.journal.lock import unwritable
 from rebalancer.adapters.journal.models import Base
 from rebalancer.core.errors import DataError
 
@@ -30,11 +31,19 @@ def head_revision() -> str | None:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and enforced foreign keys."""
+    """An engine for ``url``; SQLite gets WAL, full sync and a 30 s busy timeout.
+
+    The tables declare no foreign keys: an order's events and fills are tied to it by
+    ``(account, client_order_id)``, and only :class:`SqlJournal`'s own writes keep them
+    consistent (nothing in the database enforces it)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(parsed.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise unwritable(folder, exc) from None
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

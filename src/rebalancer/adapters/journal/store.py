@@ -1,8 +1,12 @@
 """The SQL journal: the Journal port over SQLAlchemy, each write its own transaction.
 
 ``record_intent`` commits before it returns, so an order's intent is durable before the
-request leaves the process (write-ahead). Fills are recorded once per exchange trade (the
-exchange's order id, else our client order id), however often an outcome is reported.
+request leaves the process (write-ahead). On a locked (trading) journal it first confirms
+the account's lock is still held and, in the intent's own transaction, that the lock's
+fencing token is still the current one (:mod:`rebalancer.adapters.journal.lock`): a holder
+that lost its lock raises :class:`LockLost` and writes nothing. Fills are recorded once per
+exchange trade (the exchange's order id, else our client order id), however often an
+outcome is reported.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from rebalancer.adapters.journal.lock import AccountLock, NoLock
+from rebalancer.adapters.journal.lock import AccountLock, NoLock, lock_lost
 from rebalancer.adapters.journal.models import (
+    AccountLockRow,
     Cycle,
     FillRow,
     FlowRow,
@@ -48,11 +53,39 @@ class SqlJournal:
         self.engine = engine
         self.account = account
         self._lock = lock or NoLock()
+        self.holds_lock = lock is not None  # opened to trade (``open_journal(lock=True)``)
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     def close(self) -> None:
         self._lock.release()
         self.engine.dispose()
+
+    def confirm_lock(self) -> None:
+        """Raise :class:`LockLost` unless this journal's account lock is still held (a
+        no-op on a journal opened without the lock). Called at the start of every cycle
+        and, by :meth:`record_intent`, before every order."""
+        self._lock.check()
+
+    def _fence(self, s: Session) -> None:
+        """Within ``s``'s transaction: refuse unless the lock's fencing token is still the
+        account's current generation. The row stays locked until the transaction ends,
+        so a new holder's take-over waits for it (or this write sees the take-over)."""
+        token = self._lock.token
+        if token is None:
+            return
+        mine = AccountLockRow.account == self.account
+        current = s.execute(
+            update(AccountLockRow)
+            .where(mine, AccountLockRow.generation == token)
+            .values(generation=AccountLockRow.generation)
+        )
+        if getattr(current, "rowcount", 0) != 1:
+            now = s.scalar(select(AccountLockRow.generation).where(mine))
+            raise lock_lost(
+                self.account,
+                f"the lock was taken again since (fencing generation {now}, this process "
+                f"holds {token}); the journal refused the write",
+            )
 
     def _session(self) -> Session:
         return self._sessions()
@@ -112,7 +145,9 @@ class SqlJournal:
         cid = order.client_order_id
         if not cid:
             raise InvariantBroken("an order intent needs a client order id")
+        self.confirm_lock()
         with self._session() as s, s.begin():
+            self._fence(s)
             if self._order(s, cid) is not None:
                 raise InvariantBroken(
                     f"order {cid} is already journaled: a client order id is never reused"
@@ -215,6 +250,9 @@ class SqlJournal:
         return HaltStatus(active, _utc(resumed))
 
     def record_halt(self, reason: str, at: datetime) -> None:
+        """A halt (refused from a holder that lost the lock: it would stop the instance
+        that took the account over)."""
+        self.confirm_lock()
         self._halt_event("halt", reason, at)
 
     def record_resume(self, at: datetime, note: str = "") -> None:
