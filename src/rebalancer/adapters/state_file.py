@@ -186,11 +186,7 @@ def _validated(path: Path, key: str, schema: TypeAdapter[T], raw: Any) -> T:
     try:
         return schema.validate_python(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join([key, *(str(p) for p in e['loc'])])} = {_shown(e.get('input'))}: "
-            f"{_reason(e)}"
-            for e in exc.errors()[:5]
-        )
+        problems = "; ".join(_problem(key, e) for e in exc.errors()[:5])
         raise DataError(
             f"state file {path} holds wrong values: {problems}. Correct them (amounts are "
             "decimal numbers >= 0, as text), or run `rebalancer paper reset` to start the "
@@ -198,15 +194,14 @@ def _validated(path: Path, key: str, schema: TypeAdapter[T], raw: Any) -> T:
         ) from None
 
 
-def _shown(value: Any) -> str:
-    text = json.dumps(value, default=str) if value is not None else "missing"
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _reason(error: Any) -> str:
+def _problem(key: str, error: Any) -> str:
+    """One wrong field: its path in the file, its value and what it should be."""
+    where = ".".join([key, *(str(p) for p in error["loc"])])
     if error["type"] == "missing":
-        return "missing"
-    return str(error["msg"]).replace("Input should be", "should be")
+        return f"{where}: missing"
+    value = json.dumps(error.get("input"), default=str)
+    value = value if len(value) <= 40 else value[:37] + "..."
+    return f"{where} = {value}: {str(error['msg']).replace('Input should be', 'should be')}"
 
 
 _FILL_FIELDS = (
