@@ -288,6 +288,9 @@ def config_show(config: ConfigOpt = None) -> None:
 def paper_reset(config: ConfigOpt = None) -> None:
     """Forget the paper account; the next run starts from `paper.initial_balances`.
 
+    Takes the account's lock like any run that trades: refused while another process (a
+    `rebalancer run` daemon, a `rebalance`) holds it -- stop that one first.
+
     Example: `rebalancer paper reset`
     """
     path = reset_paper(settings_from(config))
