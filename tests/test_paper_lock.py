@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from rebalancer import bootstrap
 from rebalancer.adapters.clock import ManualClock
-from rebalancer.adapters.journal import AlreadyRunning
+from rebalancer.adapters.journal import AlreadyRunning, LockLost, SqlJournal
+from rebalancer.adapters.journal.lock import FileLock
 from rebalancer.bootstrap import Runtime, build_paper, paper_state
 from rebalancer.cli.app import app
 from rebalancer.config import Settings, load_config
@@ -148,3 +149,19 @@ def test_paper_reset_refuses_while_another_process_holds_the_account(
         held.close()
     result = CliRunner().invoke(app, ["paper", "reset", "-c", str(config)])
     assert result.exit_code == 0 and not paper_state(settings).path.exists()
+
+
+def test_a_cycle_starts_only_while_the_account_lock_is_held(settings: Settings) -> None:
+    trade(build_paper(settings, lock=True), T1)  # balanced now: the next check trades nothing
+    rt = build_paper(settings, lock=True)
+    try:
+        assert isinstance(rt.journal, SqlJournal)
+        lock = rt.journal._lock
+        assert isinstance(lock, FileLock)
+        lock.path.unlink()  # another process could now lock a new file and trade
+        rt.clock = ManualClock(T1 + timedelta(hours=1))
+        with pytest.raises(LockLost, match=r"lock file .* was removed"):
+            rt.cycle()
+        assert len(rt.journal.history()["cycles"]) == 1, "the check ran no cycle at all"
+    finally:
+        rt.close()

@@ -62,9 +62,11 @@ def strategy() -> Strategy:
     return Strategy("USDT", targets, Threshold(D("0.05")), PlanPolicy(min_trade=D(10)))
 
 
-def market() -> PaperExchange:
-    """One exchange account both instances trade: all cash, so a cycle buys BTC and ETH."""
-    ex = PaperExchange("USDT", {"USDT": D(10000)}, D("0.001"))
+def market(balanced: bool = False) -> PaperExchange:
+    """One exchange account both instances trade: all cash, so a cycle buys BTC and ETH
+    (``balanced``: at the targets already, so a cycle trades nothing)."""
+    held = {"BTC": D("0.125"), "ETH": D("1.5"), "USDT": D(2000)} if balanced else {}
+    ex = PaperExchange("USDT", held or {"USDT": D(10000)}, D("0.001"))
     ex.set_prices({"BTC": D(40000), "ETH": D(2000)}, T0)
     return ex
 
@@ -221,16 +223,25 @@ def test_a_lost_lock_is_never_taken_back_silently(account: str, opened: list[Sql
     assert holder.unresolved_intents() == []
 
 
-@needs_pg
+def lose_lock(journal: SqlJournal) -> None:
+    """Take ``journal``'s lock away under it: its PostgreSQL session terminated, its SQLite
+    lock file removed."""
+    lock = journal._lock
+    if isinstance(lock, FileLock):
+        lock.path.unlink()
+    else:
+        assert kill_lock_session(journal.account) == 1
+
+
 def test_the_daemon_stops_on_a_lost_lock_without_halting_the_new_holder(
-    account: str, opened: list[SqlJournal]
+    url: str, account: str, opened: list[SqlJournal]
 ) -> None:
-    exchange = market()
+    exchange = market(balanced=True)  # a check that would trade nothing is not run either
     sent: list[tuple[str, str, str]] = []
-    first = open_journal(PG_URL, account, lock=True)
+    first = open_journal(url, account, lock=True)
     opened.append(first)
-    kill_lock_session(account)
-    second = take_over(PG_URL, account)
+    lose_lock(first)
+    second = take_over(url, account)
     opened.append(second)
     daemon = Daemon(
         Seen(exchange, "A", sent),
@@ -244,6 +255,7 @@ def test_the_daemon_stops_on_a_lost_lock_without_halting_the_new_holder(
     result = daemon.run(handle_signals=False)
     assert result.exit_code == EXIT_STOPPED_BY_ERROR and "LockLost" in result.reason
     assert result.ticks == 1 and sent == []
+    assert first.history()["cycles"] == [], "not even a cycle without orders ran"
     assert second.halt_status().active is None, "A's halt would stop B: it is refused"
 
 
