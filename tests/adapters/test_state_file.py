@@ -141,3 +141,11 @@ def test_a_failed_write_leaves_no_temp_file(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         state.write({"balances": object()})  # not JSON
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_state_file_that_cannot_be_replaced_is_a_clear_error(tmp_path: Path) -> None:
+    state = StateFile(tmp_path / "paper-binance.json")
+    state.path.mkdir()  # a folder where the file should be: the rename fails
+    with pytest.raises(DataError, match=r"cannot write the state file .*paper-binance\.json"):
+        state.write({"balances": {}})
+    assert [p.name for p in tmp_path.iterdir()] == ["paper-binance.json"]

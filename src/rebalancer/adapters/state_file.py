@@ -75,21 +75,26 @@ class StateFile:
             folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}{TEMP_SUFFIX}")
         except OSError as exc:
-            raise DataError(
-                f"cannot write the state file {self.path} ({exc.strerror or exc}): make "
-                f"{folder} writable by the user running rebalancer, or set state_dir in the "
-                "config to a folder that is"
-            ) from None
+            raise self._unwritable(exc) from None
         try:
             with os.fdopen(fd, "w") as fh:
                 json.dump(data, fh, indent=1, sort_keys=True)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            if isinstance(exc, OSError):  # a full disk, a folder made read-only meanwhile
+                raise self._unwritable(exc) from None
             raise
+
+    def _unwritable(self, exc: OSError) -> DataError:
+        return DataError(
+            f"cannot write the state file {self.path} ({exc.strerror or exc}): make "
+            f"{self.path.parent} writable by the user running rebalancer (with free space), "
+            "or set state_dir in the config to a folder that is"
+        )
 
     def update(self, **values: Any) -> None:
         data = self.read()
