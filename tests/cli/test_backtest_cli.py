@@ -276,3 +276,26 @@ def test_backtest_limit_fills_from_finer_candles(tmp_path: Path) -> None:
     assert 0 < makers["5m"] <= makers[None]
     bad = runner.invoke(app, ["backtest", "-c", str(config), "--limit-ranges", "1h"])
     assert bad.exit_code != 0 and "1h" in bad.output  # the embedded data has daily files only
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["backtest", "--no-report"],
+        ["sweep", "--bands", "0.05,0.1", "--fee", "0.001"],
+        ["walk-forward", "--bands", "0.05,0.1", "--train", "200d", "--test", "100d"],
+    ],
+    ids=["backtest", "sweep", "walk-forward"],
+)
+def test_text_output_names_the_real_window_and_the_data_notes_first(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """--start before the data: the text output says which window was really run and why
+    (the data notes), before the first result table, not only in --json."""
+    result = runner.invoke(app, [*args, "--start", "2018-01-01", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    data_line = out.index("Data: 2024-10-01 → 2026-01-29 (486 daily bars)")
+    note = out.index("requested start 2018-01-01 00:00 UTC is not covered")
+    first_table = min(out.index(s) for s in ("┏", "Break-even", "Walk-forward by") if s in out)
+    assert data_line < note < first_table

@@ -17,6 +17,10 @@ open times.
 * **out-of-sample**: the chosen band runs in the full engine (:mod:`.engine`, the bot's own
   loop) on the test bars, starting from the holdings the previous test window ended with
   (the first one from ``capital`` in cash), so the stitched equity is one continuous account.
+  A window's return runs from the value the previous window ended with (its last bar's
+  close; ``capital`` for the first) to its own last bar's close, so the move over the bar
+  where two windows meet belongs to exactly one window and the returns compound exactly:
+  ``prod(1 + out_of_sample_return) == final_value / capital``.
 * **hindsight**: every band of the grid run by the full engine, fixed, over the whole
   out-of-sample span from ``capital``; the best by the objective is the benchmark the
   walk-forward choice must be compared with.
@@ -202,6 +206,7 @@ def walk_forward(
     rows: list[dict[str, Any]] = []
     pieces: list[pd.Series] = []
     n_reb, fees, traded, turnover = 0, 0.0, 0.0, 0.0
+    before = float(capital)  # the account's value when the window starts
     total = len(wins) + len(grid)
     for i, w in enumerate(wins):
         (a, b), (c, d) = w.train, w.test
@@ -231,10 +236,13 @@ def walk_forward(
                 "band": band,
                 f"in_sample_{objective}": in_score,
                 f"out_of_sample_{objective}": float(getattr(m, objective)),
-                "out_of_sample_return": float(res.run.final_value / res.run.initial_value - 1),
+                "start_value": before,
+                "end_value": float(res.run.final_value),
+                "out_of_sample_return": float(res.run.final_value) / before - 1,
                 "rebalances": m.n_rebalances,
             }
         )
+        before = float(res.run.final_value)
         if progress is not None:
             progress(i + 1, total)
     equity = pd.concat(pieces)

@@ -27,6 +27,7 @@ from rebalancer.backtest.data import CandlePanel, load_demo_panel, load_panel, l
 from rebalancer.backtest.engine import BacktestResult, run_backtest
 from rebalancer.backtest.executors import make_executor
 from rebalancer.backtest.grid import DEFAULT_FEES, GridResult, run_grid, write_outputs
+from rebalancer.backtest.labels import bars_text, window_text
 from rebalancer.backtest.report import Provenance, write_report
 from rebalancer.backtest.timeframes import parse_timeframe
 from rebalancer.cli import render
@@ -123,6 +124,30 @@ def _command_line() -> str:
     return shlex.join(["rebalancer", *sys.argv[1:]])
 
 
+#: data notes printed in the terminal (all of them are in --json and the HTML report)
+NOTES_SHOWN = 5
+
+
+def data_lines(panel: CandlePanel) -> list[str]:
+    """The window the run really covers (first and last candle, which may be shorter than
+    --start/--end asked for) and the data notes: printed before any result."""
+    notes = list(panel.report.issues)
+    lines = [
+        "Data: "
+        + window_text(panel.start, panel.end, len(panel.closes), _bar(panel))
+        + (f"; {len(notes)} data note(s):" if notes else "; no gaps, aligned.")
+    ]
+    lines += [f"  data: {n}" for n in notes[:NOTES_SHOWN]]
+    if len(notes) > NOTES_SHOWN:
+        lines.append(f"  ... and {len(notes) - NOTES_SHOWN} more (--json and report.html)")
+    return lines
+
+
+def print_data(console: Console, panel: CandlePanel) -> None:
+    for line in data_lines(panel):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
 @contextmanager
 def _progress(console: Console, what: str) -> Iterator[Progress]:
     with Progress(
@@ -162,9 +187,13 @@ def _fmt(spec: str, value: Any) -> str:
 
 
 def summary_table(result: BacktestResult) -> Table:
+    """The metrics side by side; the title names the candle window (open times, as the
+    data line and --start/--end do)."""
     s = result.summary()
     runs = {"strategy": s["strategy"], **s["benchmarks"]}
-    table = Table(title=f"Backtest {s['start'][:10]} → {s['end'][:10]} ({s['bars']} bars)")
+    times, bar = result.run.times, result.bar
+    window = window_text(times[0] - bar, times[-1] - bar, len(times), bar)
+    table = Table(title=f"Backtest {window}")
     table.add_column("")
     for name in runs:
         table.add_column(name.replace("_", "-"), justify="right")
@@ -239,7 +268,7 @@ def backtest_command(
     console.print(
         f"[bold]Backtest[/bold] {weights}"
         f" · rule {strategy.trigger.describe()} · fee {float(taker):.4%}{how} · "
-        f"{len(panel.closes)} {timeframe} bars {panel.start:%Y-%m-%d} → {panel.end:%Y-%m-%d}",
+        f"{bars_text(len(panel.closes), _bar(panel))}",
         highlight=False,
     )
     with _progress(console, "backtest") as progress:
@@ -289,6 +318,7 @@ def backtest_command(
         typer.echo(render.to_json(summary))
         return
     out_console = Console()
+    print_data(out_console, panel)
     out_console.print(summary_table(result))
     prem = result.premium
     if prem is not None:
@@ -297,8 +327,6 @@ def backtest_command(
             f"The rule {verdict} buy-and-hold by {abs(prem.total):.2%} "
             f"({prem.annualised:+.2%} a year) over this window; it does not always win."
         )
-    for issue in panel.report.issues[:5]:
-        out_console.print(f"[yellow]data:[/yellow] {issue}", highlight=False)
     out_console.print(f"Wrote {', '.join(files.values())}", highlight=False)
 
 
@@ -462,6 +490,7 @@ def sweep_command(
         typer.echo(render.to_json(_clean(data)))
         return
     out_console = Console()
+    print_data(out_console, panel)
     out_console.print(break_even_table(grid))
     beats = int(grid.rows["beats_bh"].sum())
     out_console.print(
@@ -574,6 +603,7 @@ def walk_forward_command(
         typer.echo(render.to_json(_clean(data)))
         return
     out_console = Console()
+    print_data(out_console, panel)
     table = Table(title=f"Walk-forward by {objective} ({'anchored' if anchored else 'rolling'})")
     for col in ("test window", "band", f"in-sample {objective}", f"OOS {objective}", "OOS return"):
         table.add_column(col, justify="right")
