@@ -307,14 +307,16 @@ def write_report(
     return write_files(out_dir, images, render_html(result, images, prov))
 
 
-def write_files(out_dir: Path, images: Mapping[str, bytes], html: str) -> ReportFiles:
-    """``<name>.png`` for each image and ``report.html`` into ``out_dir`` (created)."""
+def write_files(
+    out_dir: Path, images: Mapping[str, bytes], html: str, name: str = "report.html"
+) -> ReportFiles:
+    """``<image>.png`` for each image and the page ``name`` into ``out_dir`` (created)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     pngs: dict[str, Path] = {}
-    for name, data in images.items():
-        path = out_dir / f"{name}.png"
+    for image, data in images.items():
+        path = out_dir / f"{image}.png"
         path.write_bytes(data)
-        pngs[name] = path
-    page = out_dir / "report.html"
+        pngs[image] = path
+    page = out_dir / name
     page.write_text(html, encoding="utf-8")
     return ReportFiles(page, pngs)

@@ -124,6 +124,21 @@ def _command_line() -> str:
     return shlex.join(["rebalancer", *sys.argv[1:]])
 
 
+def _provenance(panel: CandlePanel, settings: Settings) -> Provenance:
+    """Where a report's numbers came from: data files and hashes, config, command, notes."""
+    return Provenance(
+        panel.files,
+        panel.sha256,
+        settings.redacted(),
+        _command_line(),
+        tuple(panel.report.issues),
+    )
+
+
+def _window(panel: CandlePanel) -> str:
+    return window_text(panel.start, panel.end, len(panel.closes), _bar(panel))
+
+
 #: data notes printed in the terminal (all of them are in --json and the HTML report)
 NOTES_SHOWN = 5
 
@@ -300,14 +315,7 @@ def backtest_command(
     result.trades_frame().to_csv(trades, index=False)
     files["trades"] = str(trades)
     if not no_report:
-        prov = Provenance(
-            panel.files,
-            panel.sha256,
-            settings.redacted(),
-            _command_line(),
-            tuple(panel.report.issues),
-        )
-        report = write_report(result, out, prov)
+        report = write_report(result, out, _provenance(panel, settings))
         files["report"] = str(report.html)
         files.update({name: str(p) for name, p in report.pngs.items()})
     summary_path = out / "summary.json"
@@ -436,7 +444,8 @@ def sweep_command(
 ) -> None:
     """Sweep bands x fee rates x trigger kinds x styles; print the break-even band per fee.
 
-    Writes `sweep.csv`, `break_even.csv` and heatmaps of final value, Sharpe and max drawdown
+    Writes `sweep_report.html` (heatmaps, tables, data window and notes, engine, file hashes),
+    `sweep.csv`, `break_even.csv` and heatmaps of final value, Sharpe and max drawdown
     into --out. The config gives the targets; each combination replaces its rule and style.
 
     Example: `rebalancer sweep --data-dir ../shared/data/binance_spot_2017_2022
@@ -470,7 +479,19 @@ def sweep_command(
             progress=lambda n: progress.advance(task, n),
             executor=remote,
         )
-    paths = write_outputs(grid, out)
+    paths = write_outputs(grid, out, _window(panel))
+    from rebalancer.backtest.research_report import write_sweep_report
+
+    paths["report"] = write_sweep_report(
+        grid,
+        out,
+        {k: p for k, p in paths.items() if k.startswith("heatmap_")},
+        _provenance(panel, settings),
+        window=_window(panel),
+        strategy=strategy,
+        capital=_decimal(capital, "--capital"),
+        executor="local" if remote is None else f"dask {remote.address}",
+    )
     data = {
         "executor": "local" if remote is None else f"dask {remote.address}",
         "start": panel.start.isoformat(),
@@ -556,7 +577,8 @@ def walk_forward_command(
     on the in-sample bars (compiled kernel for abs, the bot's own loop for vol and cost) is
     traded by the bot's own loop on the next out-of-sample bars, one continuous account.
     Prints the choice per window and the stitched result against the best fixed band in
-    hindsight; writes `walk_forward.csv`, `hindsight.csv` and
+    hindsight and buy-and-hold; writes `walk_forward_report.html` (chart, tables, data window
+    and notes, engine, file hashes), `walk_forward.csv`, `hindsight.csv` and
     `walk_forward.png` into --out.
 
     Example: `rebalancer walk-forward --data-dir ../shared/data/binance_spot_2017_2022
@@ -592,10 +614,29 @@ def walk_forward_command(
     result.hindsight.to_csv(paths["hindsight"], index=False)
     import matplotlib.pyplot as plt
 
-    fig = equity_figure(result)
+    first, last = result.windows["test_start"].iloc[0], result.windows["test_end"].iloc[-1]
+    oos = window_text(pd.Timestamp(first), pd.Timestamp(last), len(result.equity), bar)
+    fig = equity_figure(result, f"out-of-sample {oos}; data {_window(panel)}")
     paths["chart"] = out / "walk_forward.png"
     fig.savefig(paths["chart"])
     plt.close(fig)
+    from rebalancer.backtest.research_report import write_walk_forward_report
+
+    train_bars, test_bars = bars_in(train, bar, "--train"), bars_in(test, bar, "--test")
+    paths["report"] = write_walk_forward_report(
+        result,
+        out,
+        paths["chart"],
+        _provenance(panel, settings),
+        window=_window(panel),
+        oos_window=oos,
+        strategy=strategy,
+        fee=taker,
+        capital=_decimal(capital, "--capital"),
+        train=bars_text(train_bars, bar),
+        test=bars_text(test_bars, bar),
+        anchored=anchored,
+    )
     data = result.summary()
     data["files"] = {k: str(v) for k, v in paths.items()}
     data["data"] = {"sha256": dict(panel.sha256), "issues": list(panel.report.issues)}
@@ -623,4 +664,10 @@ def walk_forward_command(
         f"{_fmt('{:.3f}', wf[objective])}; best fixed band in hindsight {best['band']:.0%}: "
         f"final {best['final_value']:,.2f}, {objective} {_fmt('{:.3f}', best[objective])}."
     )
+    hold = data["buy_and_hold"]
+    if hold is not None:
+        out_console.print(
+            f"Buy-and-hold over the same span: final {hold['final_value']:,.2f}, {objective} "
+            f"{_fmt('{:.3f}', hold[objective])}."
+        )
     out_console.print(f"Wrote {', '.join(str(p) for p in paths.values())}", highlight=False)
