@@ -251,6 +251,7 @@ def test_walk_forward_on_real_history(tmp_path: Path, g1_config: Path) -> None:
     assert best["band"] in (0.02, 0.05, 0.1, 0.2)
     assert data["walk_forward"]["final_value"] > 0
     assert data["buy_and_hold"]["final_value"] > 0
+    assert data["data"]["start"].startswith("2019-01-01") and data["data"]["bars"] == 1096
     growth = 1.0
     for w in windows:
         growth *= 1 + w["out_of_sample_return"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from rebalancer import templates
 from rebalancer.backtest import labels
-from rebalancer.backtest.grid import GridResult
+from rebalancer.backtest.grid import HEATMAPS, GridResult
 from rebalancer.backtest.report import Provenance, TableData, config_json, write_files
 from rebalancer.backtest.walk_forward import WalkForwardResult
 from rebalancer.core.strategy import Strategy
@@ -163,7 +163,10 @@ def write_sweep_report(
     **context: Any,
 ) -> Path:
     """``sweep_report.html`` in ``out_dir``, embedding the heatmaps already written."""
-    images = {name.removeprefix("heatmap_"): p.read_bytes() for name, p in pngs.items()}
+    images = {
+        HEATMAPS.get(name.removeprefix("heatmap_"), name): p.read_bytes()
+        for name, p in pngs.items()
+    }
     page = render_sweep(grid, images, prov, **context)
     return write_files(out_dir, {}, page, "sweep_report.html").html
 

@@ -639,7 +639,13 @@ def walk_forward_command(
     )
     data = result.summary()
     data["files"] = {k: str(v) for k, v in paths.items()}
-    data["data"] = {"sha256": dict(panel.sha256), "issues": list(panel.report.issues)}
+    data["data"] = {
+        "start": panel.start.isoformat(),  # first and last candle (open times) really used
+        "end": panel.end.isoformat(),
+        "bars": len(panel.closes),
+        "sha256": dict(panel.sha256),
+        "issues": list(panel.report.issues),
+    }
     if as_json:
         typer.echo(render.to_json(_clean(data)))
         return
