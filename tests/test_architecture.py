@@ -1,6 +1,7 @@
 """The import rule, checked on the source: the architecture stays visible in the tree.
 
 core <- ports, config <- service, daemon, logs <- adapters, backtest <- bootstrap <- cli, web
+(templates: the HTML templates and their Jinja2 environment, for backtest and web)
 """
 
 from __future__ import annotations
@@ -22,7 +23,16 @@ ALLOWED: dict[str, set[str]] = {
     "daemon": {"core", "ports", "config", "service", "daemon"},
     "logs": {"logs"},
     "adapters": {"core", "ports", "config", "adapters"},
-    "backtest": {"core", "ports", "config", "service", "adapters", "backtest", "demo_data"},
+    "backtest": {
+        "core",
+        "ports",
+        "config",
+        "service",
+        "adapters",
+        "backtest",
+        "demo_data",
+        "templates",
+    },
     "bootstrap": {"core", "ports", "config", "service", "adapters", "backtest", "bootstrap"},
     "cli": {
         "core",
@@ -36,8 +46,20 @@ ALLOWED: dict[str, set[str]] = {
         "cli",
         "web",
     },
-    "web": {"core", "ports", "config", "service", "daemon", "logs", "backtest", "bootstrap", "web"},
+    "web": {
+        "core",
+        "ports",
+        "config",
+        "service",
+        "daemon",
+        "logs",
+        "backtest",
+        "bootstrap",
+        "web",
+        "templates",
+    },
     "demo_data": set(),
+    "templates": set(),  # the HTML templates and the one Jinja2 environment
     "__init__": set(),
     "__main__": {"cli"},
 }

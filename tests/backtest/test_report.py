@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from rebalancer.backtest.data import load_demo_panel
-from rebalancer.backtest.engine import run_backtest
+from rebalancer.backtest.engine import BacktestResult, run_backtest
 from rebalancer.backtest.report import Provenance, write_report
 from rebalancer.config import default_config
 
@@ -63,3 +63,51 @@ def test_long_histories_are_thinned_for_drawing_only() -> None:
     dd = np.zeros(120_001)
     dd[12_345] = -55.0  # a one-bar trough between two drawn points stays visible
     assert _low_envelope(dd, len(dd)).min() == -55.0
+
+
+def _demo_result() -> BacktestResult:
+    strategy = default_config().strategy()
+    panel = load_demo_panel(list(strategy.assets))
+    return run_backtest(
+        panel.closes,
+        strategy,
+        capital=Decimal(10000),
+        taker_fee=Decimal("0.001"),
+        bar=timedelta(days=1),
+    )
+
+
+def test_report_words_bars_drawdowns_and_one_window(tmp_path: Path) -> None:
+    """'486 daily bars', not '486 bars of 1 day, 0:00:00'; a drawdown is never '+41%';
+    the heading and the metrics title name the same window (first and last candle)."""
+    from rebalancer.backtest.report import render_html
+
+    page = render_html(_demo_result(), {}, Provenance())
+    assert "486 daily bars" in page and "day, 0:00:00" not in page
+    assert "<h1>Backtest 2024-10-01 → 2026-01-29 (486 daily bars)</h1>" in page
+    assert "<h2>Metrics, 2024-10-01 → 2026-01-29 (486 daily bars)</h2>" in page
+    metrics = page.split('<table class="metrics">')[1].split("</table>")[0]
+    row = metrics.split("<td>max drawdown</td>")[1].split("</tr>")[0]
+    cells = re.findall(r"<td>([^<]*)</td>", row)
+    assert len(cells) == 3 and all(c.startswith("-") and c.endswith("%") for c in cells)
+    vol = metrics.split("<td>volatility (ann.)</td>")[1].split("</tr>")[0]
+    assert "+" not in vol
+
+
+def test_injected_markup_in_names_and_labels_is_escaped(tmp_path: Path) -> None:
+    """Every value a report prints goes through the template engine's autoescape: an asset
+    name, a data note or a command line carrying a <script> is shown as text."""
+    from rebalancer.backtest.report import render_html
+
+    result = _demo_result()
+    evil = "<script>alert(1)</script>"
+    prov = Provenance(
+        {f"BTC{evil}": Path(f"/data/{evil}.csv")},
+        {f"BTC{evil}": "ab" * 32},
+        {"note": evil},
+        f"rebalancer backtest --out '{evil}'",
+        (f"gap {evil}",),
+    )
+    page = render_html(result, {f"chart{evil}": PNG}, prov)
+    assert "<script" not in page
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 5

@@ -158,3 +158,39 @@ def test_walk_forward_of_the_vol_rule_chooses_by_the_full_engine(closes: pd.Data
         walk_forward(
             closes, strategy, kind="rel", bands=BANDS, fee_rate=fee, train=365, test=120, bar=DAY
         )
+
+
+def _random_walk(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    steps = rng.normal(0.0, 0.04, size=(n, 2))
+    index = pd.date_range("2020-01-01", periods=n, freq="D", tz="UTC", name="time")
+    return pd.DataFrame(np.exp(np.cumsum(steps, axis=0)) * [100.0, 20.0], index, ["BTC", "ETH"])
+
+
+@pytest.mark.parametrize("anchored", [False, True])
+def test_window_returns_compound_to_the_final_value(anchored: bool) -> None:
+    """Every bar's move belongs to exactly one window: the move over the bar where two
+    windows meet (the previous window's last close to this window's first close) is in
+    the later window's return, so the returns compound to final / capital."""
+    closes = _random_walk(400, seed=7)
+    targets = {"BTC": D("0.5"), "ETH": D("0.4"), "USDT": D("0.1")}
+    strategy = Strategy("USDT", targets, Threshold(), PlanPolicy(min_trade=D(10)))
+    res = walk_forward(
+        closes,
+        strategy,
+        bands=[0.02, 0.05, 0.1],
+        fee_rate=D("0.001"),
+        train=90,
+        test=45,
+        bar=DAY,
+        anchored=anchored,
+    )
+    final = res.summary()["walk_forward"]["final_value"]
+    growth = float(np.prod(1 + res.windows["out_of_sample_return"].to_numpy()))
+    assert len(res.windows) > 3
+    assert growth == pytest.approx(final / 10000, rel=1e-9)
+    # each window starts from the value the previous one ended with
+    starts = res.windows["start_value"].to_numpy()
+    ends = res.windows["end_value"].to_numpy()
+    np.testing.assert_array_equal(starts[1:], ends[:-1])
+    assert starts[0] == 10000

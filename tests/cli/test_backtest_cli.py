@@ -168,6 +168,7 @@ def test_sweep_on_real_history(tmp_path: Path, g1_config: Path) -> None:
         "heatmap_final_value.png",
         "heatmap_sharpe.png",
         "heatmap_max_drawdown.png",
+        "sweep_report.html",
     ):
         assert (out / name).is_file()
 
@@ -249,7 +250,18 @@ def test_walk_forward_on_real_history(tmp_path: Path, g1_config: Path) -> None:
     best = data["best_fixed_in_hindsight"]
     assert best["band"] in (0.02, 0.05, 0.1, 0.2)
     assert data["walk_forward"]["final_value"] > 0
-    for name in ("walk_forward.csv", "hindsight.csv", "walk_forward.png"):
+    assert data["buy_and_hold"]["final_value"] > 0
+    assert data["data"]["start"].startswith("2019-01-01") and data["data"]["bars"] == 1096
+    growth = 1.0
+    for w in windows:
+        growth *= 1 + w["out_of_sample_return"]
+    assert growth == pytest.approx(data["walk_forward"]["final_value"] / 10000, rel=1e-9)
+    for name in (
+        "walk_forward.csv",
+        "hindsight.csv",
+        "walk_forward.png",
+        "walk_forward_report.html",
+    ):
         assert (out / name).is_file()
     assert "Example:" in runner.invoke(app, ["walk-forward", "--help"]).output
 
@@ -276,3 +288,37 @@ def test_backtest_limit_fills_from_finer_candles(tmp_path: Path) -> None:
     assert 0 < makers["5m"] <= makers[None]
     bad = runner.invoke(app, ["backtest", "-c", str(config), "--limit-ranges", "1h"])
     assert bad.exit_code != 0 and "1h" in bad.output  # the embedded data has daily files only
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["backtest", "--no-report"],
+        ["sweep", "--bands", "0.05,0.1", "--fee", "0.001"],
+        ["walk-forward", "--bands", "0.05,0.1", "--train", "200d", "--test", "100d"],
+    ],
+    ids=["backtest", "sweep", "walk-forward"],
+)
+def test_text_output_names_the_real_window_and_the_data_notes_first(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """--start before the data: the text output says which window was really run and why
+    (the data notes), before the first result table, not only in --json."""
+    result = runner.invoke(app, [*args, "--start", "2018-01-01", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    data_line = out.index("Data: 2024-10-01 → 2026-01-29 (486 daily bars)")
+    note = out.index("requested start 2018-01-01 00:00 UTC is not covered")
+    first_table = min(out.index(s) for s in ("┏", "Break-even", "Walk-forward by") if s in out)
+    assert data_line < note < first_table
+    # each command's HTML report names the same window and carries the note
+    report = {
+        "backtest": None,
+        "sweep": "sweep_report.html",
+        "walk-forward": "walk_forward_report.html",
+    }[args[0]]
+    if report is not None:
+        page = (tmp_path / report).read_text(encoding="utf-8")
+        assert "2024-10-01 → 2026-01-29 (486 daily bars)</h1>" in page
+        assert "requested start 2018-01-01 00:00 UTC is not covered" in page
+        assert str(tmp_path / report) in out.replace("\n", "")

@@ -63,6 +63,14 @@ def test_every_route_refuses_a_request_without_the_right_token(api: TestClient, 
     assert api.get(path, params={"token": TOKEN}).status_code == 200
 
 
+def test_a_missing_token_and_a_wrong_one_are_told_apart(api: TestClient) -> None:
+    missing = api.get("/api/status").json()["detail"]
+    wrong = api.get("/api/status", headers={"Authorization": "Bearer wrong"}).json()["detail"]
+    assert missing.startswith("no token") and "?token=TOKEN" in missing
+    assert wrong.startswith("wrong token") and "REBALANCER_WEB_TOKEN" in wrong
+    assert api.get("/", params={"token": "nope"}).json()["detail"] == wrong
+
+
 def test_the_page_is_self_contained(api: TestClient) -> None:
     page = api.get("/", params={"token": TOKEN}).text
     assert "<script>" in page and "<style>" in page
@@ -165,7 +173,12 @@ def test_equity_and_buy_and_hold_of_the_starting_holdings(
     rows = journal_rows(paper_run)
     cycles = rows["cycles"]
     assert len(eq["points"]) == len(cycles) == paper_run.ticks
-    assert [D(p["value"]) for p in eq["points"]] == [c["total_value"] for c in cycles]
+    # each check's value after its own trades: the journaled value less what they cost
+    fills = rows["fills"]
+    assert [D(p["value"]) for p in eq["points"]] == [view.value_after(c, fills) for c in cycles]
+    traded = {f["at"] for f in fills}
+    for p, c in zip(eq["points"], cycles, strict=True):
+        assert (D(p["value"]) < c["total_value"]) == (c["at"] in traded)
     # the paper account starts in cash; its first check buys the targets: those are held
     start = {a: D(v) for a, v in eq["start_holdings"].items()}
     seen = {a: D(v) for a, v in cycles[1]["snapshot"]["balances"].items()}
@@ -212,10 +225,10 @@ def test_orders_fills_and_summary_equal_the_journal(api: TestClient, paper_run: 
     assert sm["fills"] == len(rows["fills"])
     assert D(sm["fees"]) == sum(c["fees_quote"] for c in rows["cycles"])
     assert D(sm["traded"]) == sum(f["cost"] for f in rows["fills"])
-    assert D(sm["end_value"]) == rows["cycles"][-1]["total_value"]
-    assert sm["total_return"] == pytest.approx(
-        float(rows["cycles"][-1]["total_value"] / rows["cycles"][0]["total_value"] - 1)
-    )
+    end = view.value_after(rows["cycles"][-1], rows["fills"])
+    assert D(sm["end_value"]) == end
+    assert D(sm["start_value"]) == rows["cycles"][0]["total_value"]
+    assert sm["total_return"] == pytest.approx(float(end / rows["cycles"][0]["total_value"] - 1))
     assert sm["premium"] == pytest.approx(sm["total_return"] - sm["hold_return"])
     assert api.get("/api/halts", headers=AUTH).json() == []
 
@@ -313,3 +326,30 @@ def test_an_empty_journal_serves_empty_answers(tmp_path: Path) -> None:
         assert c.get("/api/fills", headers=AUTH).json() == []
     finally:
         reader.close()
+
+
+def test_the_first_rebalances_fees_show_after_the_first_check() -> None:
+    """One check that bought the targets from 10,000 USDT and paid 10 USDT of fees: the
+    strategy's return and buy-and-hold's are the same −0.1 %, not +0.00 % against −0.10 %."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    cycle = {
+        "at": at,
+        "total_value": D(10000),
+        "fees_quote": D(10),
+        "snapshot": {"quote": "USDT", "balances": {"USDT": "10000"}, "prices": {"BTC": "100000"}},
+        "drift": [{"asset": "BTC", "target": "1", "drift": "-1", "weight": "0"}],
+    }
+    fill = {
+        "at": at,
+        "symbol": "BTC/USDT",
+        "side": "buy",
+        "amount": D("0.0999"),
+        "cost": D("9990"),
+        "fee": D(10),
+        "fee_asset": "USDT",
+        "price": D(100000),
+    }
+    sm = view.summary({"cycles": [cycle], "fills": [fill], "orders": [], "halts": []}, "USDT")
+    assert sm.start_value == 10000 and sm.end_value == 9990
+    assert sm.total_return == pytest.approx(-0.001) == sm.hold_return
+    assert sm.premium == pytest.approx(0)

@@ -254,3 +254,53 @@ def test_the_page_shows_the_journals_target_changes_and_flows(
 
 def _rows(page: Any, table: str) -> list[str]:
     return [r.inner_text() for r in page.query_selector_all(f"{table} tbody tr")]
+
+
+def test_a_fresh_paper_account_minutes_old(browser: Any, tmp_path: Path) -> None:
+    """After the first check (a purchase from cash), the return and buy-and-hold's are the
+    same loss, the first rebalance's fees; with checks minutes apart the time axis reads
+    times of day, not the same date five times."""
+    from rebalancer.config import load_config
+    from web.paper_run import CONFIG
+
+    cfg = tmp_path / "rebalancer.toml"
+    cfg.write_text(CONFIG)
+    settings = load_config(cfg)
+    url = f"sqlite:///{tmp_path / 'state' / 'journal.sqlite'}"
+    (tmp_path / "state").mkdir()
+    exchange = PaperExchange("USDT", {"USDT": D(10000)}, D("0.001"), D("0.0005"))
+    prices = {"BTC": D(90000), "ETH": D(3000), "SOL": D(150)}
+    t0 = START
+
+    def check(minutes: int, move: D) -> None:
+        j = open_journal(url, "paper:binance")
+        try:
+            at = t0 + minutes * (FOUR_H / 240)  # minutes
+            exchange.set_prices({a: p * move for a, p in prices.items()}, at)
+            run_cycle(exchange, j, MemoryNotifier(), settings.strategy(), at)
+        finally:
+            j.close()
+
+    def load(page: Any, port: int) -> None:
+        page.goto(f"http://127.0.0.1:{port}/?token={TOKEN}")
+        page.wait_for_selector("body[data-loaded]", timeout=15000)
+        assert page.get_attribute("body", "data-loaded") == "yes", page.inner_text("#error")
+
+    check(0, D(1))
+    reader = open_reader(settings)
+    server = serve_in_thread(create_app(dashboard_for(settings, reader), TOKEN), "127.0.0.1", 0)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        load(page, server.port)
+        assert page.inner_text("#return") == page.inner_text("#hold-return")
+        assert page.inner_text("#return").startswith("-0.")
+        for minutes, move in ((5, D("1.01")), (10, D("0.99")), (15, D("1.02"))):
+            check(minutes, move)
+        load(page, server.port)
+        labels = [t.text_content() for t in page.query_selector_all("#equity-chart text.xlabel")]
+        assert len(labels) == 5 and len(set(labels)) == 5, labels
+        assert labels[0] == f"{t0:%Y-%m-%d %H:%M} UTC"
+        assert labels[-1] == f"{t0 + FOUR_H / 16:%H:%M}"  # 15 minutes later
+    finally:
+        server.stop()
+        reader.close()

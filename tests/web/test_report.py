@@ -205,3 +205,24 @@ def test_the_printed_report_has_the_time_weighted_return(
     assert (
         "time-weighted return (flows taken out)" in page and "Deposits and withdrawals (0)" in page
     )
+
+
+def test_the_journal_report_escapes_markup_in_names_and_reasons() -> None:
+    """The report is rendered by the template engine with autoescape on: an account name,
+    an asset and a halt reason carrying a <script> are shown as text."""
+    from rebalancer.web.report import render_html
+
+    evil = "<script>alert(1)</script>"
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    cycle = _cycle(t0, {"USDT": "1000", f"BTC{evil}": "0.01"}, "100000")
+    cycle["drift"] = [{"asset": f"BTC{evil}", "target": "0.5", "drift": "0", "weight": "0.5"}]
+    rows: view.Rows = {
+        "cycles": [cycle],
+        "fills": [],
+        "orders": [],
+        "halts": [{"at": t0, "kind": "halt", "reason": f"drawdown {evil}"}],
+    }
+    report = build_report(rows, None, account=f"paper{evil}", mode="paper", since=None)
+    page = render_html(report, {f"equity{evil}": PNG})
+    assert "<script" not in page
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 4

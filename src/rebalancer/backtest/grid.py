@@ -431,10 +431,45 @@ def break_even(rows: pd.DataFrame) -> pd.DataFrame:
 # -- outputs -----------------------------------------------------------------------------------
 
 HEATMAPS = {"final_value": "final value", "sharpe": "Sharpe", "max_drawdown": "max drawdown"}
+#: cells are labelled with their value up to this many bands (rows) per panel
+LABELLED_ROWS = 40
 
 
-def heatmap_figures(result: GridResult) -> dict[str, Any]:
-    """One figure per metric: a panel per (kind, style), bands down, fee rates across."""
+def cell_text(metric: str, value: float) -> str:
+    """A heatmap cell's label: ``12,548`` (final value), ``0.59`` (Sharpe), ``-41%`` (max
+    drawdown, a loss)."""
+    if not math.isfinite(value):
+        return "n/a"
+    if metric == "final_value":
+        return f"{value:,.0f}"
+    if metric == "max_drawdown":
+        return f"{-abs(value) * 100:.1f}%"
+    return f"{value:.2f}"
+
+
+def _label_cells(ax: Any, data: np.ndarray[Any, Any], metric: str, cmap: Any) -> None:
+    finite = data[np.isfinite(data)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    size = 7 if data.shape[0] <= 25 else 5.5
+    for (i, j), value in np.ndenumerate(data):
+        shade = 0.5 if hi == lo or not math.isfinite(value) else (value - lo) / (hi - lo)
+        r, g, b, _ = cmap(shade)
+        dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
+        ax.text(
+            j,
+            i,
+            cell_text(metric, float(value)),
+            ha="center",
+            va="center",
+            fontsize=size,
+            color="white" if dark else "black",
+        )
+
+
+def heatmap_figures(result: GridResult, window: str = "") -> dict[str, Any]:
+    """One figure per metric: a panel per (kind, style), bands down, fee rates across, each
+    cell labelled with its value (up to :data:`LABELLED_ROWS` bands); ``window`` (the data
+    window, e.g. ``2018-05-04 → 2022-10-10 (1,621 daily bars)``) goes in the title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -450,8 +485,10 @@ def heatmap_figures(result: GridResult) -> dict[str, Any]:
         for ax, ((kind, style), g) in zip(axes[0], panels, strict=True):
             pivot = g.pivot_table(index="band", columns="fee_rate", values=metric)
             data = pivot.to_numpy(dtype=np.float64)
-            cmap = "viridis_r" if metric == "max_drawdown" else "viridis"
+            cmap = plt.get_cmap("viridis_r" if metric == "max_drawdown" else "viridis")
             im = ax.imshow(data, aspect="auto", cmap=cmap, origin="lower")
+            if len(pivot.index) <= LABELLED_ROWS:
+                _label_cells(ax, data, metric, cmap)
             ax.set_xticks(
                 range(len(pivot.columns)), [f"{f * 100:g}%" for f in pivot.columns], fontsize=8
             )
@@ -467,11 +504,14 @@ def heatmap_figures(result: GridResult) -> dict[str, Any]:
                 band = float(sel["break_even_band"].iloc[0]) if len(sel) else math.nan
                 if not math.isnan(band):
                     i = list(pivot.index).index(band)
-                    ax.plot(j, i, marker="*", color="red", markersize=10)
+                    ax.plot(
+                        j - 0.38, i, marker="*", color="red", markersize=9, markeredgecolor="white"
+                    )
             fig.colorbar(im, ax=ax, shrink=0.8)
+        when = f"{window}\n" if window else ""
         fig.suptitle(
-            f"{title} by band and fee rate\n(red star: break-even band vs "
-            f"buy-and-hold;\n{result.semantics} semantics)",
+            f"{title} by band and fee rate\n{when}(red star: break-even band vs "
+            f"buy-and-hold; {result.semantics} semantics)",
             fontsize=10,
         )
         fig.tight_layout()
@@ -479,7 +519,7 @@ def heatmap_figures(result: GridResult) -> dict[str, Any]:
     return figs
 
 
-def write_outputs(result: GridResult, out_dir: Path) -> dict[str, Path]:
+def write_outputs(result: GridResult, out_dir: Path, window: str = "") -> dict[str, Path]:
     """``sweep.csv``, ``break_even.csv`` and ``heatmap_{metric}.png`` in ``out_dir``."""
     import matplotlib.pyplot as plt
 
@@ -487,7 +527,7 @@ def write_outputs(result: GridResult, out_dir: Path) -> dict[str, Path]:
     paths = {"csv": out_dir / "sweep.csv", "break_even": out_dir / "break_even.csv"}
     result.rows.to_csv(paths["csv"], index=False)
     result.break_even.to_csv(paths["break_even"], index=False)
-    for metric, fig in heatmap_figures(result).items():
+    for metric, fig in heatmap_figures(result, window).items():
         path = out_dir / f"heatmap_{metric}.png"
         fig.savefig(path)
         plt.close(fig)

@@ -10,8 +10,6 @@ every trade. The reproducibility block lists the data files with their sha256, t
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 import json
 import math
@@ -28,7 +26,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from rebalancer import __version__
+from rebalancer import __version__, templates
+from rebalancer.backtest import labels
 from rebalancer.backtest.engine import BacktestResult, Run
 
 COLORS = {"strategy": "#1f77b4", "buy_and_hold": "#7f7f7f", "calendar": "#ff7f0e"}
@@ -184,14 +183,16 @@ def _png(fig: Figure) -> bytes:
 
 # -- html --------------------------------------------------------------------------------------
 
+#: (label, summary key, format): ``pct`` a signed return, ``pct0`` an unsigned percentage,
+#: ``dd`` a drawdown (shown as a loss)
 _METRIC_ROWS: list[tuple[str, str, str]] = [
     ("final value", "final_value", "money"),
     ("total return", "total_return", "pct"),
     ("CAGR", "cagr", "pct"),
-    ("volatility (ann.)", "volatility", "pct"),
+    ("volatility (ann.)", "volatility", "pct0"),
     ("Sharpe", "sharpe", "num"),
     ("Sortino", "sortino", "num"),
-    ("max drawdown", "max_drawdown", "pct"),
+    ("max drawdown", "max_drawdown", "dd"),
     ("max drawdown duration (days)", "max_drawdown_days", "num0"),
     ("Calmar", "calmar", "num"),
     ("rebalances", "rebalances", "int"),
@@ -208,8 +209,10 @@ def _fmt(value: Any, kind: str) -> str:
         return "n/a"
     if kind == "money":
         return f"{value:,.2f}"
-    if kind == "pct":
-        return f"{value * 100:+.2f}%"
+    if kind in ("pct", "pct0"):
+        return labels.pct(value, signed=kind == "pct")
+    if kind == "dd":
+        return labels.drawdown(value)
     if kind == "int":
         return f"{int(value)}"
     if kind == "num0":
@@ -217,108 +220,78 @@ def _fmt(value: Any, kind: str) -> str:
     return f"{value:.3f}"
 
 
-def _table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+@dataclass(frozen=True)
+class TableData:
+    """A table for a template: header cells and rows of plain text (escaped when shown)."""
+
+    headers: list[str]
+    rows: list[list[str]]
 
 
-def metrics_table(result: BacktestResult) -> str:
+def metrics_table(result: BacktestResult) -> TableData:
     runs = [result.run, *result.benchmarks.values()]
     summaries = [r.summary() for r in runs]
-    rows = [
-        [html.escape(label), *(_fmt(s[key], kind) for s in summaries)]
-        for label, key, kind in _METRIC_ROWS
-    ]
-    return _table(["", *(LABELS.get(r.name, r.name) for r in runs)], rows, "metrics")
+    rows = [[label, *(_fmt(s[key], kind) for s in summaries)] for label, key, kind in _METRIC_ROWS]
+    return TableData(["", *(LABELS.get(r.name, r.name) for r in runs)], rows)
 
 
-def trades_table(result: BacktestResult) -> str:
+def trades_table(result: BacktestResult) -> TableData:
     frame = result.trades_frame()
     rows = [
         [
-            html.escape(str(r["time"])[:19]),
-            html.escape(str(r["asset"])),
-            html.escape(str(r["side"])),
+            str(r["time"])[:19],
+            str(r["asset"]),
+            str(r["side"]),
             f"{r['amount']:.8g}",
             f"{r['price']:.8g}",
             f"{r['cost']:,.2f}",
-            f"{r['fee']:.6g} {html.escape(str(r['fee_asset']))}",
+            f"{r['fee']:.6g} {r['fee_asset']}",
             f"{r['fee_quote']:.4f}",
-            html.escape(str(r["reason"])),
+            str(r["reason"]),
         ]
         for r in frame.to_dict("records")
     ]
     headers = ["time", "asset", "side", "amount", "price", "cost", "fee", "fee (quote)", "reason"]
-    return _table(headers, rows, "trades")
+    return TableData(headers, rows)
 
 
-def _repro(result: BacktestResult, prov: Provenance) -> str:
-    files = [
-        [html.escape(a), html.escape(str(prov.files[a])), f"<code>{prov.sha256.get(a, '')}</code>"]
-        for a in prov.files
-    ]
-    parts = [
-        f"<p>rebalancer version <b>{html.escape(prov.version)}</b>"
-        + (f"; command <code>{html.escape(prov.command)}</code>" if prov.command else "")
-        + "</p>",
-        _table(["asset", "data file", "sha256"], files, "files") if files else "<p>no files</p>",
-    ]
-    if prov.data_notes:
-        notes = "".join(f"<li>{html.escape(n)}</li>" for n in prov.data_notes)
-        parts.append(f"<p>Data notes:</p><ul>{notes}</ul>")
-    cfg = json.dumps(prov.config, indent=2, sort_keys=True, default=str)
-    parts.append(f"<p>Config (secrets redacted):</p><pre>{html.escape(cfg)}</pre>")
-    return "\n".join(parts)
+def config_json(prov: Provenance) -> str:
+    return json.dumps(prov.config, indent=2, sort_keys=True, default=str)
 
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:13px}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
-th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
-table.trades td:last-child{text-align:left;font-size:11px;color:#555}
-img{max-width:100%} pre{background:#f7f7f7;padding:1em;font-size:12px;overflow:auto}
-"""
+def candle_window(result: BacktestResult) -> str:
+    """``2024-10-01 → 2026-01-29 (486 daily bars)``: first and last candle (open times)."""
+    times, bar = result.run.times, result.bar
+    return labels.window_text(times[0] - bar, times[-1] - bar, len(times), bar)
 
 
 def render_html(result: BacktestResult, images: Mapping[str, bytes], prov: Provenance) -> str:
     run = result.run
-    s = result.summary()
     prem = result.premium
     premium = (
         "n/a"
         if prem is None
-        else f"{prem.total * 100:+.2f}% total, {prem.annualised * 100:+.2f}% a year"
+        else f"{labels.pct(prem.total)} total, {labels.pct(prem.annualised)} a year"
     )
-    targets = ", ".join(f"{a} {float(w) * 100:g}%" for a, w in run.strategy.targets.items())
-    imgs = "\n".join(
-        f'<h3>{html.escape(name)}</h3><img alt="{html.escape(name)} chart" '
-        f'src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
-        for name, data in images.items()
+    strategy = run.strategy
+    return templates.render(
+        "backtest.html",
+        window=candle_window(result),
+        bars=labels.bars_text(len(run.times), result.bar),
+        targets=", ".join(f"{a} {float(w) * 100:g}%" for a, w in strategy.targets.items()),
+        rule=strategy.trigger.describe(),
+        style=strategy.policy.style,
+        taker_fee=f"{float(result.taker_fee) * 100:g}%",
+        slippage=f"{float(result.slippage) * 100:g}%",
+        min_trade=strategy.policy.min_trade,
+        quote=strategy.quote,
+        premium=premium,
+        metrics=metrics_table(result),
+        images=[(name, templates.png_uri(data)) for name, data in images.items()],
+        trades=trades_table(result),
+        prov=prov,
+        config_json=config_json(prov),
     )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>rebalancer backtest</title>
-<style>{_CSS}</style></head><body>
-<h1>Backtest {html.escape(s["start"][:10])} → {html.escape(s["end"][:10])}</h1>
-<p>{s["bars"]} bars of {result.bar}; targets {html.escape(targets)};
-rule <b>{html.escape(run.strategy.trigger.describe())}</b>, style
-{html.escape(run.strategy.policy.style)}; taker fee {float(result.taker_fee) * 100:g}%,
-slippage {float(result.slippage) * 100:g}%, min trade {run.strategy.policy.min_trade}
-{html.escape(run.strategy.quote)}.</p>
-<p>Rebalancing premium over buy-and-hold: <b>{premium}</b>.
-Benchmarks run through the same engine: buy-and-hold buys to target on the first bar;
-the calendar rule trades back to target on the first bar of every month.</p>
-<h2>Metrics</h2>
-{metrics_table(result)}
-<h2>Charts</h2>
-{imgs}
-<h2>Trades ({len(result.trades)})</h2>
-{trades_table(result)}
-<h2>Reproducibility</h2>
-{_repro(result, prov)}
-</body></html>
-"""
 
 
 def write_report(
@@ -334,14 +307,16 @@ def write_report(
     return write_files(out_dir, images, render_html(result, images, prov))
 
 
-def write_files(out_dir: Path, images: dict[str, bytes], html: str) -> ReportFiles:
-    """``<name>.png`` for each image and ``report.html`` into ``out_dir`` (created)."""
+def write_files(
+    out_dir: Path, images: Mapping[str, bytes], html: str, name: str = "report.html"
+) -> ReportFiles:
+    """``<image>.png`` for each image and the page ``name`` into ``out_dir`` (created)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     pngs: dict[str, Path] = {}
-    for name, data in images.items():
-        path = out_dir / f"{name}.png"
+    for image, data in images.items():
+        path = out_dir / f"{image}.png"
         path.write_bytes(data)
-        pngs[name] = path
-    page = out_dir / "report.html"
+        pngs[image] = path
+    page = out_dir / name
     page.write_text(html, encoding="utf-8")
     return ReportFiles(page, pngs)

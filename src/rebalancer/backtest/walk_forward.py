@@ -17,9 +17,15 @@ open times.
 * **out-of-sample**: the chosen band runs in the full engine (:mod:`.engine`, the bot's own
   loop) on the test bars, starting from the holdings the previous test window ended with
   (the first one from ``capital`` in cash), so the stitched equity is one continuous account.
+  A window's return runs from the value the previous window ended with (its last bar's
+  close; ``capital`` for the first) to its own last bar's close, so the move over the bar
+  where two windows meet belongs to exactly one window and the returns compound exactly:
+  ``prod(1 + out_of_sample_return) == final_value / capital``.
 * **hindsight**: every band of the grid run by the full engine, fixed, over the whole
   out-of-sample span from ``capital``; the best by the objective is the benchmark the
   walk-forward choice must be compared with.
+* **buy-and-hold**: the targets bought on the first out-of-sample bar from ``capital`` (at
+  the same fee) and never traded again, over the same span: what not rebalancing gives.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from rebalancer.backtest.engine import BacktestResult, check_closes, run_backtest
+from rebalancer.backtest.engine import BacktestResult, FirstBar, check_closes, run_backtest
 from rebalancer.backtest.grid import Combo
 from rebalancer.backtest.metrics import Metrics, compute_metrics
 from rebalancer.backtest.sweep import sweep
@@ -56,7 +62,8 @@ class Window:
 @dataclass(frozen=True)
 class WalkForwardResult:
     """``windows``: one row per window; ``equity``: the stitched out-of-sample curve (index =
-    bar close times); ``hindsight``: every fixed band over the same span, best first."""
+    bar close times); ``hindsight``: every fixed band over the same span, best first;
+    ``hold_equity`` / ``hold_metrics``: buy-and-hold over the same span."""
 
     windows: pd.DataFrame
     equity: pd.Series
@@ -65,6 +72,8 @@ class WalkForwardResult:
     hindsight_equity: pd.Series
     objective: str
     kind: str = "abs"
+    hold_equity: pd.Series | None = None
+    hold_metrics: Metrics | None = None
 
     def summary(self) -> dict[str, Any]:
         best = self.hindsight.iloc[0]
@@ -84,7 +93,19 @@ class WalkForwardResult:
                 "fees": m.fees,
             },
             "best_fixed_in_hindsight": {k: _py(v) for k, v in best.items()},
+            "buy_and_hold": None if self.hold_metrics is None else _brief(self.hold_metrics),
         }
+
+
+def _brief(m: Metrics) -> dict[str, Any]:
+    return {
+        "final_value": m.final_value,
+        "total_return": m.total_return,
+        "cagr": m.cagr,
+        "sharpe": m.sharpe,
+        "calmar": m.calmar,
+        "max_drawdown": m.max_drawdown,
+    }
 
 
 def _py(v: Any) -> Any:
@@ -202,6 +223,7 @@ def walk_forward(
     rows: list[dict[str, Any]] = []
     pieces: list[pd.Series] = []
     n_reb, fees, traded, turnover = 0, 0.0, 0.0, 0.0
+    before = float(capital)  # the account's value when the window starts
     total = len(wins) + len(grid)
     for i, w in enumerate(wins):
         (a, b), (c, d) = w.train, w.test
@@ -231,10 +253,13 @@ def walk_forward(
                 "band": band,
                 f"in_sample_{objective}": in_score,
                 f"out_of_sample_{objective}": float(getattr(m, objective)),
-                "out_of_sample_return": float(res.run.final_value / res.run.initial_value - 1),
+                "start_value": before,
+                "end_value": float(res.run.final_value),
+                "out_of_sample_return": float(res.run.final_value) / before - 1,
                 "rebalances": m.n_rebalances,
             }
         )
+        before = float(res.run.final_value)
         if progress is not None:
             progress(i + 1, total)
     equity = pd.concat(pieces)
@@ -271,32 +296,72 @@ def walk_forward(
     hindsight = pd.DataFrame(fixed).sort_values(["score", "band"], ascending=[False, True])
     hindsight = hindsight.reset_index(drop=True)
     best_band = float(hindsight["band"].iloc[0])
+    hold = run_backtest(
+        span,
+        replace(strategy, trigger=FirstBar()),
+        capital=capital,
+        taker_fee=fee_rate,
+        slippage=strategy.policy.slippage,
+        bar=bar,
+        benchmarks=False,
+    ).run
     return WalkForwardResult(
-        pd.DataFrame(rows), equity, metrics, hindsight, curves[best_band], objective, kind
+        pd.DataFrame(rows),
+        equity,
+        metrics,
+        hindsight,
+        curves[best_band],
+        objective,
+        kind,
+        pd.Series(hold.equity, index=hold.times),
+        hold.metrics,
     )
 
 
-def equity_figure(result: WalkForwardResult) -> Any:
-    """The stitched out-of-sample equity against the best fixed band in hindsight."""
+def equity_figure(result: WalkForwardResult, window: str = "") -> Any:
+    """The stitched out-of-sample equity against the best fixed band in hindsight and
+    buy-and-hold over the same span; ``window`` (the data window) goes in the title."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     fig, ax = plt.subplots(figsize=(11, 4.5), dpi=100)
-    ax.plot(result.equity.index, result.equity.to_numpy(), lw=1.2, label="walk-forward (OOS)")
-    best = float(result.hindsight["band"].iloc[0])
+    final = result.metrics.final_value
+    ax.plot(
+        result.equity.index,
+        result.equity.to_numpy(),
+        lw=1.2,
+        label=f"walk-forward (out-of-sample): final {final:,.0f}",
+    )
+    best = result.hindsight.iloc[0]
     ax.plot(
         result.hindsight_equity.index,
         result.hindsight_equity.to_numpy(),
         lw=1.0,
-        color="#7f7f7f",
-        label=f"best fixed band in hindsight ({best:.0%})",
+        color="#ff7f0e",
+        label=f"best fixed band in hindsight ({float(best['band']):.0%}): "
+        f"final {float(best['final_value']):,.0f}",
     )
+    if result.hold_equity is not None and result.hold_metrics is not None:
+        ax.plot(
+            result.hold_equity.index,
+            result.hold_equity.to_numpy(),
+            lw=1.0,
+            color="#7f7f7f",
+            ls="--",
+            label=f"buy-and-hold: final {result.hold_metrics.final_value:,.0f}",
+        )
     for start in result.windows["test_start"]:
         ax.axvline(pd.Timestamp(start), color="#d62728", lw=0.5, alpha=0.4)  # type: ignore[arg-type]
     ax.set_yscale("log")
-    ax.set_title(f"Walk-forward by {result.objective}: out-of-sample equity (red: windows)")
+    money = FuncFormatter(lambda v, _pos: f"{v:,.0f}")
+    ax.yaxis.set_major_formatter(money)
+    ax.yaxis.set_minor_formatter(money)
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+    title = f"Walk-forward by {result.objective}: out-of-sample equity (red: window starts)"
+    ax.set_title(f"{title}\n{window}" if window else title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()

@@ -27,6 +27,7 @@ from rebalancer.backtest.data import CandlePanel, load_demo_panel, load_panel, l
 from rebalancer.backtest.engine import BacktestResult, run_backtest
 from rebalancer.backtest.executors import make_executor
 from rebalancer.backtest.grid import DEFAULT_FEES, GridResult, run_grid, write_outputs
+from rebalancer.backtest.labels import bars_text, window_text
 from rebalancer.backtest.report import Provenance, write_report
 from rebalancer.backtest.timeframes import parse_timeframe
 from rebalancer.cli import render
@@ -123,6 +124,45 @@ def _command_line() -> str:
     return shlex.join(["rebalancer", *sys.argv[1:]])
 
 
+def _provenance(panel: CandlePanel, settings: Settings) -> Provenance:
+    """Where a report's numbers came from: data files and hashes, config, command, notes."""
+    return Provenance(
+        panel.files,
+        panel.sha256,
+        settings.redacted(),
+        _command_line(),
+        tuple(panel.report.issues),
+    )
+
+
+def _window(panel: CandlePanel) -> str:
+    return window_text(panel.start, panel.end, len(panel.closes), _bar(panel))
+
+
+#: data notes printed in the terminal (all of them are in --json and the HTML report)
+NOTES_SHOWN = 5
+
+
+def data_lines(panel: CandlePanel) -> list[str]:
+    """The window the run really covers (first and last candle, which may be shorter than
+    --start/--end asked for) and the data notes: printed before any result."""
+    notes = list(panel.report.issues)
+    lines = [
+        "Data: "
+        + window_text(panel.start, panel.end, len(panel.closes), _bar(panel))
+        + (f"; {len(notes)} data note(s):" if notes else "; no gaps, aligned.")
+    ]
+    lines += [f"  data: {n}" for n in notes[:NOTES_SHOWN]]
+    if len(notes) > NOTES_SHOWN:
+        lines.append(f"  ... and {len(notes) - NOTES_SHOWN} more (--json and report.html)")
+    return lines
+
+
+def print_data(console: Console, panel: CandlePanel) -> None:
+    for line in data_lines(panel):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
 @contextmanager
 def _progress(console: Console, what: str) -> Iterator[Progress]:
     with Progress(
@@ -162,9 +202,13 @@ def _fmt(spec: str, value: Any) -> str:
 
 
 def summary_table(result: BacktestResult) -> Table:
+    """The metrics side by side; the title names the candle window (open times, as the
+    data line and --start/--end do)."""
     s = result.summary()
     runs = {"strategy": s["strategy"], **s["benchmarks"]}
-    table = Table(title=f"Backtest {s['start'][:10]} → {s['end'][:10]} ({s['bars']} bars)")
+    times, bar = result.run.times, result.bar
+    window = window_text(times[0] - bar, times[-1] - bar, len(times), bar)
+    table = Table(title=f"Backtest {window}")
     table.add_column("")
     for name in runs:
         table.add_column(name.replace("_", "-"), justify="right")
@@ -239,7 +283,7 @@ def backtest_command(
     console.print(
         f"[bold]Backtest[/bold] {weights}"
         f" · rule {strategy.trigger.describe()} · fee {float(taker):.4%}{how} · "
-        f"{len(panel.closes)} {timeframe} bars {panel.start:%Y-%m-%d} → {panel.end:%Y-%m-%d}",
+        f"{bars_text(len(panel.closes), _bar(panel))}",
         highlight=False,
     )
     with _progress(console, "backtest") as progress:
@@ -271,14 +315,7 @@ def backtest_command(
     result.trades_frame().to_csv(trades, index=False)
     files["trades"] = str(trades)
     if not no_report:
-        prov = Provenance(
-            panel.files,
-            panel.sha256,
-            settings.redacted(),
-            _command_line(),
-            tuple(panel.report.issues),
-        )
-        report = write_report(result, out, prov)
+        report = write_report(result, out, _provenance(panel, settings))
         files["report"] = str(report.html)
         files.update({name: str(p) for name, p in report.pngs.items()})
     summary_path = out / "summary.json"
@@ -289,6 +326,7 @@ def backtest_command(
         typer.echo(render.to_json(summary))
         return
     out_console = Console()
+    print_data(out_console, panel)
     out_console.print(summary_table(result))
     prem = result.premium
     if prem is not None:
@@ -297,8 +335,6 @@ def backtest_command(
             f"The rule {verdict} buy-and-hold by {abs(prem.total):.2%} "
             f"({prem.annualised:+.2%} a year) over this window; it does not always win."
         )
-    for issue in panel.report.issues[:5]:
-        out_console.print(f"[yellow]data:[/yellow] {issue}", highlight=False)
     out_console.print(f"Wrote {', '.join(files.values())}", highlight=False)
 
 
@@ -408,7 +444,8 @@ def sweep_command(
 ) -> None:
     """Sweep bands x fee rates x trigger kinds x styles; print the break-even band per fee.
 
-    Writes `sweep.csv`, `break_even.csv` and heatmaps of final value, Sharpe and max drawdown
+    Writes `sweep_report.html` (heatmaps, tables, data window and notes, engine, file hashes),
+    `sweep.csv`, `break_even.csv` and heatmaps of final value, Sharpe and max drawdown
     into --out. The config gives the targets; each combination replaces its rule and style.
 
     Example: `rebalancer sweep --data-dir ../shared/data/binance_spot_2017_2022
@@ -442,7 +479,19 @@ def sweep_command(
             progress=lambda n: progress.advance(task, n),
             executor=remote,
         )
-    paths = write_outputs(grid, out)
+    paths = write_outputs(grid, out, _window(panel))
+    from rebalancer.backtest.research_report import write_sweep_report
+
+    paths["report"] = write_sweep_report(
+        grid,
+        out,
+        {k: p for k, p in paths.items() if k.startswith("heatmap_")},
+        _provenance(panel, settings),
+        window=_window(panel),
+        strategy=strategy,
+        capital=_decimal(capital, "--capital"),
+        executor="local" if remote is None else f"dask {remote.address}",
+    )
     data = {
         "executor": "local" if remote is None else f"dask {remote.address}",
         "start": panel.start.isoformat(),
@@ -462,6 +511,7 @@ def sweep_command(
         typer.echo(render.to_json(_clean(data)))
         return
     out_console = Console()
+    print_data(out_console, panel)
     out_console.print(break_even_table(grid))
     beats = int(grid.rows["beats_bh"].sum())
     out_console.print(
@@ -527,7 +577,8 @@ def walk_forward_command(
     on the in-sample bars (compiled kernel for abs, the bot's own loop for vol and cost) is
     traded by the bot's own loop on the next out-of-sample bars, one continuous account.
     Prints the choice per window and the stitched result against the best fixed band in
-    hindsight; writes `walk_forward.csv`, `hindsight.csv` and
+    hindsight and buy-and-hold; writes `walk_forward_report.html` (chart, tables, data window
+    and notes, engine, file hashes), `walk_forward.csv`, `hindsight.csv` and
     `walk_forward.png` into --out.
 
     Example: `rebalancer walk-forward --data-dir ../shared/data/binance_spot_2017_2022
@@ -563,17 +614,43 @@ def walk_forward_command(
     result.hindsight.to_csv(paths["hindsight"], index=False)
     import matplotlib.pyplot as plt
 
-    fig = equity_figure(result)
+    first, last = result.windows["test_start"].iloc[0], result.windows["test_end"].iloc[-1]
+    oos = window_text(pd.Timestamp(first), pd.Timestamp(last), len(result.equity), bar)
+    fig = equity_figure(result, f"out-of-sample {oos}; data {_window(panel)}")
     paths["chart"] = out / "walk_forward.png"
     fig.savefig(paths["chart"])
     plt.close(fig)
+    from rebalancer.backtest.research_report import write_walk_forward_report
+
+    train_bars, test_bars = bars_in(train, bar, "--train"), bars_in(test, bar, "--test")
+    paths["report"] = write_walk_forward_report(
+        result,
+        out,
+        paths["chart"],
+        _provenance(panel, settings),
+        window=_window(panel),
+        oos_window=oos,
+        strategy=strategy,
+        fee=taker,
+        capital=_decimal(capital, "--capital"),
+        train=bars_text(train_bars, bar),
+        test=bars_text(test_bars, bar),
+        anchored=anchored,
+    )
     data = result.summary()
     data["files"] = {k: str(v) for k, v in paths.items()}
-    data["data"] = {"sha256": dict(panel.sha256), "issues": list(panel.report.issues)}
+    data["data"] = {
+        "start": panel.start.isoformat(),  # first and last candle (open times) really used
+        "end": panel.end.isoformat(),
+        "bars": len(panel.closes),
+        "sha256": dict(panel.sha256),
+        "issues": list(panel.report.issues),
+    }
     if as_json:
         typer.echo(render.to_json(_clean(data)))
         return
     out_console = Console()
+    print_data(out_console, panel)
     table = Table(title=f"Walk-forward by {objective} ({'anchored' if anchored else 'rolling'})")
     for col in ("test window", "band", f"in-sample {objective}", f"OOS {objective}", "OOS return"):
         table.add_column(col, justify="right")
@@ -593,4 +670,10 @@ def walk_forward_command(
         f"{_fmt('{:.3f}', wf[objective])}; best fixed band in hindsight {best['band']:.0%}: "
         f"final {best['final_value']:,.2f}, {objective} {_fmt('{:.3f}', best[objective])}."
     )
+    hold = data["buy_and_hold"]
+    if hold is not None:
+        out_console.print(
+            f"Buy-and-hold over the same span: final {hold['final_value']:,.2f}, {objective} "
+            f"{_fmt('{:.3f}', hold[objective])}."
+        )
     out_console.print(f"Wrote {', '.join(str(p) for p in paths.values())}", highlight=False)

@@ -99,12 +99,16 @@ def create_app(dash: Dashboard, token: str, controls: Controls | None = None) ->
     ) -> None:
         # the two parameters document the schemes in /openapi.json; the check reads both
         given = _bearer(request)
-        if not given or not secrets.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(
-                status_code=401,
-                detail="a token is required: Authorization: Bearer TOKEN, or ?token=TOKEN",
-                headers={"WWW-Authenticate": "Bearer"},
+        if not given:
+            detail = "no token: send Authorization: Bearer TOKEN, or open /?token=TOKEN"
+        elif not secrets.compare_digest(given.encode(), token.encode()):
+            detail = (
+                f"wrong token: it does not match this dashboard's ({TOKEN_ENV}, or the one "
+                "`rebalancer serve` printed when it made one)"
             )
+        else:
+            return
+        raise HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
     app = FastAPI(
         title="rebalancer dashboard",

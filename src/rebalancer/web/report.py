@@ -8,8 +8,6 @@ numbers are what the dashboard's ``/api/summary`` serves.
 
 from __future__ import annotations
 
-import base64
-import html
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -23,8 +21,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from rebalancer import __version__
-from rebalancer.backtest.report import _CSS, ReportFiles, _png, _table, write_files
+from rebalancer import __version__, templates
+from rebalancer.backtest.report import ReportFiles, TableData, _png, write_files
 from rebalancer.core.flows import Performance
 from rebalancer.core.strategy import Strategy
 from rebalancer.web import view
@@ -186,17 +184,12 @@ def summary_rows(r: Report) -> list[tuple[str, str]]:
     ]
 
 
-def _esc(value: object) -> str:
-    return html.escape(str(value))
-
-
 def render_html(r: Report, images: dict[str, bytes]) -> str:
-    summary = _table(["", ""], [[_esc(k), _esc(v)] for k, v in summary_rows(r)], "metrics")
-    weights = _table(
+    weights = TableData(
         ["asset", "amount", "value", "weight", "target", "drift", "band"],
         [
             [
-                _esc(a.asset),
+                a.asset,
                 f"{a.amount:.8g}",
                 f"{a.value:,.2f}",
                 f"{a.weight * 100:.2f}%",
@@ -208,33 +201,31 @@ def render_html(r: Report, images: dict[str, bytes]) -> str:
             ]
             for a in r.weights.assets
         ],
-        "weights",
     )
-    fills = _table(
+    fills = TableData(
         ["time", "side", "symbol", "amount", "price", "cost", "fee", "source"],
         [
             [
-                _esc(_when(f["at"])),
-                _esc(f["side"]),
-                _esc(f["symbol"]),
+                _when(f["at"]),
+                str(f["side"]),
+                str(f["symbol"]),
                 f"{f['amount']:.8g}",
                 f"{f['price']:.8g}",
                 f"{f['cost']:,.2f}",
-                f"{f['fee']:.6g} {_esc(f['fee_asset'])}",
-                _esc(f["source"]),
+                f"{f['fee']:.6g} {f['fee_asset']}",
+                str(f["source"]),
             ]
             for f in r.rows.get("fills", [])
         ],
-        "trades",
     )
     journaled = view.journaled_flows(r.rows)
     extra = view.unjournaled_flows(r.rows, r.performance)
-    flows = _table(
+    flows = TableData(
         ["time", "asset", "amount", f"value ({r.summary.quote})", "kind", "source"],
         [
             [
-                _esc(_when(at)),
-                _esc(asset),
+                _when(at),
+                asset,
                 f"{amount:+.8g}",
                 f"{value:+,.2f}",
                 "deposit" if amount > 0 else "withdrawal",
@@ -243,51 +234,32 @@ def render_html(r: Report, images: dict[str, bytes]) -> str:
             for flows_, source in ((journaled, "journal"), (extra, "found between checks"))
             for at, asset, amount, value in flows_
         ],
-        "flows",
     )
-    halts = _table(
+    halts = TableData(
         ["time", "kind", "reason"],
-        [[_esc(_when(h["at"])), _esc(h["kind"]), _esc(h["reason"])] for h in r.rows["halts"]],
-        "halts",
+        [[_when(h["at"]), str(h["kind"]), str(h["reason"])] for h in r.rows.get("halts", [])],
     )
-    imgs = "\n".join(
-        f'<h3>{_esc(name)}</h3><img alt="{_esc(name)} chart" '
-        f'src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
-        for name, data in images.items()
+    strategy = r.strategy
+    return templates.render(
+        "journal_report.html",
+        account=r.account,
+        mode=r.mode,
+        start=_when(r.summary.start),
+        end=_when(r.summary.end),
+        since=_when(r.since) if r.since else "the first check",
+        strategy=strategy is not None,
+        targets=""
+        if strategy is None
+        else ", ".join(f"{a} {float(w) * 100:g}%" for a, w in strategy.targets.items()),
+        rule="" if strategy is None else strategy.trigger.describe(),
+        summary=[list(row) for row in summary_rows(r)],
+        weights=weights,
+        images=[(name, templates.png_uri(data)) for name, data in images.items()],
+        fills=fills,
+        flows=flows,
+        halts=halts,
+        version=__version__,
     )
-    targets = ""
-    if r.strategy is not None:
-        targets = ", ".join(f"{a} {float(w) * 100:g}%" for a, w in r.strategy.targets.items())
-        targets = f"targets {_esc(targets)}; rule <b>{_esc(r.strategy.trigger.describe())}</b>."
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>rebalancer report</title>
-<style>{_CSS}</style></head><body>
-<h1>Report: {_esc(r.account)} ({_esc(r.mode)})</h1>
-<p>From the journal, {_esc(_when(r.summary.start))} → {_esc(_when(r.summary.end))}
-(since {_esc(_when(r.since)) if r.since else "the first check"}). {targets}</p>
-<p>Buy-and-hold keeps the holdings the account had after the first check of the period (its
-trades included), valued at each later check's prices.</p>
-<h2>Summary</h2>
-{summary}
-<h2>Weights after the last check</h2>
-{weights}
-<h2>Charts</h2>
-{imgs}
-<h2>Trades ({len(r.rows.get("fills", []))})</h2>
-{fills}
-<h2>Deposits and withdrawals ({len(journaled) + len(extra)})</h2>
-<p>Balance changes the journaled trades do not explain, valued at the check's prices:
-"journal" rows were journaled by the check that found them (<code>rebalancer flows</code>
-lists them), "found between checks" ones by comparing two checks that did not journal them
-(single runs without the previous balances). The time-weighted return chains the returns
-between checks with these flows taken out: it measures the strategy, not the money moved in
-or out.</p>
-{flows}
-<h2>Halts ({len(r.rows.get("halts", []))})</h2>
-{halts}
-<p>rebalancer {_esc(__version__)}</p>
-</body></html>
-"""
 
 
 def write_report(r: Report, out_dir: Path) -> ReportFiles:

@@ -5,9 +5,12 @@ orders, fills, halts) and the daemon's heartbeat file; nothing here trades or re
 
 * Current weights: the last check's holdings *after* its own fills (its snapshot balances,
   plus what its fills bought and sold, less their fees), valued at that check's prices.
-* Equity: each check's total value (before its trades). Buy-and-hold: the starting holdings
-  (those after the first check in the window, so a paper account that starts in cash holds
-  what its first rebalance bought) valued at each later check's prices.
+* Equity: each check's total value after its trades (its fees paid). Buy-and-hold: the
+  starting holdings (those after the first check in the window, so a paper account that
+  starts in cash holds what its first rebalance bought) valued at each later check's
+  prices. Returns run from the first check's value *before* its trades (what the account
+  started with), so after one check the strategy and buy-and-hold both show the first
+  rebalance's fees.
 * Drift history: each check's drift per asset (weight − target, before its trades).
 """
 
@@ -234,15 +237,27 @@ def weights(rows: Rows, strategy: Strategy | None, quote: str) -> Weights:
     return Weights(last["at"], last["snapshot"]["quote"], total, band_text(strategy), after, assets)
 
 
+def value_after(cycle: dict[str, Any], fills: list[dict[str, Any]]) -> Decimal:
+    """The cycle's total value after its own trades: its journaled total value (before
+    them) plus what its fills changed at the cycle's prices (their fees and the fill prices'
+    distance from the snapshot's); the total value itself when it did not trade."""
+    before = _d(cycle["total_value"])
+    if not any(f["at"] == cycle["at"] for f in fills):
+        return before
+    held = {a: _d(v) for a, v in cycle["snapshot"]["balances"].items()}
+    return before + value_of(holdings_after(cycle, fills), cycle) - value_of(held, cycle)
+
+
 def equity(rows: Rows, quote: str) -> Equity:
+    """Each check's value after its trades (so a rebalance's fees show at the check that
+    paid them, the first one included) against the starting holdings held."""
     cycles = rows.get("cycles", [])
     if not cycles:
         return Equity(quote, None, {}, [])
     first = cycles[0]
-    start = holdings_after(first, rows.get("fills", []))
-    points = [EquityPoint(c["at"], _d(c["total_value"]), value_of(start, c)) for c in cycles]
-    # the first point: the value after the first check's trades (its fees paid)
-    points[0] = EquityPoint(first["at"], points[0].value, value_of(start, first))
+    fills = rows.get("fills", [])
+    start = holdings_after(first, fills)
+    points = [EquityPoint(c["at"], value_after(c, fills), value_of(start, c)) for c in cycles]
     return Equity(first["snapshot"]["quote"], first["at"], start, points)
 
 
@@ -293,7 +308,7 @@ def summary(rows: Rows, quote: str) -> Summary:
         orders_not_filled=sum(1 for o in orders if o["status"] != "filled"),
         traded=sum((_d(f["cost"]) for f in fills), ZERO),
         fees=sum((_d(c["fees_quote"]) for c in cycles), ZERO),
-        start_value=values[0] if values else ZERO,
+        start_value=_d(cycles[0]["total_value"]) if cycles else ZERO,  # before any trade
         end_value=values[-1] if values else ZERO,
         hold_end_value=eq.points[-1].hold if eq.points else ZERO,
         max_drawdown=max_drawdown(values),
