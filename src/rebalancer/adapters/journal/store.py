@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from rebalancer.adapters.journal.lock import AccountLock, NoLock
 from rebalancer.adapters.journal.models import (
+    CommandRow,
     Cycle,
     FillRow,
     FlowRow,
@@ -28,6 +29,7 @@ from rebalancer.adapters.journal.models import (
 from rebalancer.core.errors import InvariantBroken
 from rebalancer.core.model import Fill, OrderRequest, Side
 from rebalancer.ports import (
+    CommandRecord,
     Halt,
     HaltStatus,
     OrderOutcome,
@@ -38,7 +40,7 @@ from rebalancer.ports import (
 
 KINDS = ("cycles", "orders", "fills", "halts")
 # further kinds :meth:`SqlJournal.history` answers when asked (not in the default set)
-EXTRA_KINDS = ("flows", "targets")
+EXTRA_KINDS = ("flows", "targets", "commands")
 
 
 class SqlJournal:
@@ -224,6 +226,21 @@ class SqlJournal:
         with self._session() as s, s.begin():
             s.add(HaltEvent(account=self.account, at=at, kind=kind, reason=reason))
 
+    # --- commands from a chat ------------------------------------------------------------
+
+    def record_command(self, record: CommandRecord) -> None:
+        """Journal a chat command (answered or refused); text cut to the column sizes."""
+        row = CommandRow(
+            account=self.account,
+            at=record.at,
+            channel=record.channel[:16],
+            sender=record.sender[:64],
+            command=record.command[:200],
+            outcome=record.outcome,
+        )
+        with self._session() as s, s.begin():
+            s.add(row)
+
     # --- target changes (optimised targets) ---------------------------------------------
 
     def latest_target_change(self) -> TargetChange | None:
@@ -265,8 +282,8 @@ class SqlJournal:
     def history(
         self, since: datetime | None = None, kinds: Iterable[str] = KINDS
     ) -> dict[str, list[dict[str, Any]]]:
-        """Rows per kind (cycles, orders, fills, halts; ``flows`` and ``targets`` when
-        asked), oldest first."""
+        """Rows per kind (cycles, orders, fills, halts; ``flows``, ``targets`` and
+        ``commands`` when asked), oldest first."""
         tables: dict[str, Any] = {
             "cycles": (Cycle, Cycle.at),
             "orders": (Order, Order.created_at),
@@ -274,6 +291,7 @@ class SqlJournal:
             "halts": (HaltEvent, HaltEvent.at),
             "flows": (FlowRow, FlowRow.at),
             "targets": (TargetChangeRow, TargetChangeRow.at),
+            "commands": (CommandRow, CommandRow.at),
         }
         out: dict[str, list[dict[str, Any]]] = {}
         with self._session() as s:
@@ -435,6 +453,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "halts": ("at", "kind", "reason"),
     "flows": ("at", "asset", "amount", "value", "quote"),
     "targets": ("at", "method", "old", "new", "explanation", "config_method"),
+    "commands": ("at", "channel", "sender", "command", "outcome"),
 }
 
 
