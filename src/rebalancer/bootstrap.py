@@ -38,6 +38,7 @@ from rebalancer.service import CycleReport, Retarget, run_cycle
 
 if TYPE_CHECKING:
     from rebalancer.adapters.ccxt.permissions import KeyPermissions
+    from rebalancer.adapters.telegram import TelegramPoller
 
 log = logging.getLogger(__name__)
 
@@ -407,3 +408,12 @@ def notify_secrets() -> list[str]:
     from rebalancer.adapters.notify_apprise import notify_urls
 
     return notify_urls()
+
+
+def telegram_poller(
+    token: str, answer: Callable[[int, str], str | None], *, base_url: str | None = None
+) -> TelegramPoller:
+    """The Telegram transport (python-telegram-bot, imported only here and only then)."""
+    from rebalancer.adapters.telegram import TelegramPoller
+
+    return TelegramPoller(token, answer, base_url=base_url)

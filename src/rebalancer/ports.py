@@ -115,6 +115,21 @@ class TargetChange:
 
 
 @dataclass(frozen=True)
+class CommandRecord:
+    """A command an operator gave from a chat, journaled whether answered or refused.
+
+    ``channel``: ``"telegram"``; ``sender``: the chat id as text; ``command``: the text as
+    received; ``outcome``: the first line of the answer, or why it was refused.
+    """
+
+    at: datetime
+    channel: str
+    sender: str
+    command: str
+    outcome: str
+
+
+@dataclass(frozen=True)
 class FlowRecord:
     """A deposit (``amount`` > 0) or withdrawal (< 0) of ``asset`` found by the cycle at
     ``at`` (``CycleReport.flows``), worth ``value`` in the ``quote`` at that cycle's price

@@ -68,14 +68,16 @@ def test_upgrade_from_the_previous_head_keeps_the_rows(tmp_path: Path) -> None:
     assert "flows" not in inspect(engine).get_table_names()
     engine.dispose()
     j = open_journal(url, "a")
-    assert current_revision(j.engine) == head_revision() == "0003"
+    assert current_revision(j.engine) == head_revision() == "0004"
+    assert j.history(kinds=["commands"]) == {"commands": []}  # revision 0004
     assert schema_differences(j.engine) == []
     assert j.halt_status().active is not None  # the old row survived
     assert j.latest_target_change() is None and j.history(kinds=["flows"]) == {"flows": []}
     with j.engine.begin() as connection:  # and it goes back down cleanly
         cfg.attributes["connection"] = connection
         command.downgrade(cfg, "0001")
-    assert {"flows", "target_changes"}.isdisjoint(inspect(j.engine).get_table_names())
+    tables = inspect(j.engine).get_table_names()
+    assert {"flows", "target_changes", "commands"}.isdisjoint(tables)
     j.close()
 
 

@@ -24,6 +24,7 @@ from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
 from rebalancer.cli.report_cmd import report_command
 from rebalancer.cli.safety_cmd import history_command, resume_command
 from rebalancer.cli.targets_cmd import show_command, suggest_command, targets_app
+from rebalancer.cli.telegram_cmd import telegram_command
 from rebalancer.cli.web_cmd import serve_command
 from rebalancer.config import show_config
 from rebalancer.core.errors import ConfigError, RebalancerError
@@ -238,6 +239,7 @@ app.command(name="resume")(user_errors(resume_command))
 
 # --- daemon commands (run) are registered here ---
 app.command(name="run")(user_errors(run_command))
+app.command(name="telegram")(user_errors(telegram_command))
 
 # --- data commands (data download) are registered here ---
 data_app.command(name="download")(user_errors(download_command))

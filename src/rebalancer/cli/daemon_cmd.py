@@ -10,6 +10,7 @@ import typer
 
 from rebalancer.bootstrap import build, build_notifier, notify_secrets
 from rebalancer.cli.options import ConfigOpt, settings_from
+from rebalancer.cli.telegram_cmd import telegram_beside_daemon
 from rebalancer.config import Settings, load_secrets
 from rebalancer.daemon import (
     Daemon,
@@ -81,6 +82,13 @@ def run_command(
             "--serve", help="Also serve the dashboard ([web] host and port; see `serve`)."
         ),
     ] = False,
+    telegram: Annotated[
+        bool,
+        typer.Option(
+            "--telegram",
+            help="Also answer Telegram commands ([telegram] allowed_chats; see `telegram`).",
+        ),
+    ] = False,
 ) -> None:
     """Run unattended: one check now, then one per scheduled time (`[daemon]` in the config).
 
@@ -112,7 +120,7 @@ def run_command(
             history=rt.history,
             retarget=rt.retarget,
         )
-        with _dashboard(settings, serve):
+        with _dashboard(settings, serve), telegram_beside_daemon(settings, telegram, live):
             result = daemon.run()
     finally:
         rt.close()

@@ -18,6 +18,7 @@ from rebalancer.cli.options import ConfigOpt, settings_from
 from rebalancer.core.errors import ConfigError
 
 KINDS = ("cycles", "orders", "fills", "halts")
+EXTRA = ("commands",)  # shown only when asked for
 console = Console()
 
 
@@ -42,9 +43,10 @@ def parse_since(text: str | None, now: datetime) -> datetime | None:
 
 def _kinds(kind: list[str] | None) -> list[str]:
     chosen = [k.strip().lower() for k in kind or []] or list(KINDS)
-    unknown = [k for k in chosen if k not in KINDS]
+    known = (*KINDS, *EXTRA)
+    unknown = [k for k in chosen if k not in known]
     if unknown:
-        raise ConfigError(f"--kind: must be one of {', '.join(KINDS)}; found {', '.join(unknown)}")
+        raise ConfigError(f"--kind: must be one of {', '.join(known)}; found {', '.join(unknown)}")
     return chosen
 
 
@@ -81,7 +83,10 @@ def history_command(
     ] = None,
     kind: Annotated[
         list[str] | None,
-        typer.Option(help="cycles, orders, fills or halts (repeat for several; default all)."),
+        typer.Option(
+            help="cycles, orders, fills, halts, or commands (from Telegram); repeat for "
+            "several; default all but commands."
+        ),
     ] = None,
     csv_path: Annotated[
         Path | None, typer.Option("--csv", help="Also write the rows to this CSV file.")

@@ -282,6 +282,21 @@ class Web(ConfigModel):
     control: bool = False
 
 
+class Telegram(ConfigModel):
+    """Commands from Telegram (``rebalancer telegram``, ``rebalancer run --telegram``).
+
+    The bot's token comes from ``TELEGRAM_BOT_TOKEN`` (environment or ``.env``), never from
+    here. Only the chats listed in ``allowed_chats`` are answered; every command, answered or
+    refused, is journaled. ``confirm_within``: how long a ``/rebalance`` confirmation code
+    stays valid. ``api_url``: a self-hosted Bot API server (``http://host:8081/bot``); by
+    default Telegram's own.
+    """
+
+    allowed_chats: list[int] = Field(default_factory=list)
+    api_url: str | None = None
+    confirm_within: Annotated[str, AfterValidator(lambda v: _duration(v, zero=False))] = "2m"
+
+
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -417,6 +432,7 @@ class SettingsBase(ConfigModel):
     risk: Risk = Field(default_factory=Risk)
     execution: Execution = Field(default_factory=Execution)
     web: Web = Field(default_factory=Web)
+    telegram: Telegram = Field(default_factory=Telegram)
     tax: Tax = Field(default_factory=Tax)
     accounts: dict[AccountName, Account] = Field(default_factory=dict)
     optimise: Optimise = Field(default_factory=Optimise)

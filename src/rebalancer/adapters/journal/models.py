@@ -200,3 +200,22 @@ class AccountLockRow(Base):
     generation: Mapped[int]
     holder: Mapped[str] = mapped_column(String(200))
     acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CommandRow(Base):
+    """A command given from a chat (``channel`` "telegram"), answered or refused.
+
+    ``sender``: the chat id; ``command``: the text as received (at most 200 characters);
+    ``outcome``: the first line of the answer, or why it was refused.
+    """
+
+    __tablename__ = "commands"
+    __table_args__ = (Index("ix_commands_account_at", "account", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(ACCOUNT))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    channel: Mapped[str] = mapped_column(String(16))
+    sender: Mapped[str] = mapped_column(String(64))
+    command: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(Text)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from rebalancer.adapters.journal.lock import AccountLock, NoLock, lock_lost
 from rebalancer.adapters.journal.models import (
     AccountLockRow,
+    CommandRow,
     Cycle,
     FillRow,
     FlowRow,
@@ -33,6 +34,7 @@ from rebalancer.adapters.journal.models import (
 from rebalancer.core.errors import InvariantBroken
 from rebalancer.core.model import Fill, OrderRequest, Side
 from rebalancer.ports import (
+    CommandRecord,
     Halt,
     HaltStatus,
     OrderOutcome,
@@ -43,7 +45,7 @@ from rebalancer.ports import (
 
 KINDS = ("cycles", "orders", "fills", "halts")
 # further kinds :meth:`SqlJournal.history` answers when asked (not in the default set)
-EXTRA_KINDS = ("flows", "targets")
+EXTRA_KINDS = ("flows", "targets", "commands")
 
 
 class SqlJournal:
@@ -262,6 +264,21 @@ class SqlJournal:
         with self._session() as s, s.begin():
             s.add(HaltEvent(account=self.account, at=at, kind=kind, reason=reason))
 
+    # --- commands from a chat ------------------------------------------------------------
+
+    def record_command(self, record: CommandRecord) -> None:
+        """Journal a chat command (answered or refused); text cut to the column sizes."""
+        row = CommandRow(
+            account=self.account,
+            at=record.at,
+            channel=record.channel[:16],
+            sender=record.sender[:64],
+            command=record.command[:200],
+            outcome=record.outcome,
+        )
+        with self._session() as s, s.begin():
+            s.add(row)
+
     # --- target changes (optimised targets) ---------------------------------------------
 
     def latest_target_change(self) -> TargetChange | None:
@@ -303,8 +320,8 @@ class SqlJournal:
     def history(
         self, since: datetime | None = None, kinds: Iterable[str] = KINDS
     ) -> dict[str, list[dict[str, Any]]]:
-        """Rows per kind (cycles, orders, fills, halts; ``flows`` and ``targets`` when
-        asked), oldest first."""
+        """Rows per kind (cycles, orders, fills, halts; ``flows``, ``targets`` and
+        ``commands`` when asked), oldest first."""
         tables: dict[str, Any] = {
             "cycles": (Cycle, Cycle.at),
             "orders": (Order, Order.created_at),
@@ -312,6 +329,7 @@ class SqlJournal:
             "halts": (HaltEvent, HaltEvent.at),
             "flows": (FlowRow, FlowRow.at),
             "targets": (TargetChangeRow, TargetChangeRow.at),
+            "commands": (CommandRow, CommandRow.at),
         }
         out: dict[str, list[dict[str, Any]]] = {}
         with self._session() as s:
@@ -473,6 +491,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "halts": ("at", "kind", "reason"),
     "flows": ("at", "asset", "amount", "value", "quote"),
     "targets": ("at", "method", "old", "new", "explanation", "config_method"),
+    "commands": ("at", "channel", "sender", "command", "outcome"),
 }
 
 

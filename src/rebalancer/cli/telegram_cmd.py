@@ -1,0 +1,89 @@
+"""``rebalancer telegram``: answer the operator's Telegram commands (parse -> load -> wire).
+
+Standalone, ``/rebalance`` runs one forced cycle with the account's lock (refused while a
+daemon trades the account); ``rebalancer run --telegram`` answers beside the daemon instead.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+
+from rebalancer.cli.options import ConfigOpt, settings_from
+from rebalancer.config import Settings
+
+LiveOpt = Annotated[
+    bool,
+    typer.Option(
+        "--live", help='Let /rebalance trade (and /status read) when mode = "live".'
+    ),
+]
+
+
+def telegram_command(config: ConfigOpt = None, live: LiveOpt = False) -> None:
+    """Answer Telegram commands from the chats in `[telegram] allowed_chats`.
+
+    /status, /plan, /report, /halt <reason>, /resume <note>, /rebalance (asks for a one-time
+    confirmation code). Every command, answered or refused, is journaled (`rebalancer
+    history --kind commands`). The bot token comes from TELEGRAM_BOT_TOKEN (environment or
+    .env). Ctrl-C stops it.
+
+    Example: `rebalancer telegram -c rebalancer.toml`
+    """
+    from rebalancer.bootstrap import journal
+    from rebalancer.web.server import StandaloneControls
+    from rebalancer.web.telegram import telegram_bot
+
+    settings = settings_from(config)
+    reader = journal(settings)  # no lock: the chat reads, halts and resumes
+    controls = StandaloneControls(settings, reader, confirm_live=live)
+    bot = telegram_bot(settings, reader, controls.rebalance, live=live)
+    _announce(settings)
+    stop = threading.Event()
+    try:
+        bot.run(stop)
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        reader.close()
+
+
+def _announce(settings: Settings) -> None:
+    chats = ", ".join(str(c) for c in settings.telegram.allowed_chats)
+    if chats:
+        typer.echo(f"telegram: answering chats {chats} (Ctrl-C stops)")
+    else:
+        typer.echo(
+            "telegram: no chat is allowed yet: message the bot, it answers with your chat "
+            "id; list it in [telegram] allowed_chats and restart"
+        )
+
+
+@contextmanager
+def telegram_beside_daemon(settings: Settings, enabled: bool, live: bool) -> Iterator[None]:
+    """``run --telegram``: the bot in a thread with its own journal connection (no lock);
+    ``/rebalance`` is refused there (the daemon owns the account)."""
+    if not enabled:
+        yield
+        return
+    from rebalancer.bootstrap import journal
+    from rebalancer.web.server import DaemonControls
+    from rebalancer.web.telegram import telegram_bot
+
+    reader = journal(settings)
+    stop = threading.Event()
+    try:
+        bot = telegram_bot(settings, reader, DaemonControls(reader).rebalance, live=live)
+        _announce(settings)
+        thread = bot.start_in_thread(stop)
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(10)
+    finally:
+        reader.close()
