@@ -140,6 +140,18 @@ def test_calendar_with_cron_and_with_periods() -> None:
         assert s.strategy().trigger == Calendar(period=timedelta(minutes=period))
 
 
+def test_a_weekly_rule_names_its_weekday() -> None:
+    text = TARGETS + '[trigger]\nkind = "hybrid"\nevery = "1w"\nweekday = "mon"\n'
+    trigger = parse_config(text).strategy().trigger
+    assert isinstance(trigger, AllOf)
+    calendar = trigger.parts[0]
+    assert calendar == Calendar(timedelta(weeks=1), since="check", anchor=timedelta(days=4))
+    assert calendar.describe() == "every 1w (Mondays 00:00 UTC)"
+    daily = '[trigger]\nkind = "calendar"\nevery = "1d"\nweekday = "mon"\n'
+    problem = only_problem(TARGETS + daily)
+    assert_problem(problem, "trigger", 'every = "1d"', 'set every = "1w"')
+
+
 def test_any_of_and_all_of_nest_and_never() -> None:
     text = (
         TARGETS + '[trigger]\nkind = "any_of"\nrules = [ { kind = "calendar", every = "30d" }, '

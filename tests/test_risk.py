@@ -49,7 +49,7 @@ def test_plan_limits_turnover_and_caps() -> None:
 
 def test_risk_config_defaults_and_errors() -> None:
     limits = risk_limits(parse_config(TARGETS))
-    assert limits == RiskLimits(D("0.15"), timedelta(hours=24), D(1), None, None)
+    assert limits == RiskLimits(D("0.15"), timedelta(hours=24), D(2), None, None)
     custom = parse_config(
         TARGETS + '[risk]\nmax_drawdown = 0.1\nwindow = "3d"\nmax_order_notional = 500\n'
     )

@@ -150,7 +150,8 @@ def _paper_prices(
             raise UnknownSymbol(
                 f"the embedded demo data has no {', '.join(missing)} (it has "
                 f"{', '.join(panel.closes.columns)}); set paper.data_dir to a folder of "
-                f"candles such as ../shared/data/binance_spot_2024_2026"
+                "candles (`rebalancer data download --assets "
+                f"{','.join(assets)} --dir DIR`), or paper.prices = \"live\""
             )
         source = "the embedded Binance daily candles"
     closes = panel.closes[list(assets)]

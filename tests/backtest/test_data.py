@@ -527,6 +527,9 @@ def test_missing_file_lists_the_folder_and_near_matches(tmp_path: Path) -> None:
     assert "BTC_USDT-1h.csv, BTC_USDT-1h.csv.gz, BTC_USDT-1h.parquet" in message
     assert "Near matches: BTC_USDT-1d.csv" in message
     assert "Candle files in the folder (2): BTC_USDT-1d.csv, ETH_USDT-1h.csv" in message
+    # the fix names this product's own command, with the missing series' options
+    assert "rebalancer data download --exchange binance --assets BTC --quote USDT" in message
+    assert "--timeframe 1h" in message and "freqtrade" not in message
     assert "Near matches: ETH_USDT-1h.csv" in load_error(tmp_path, "ETH", "4h")
     assert "Near matches: BTC_USDT-1d.csv" in load_error(tmp_path, "btc", "1d")
 

@@ -206,3 +206,16 @@ def test_rebalance_with_limits_and_slices_shows_what_became_of_each(tmp_path: Pa
     code, out = run("rebalance", "-c", str(path))
     assert code == 0, out
     assert "filled as maker; the rest at market" in out
+
+
+def test_an_asset_the_demo_data_lacks_names_the_user_side_fix(tmp_path: Path) -> None:
+    path = tmp_path / "rebalancer.toml"
+    path.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n'
+        + CONFIG.replace("SOL = 0.20", "ADA = 0.20").replace("BTC = 0.05,", "")
+    )
+    code, out = run("status", "-c", str(path))
+    assert code == 1, out
+    assert "the embedded demo data has no ADA" in out
+    assert "rebalancer data download --assets BTC,ETH,ADA --dir DIR" in " ".join(out.split())
+    assert "shared" not in out  # no path of the repository's development layout

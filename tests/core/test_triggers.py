@@ -20,6 +20,7 @@ from rebalancer.core.triggers import (
     TriggerContext,
     find_threshold,
     hybrid,
+    weekday_anchor,
 )
 
 D = Decimal
@@ -164,6 +165,30 @@ def test_period_is_aligned_to_the_epoch_not_to_the_last_firing() -> None:
     weekly = Calendar(period=timedelta(weeks=1))
     assert due(weekly, at(day=4), at(day=3, hour=23))  # Wed 23:00 -> Thu 00:00
     assert not due(weekly, at(day=10, hour=23), at(day=4))  # Thu -> next Wed
+    # a weekday anchor moves the boundaries: Mondays 00:00 UTC
+    monday = Calendar(period=timedelta(weeks=1), anchor=weekday_anchor("mon"))
+    assert weekday_anchor("thu") == timedelta(0) and weekday_anchor("mon") == timedelta(days=4)
+    assert not due(monday, at(day=4), at(day=3, hour=23))  # Wed -> Thu: no longer a boundary
+    ref = at(day=3, hour=23)
+    nxt = monday.next_due(TriggerContext(at(day=4), last_fired=ref))
+    assert nxt.strftime("%A %H:%M") == "Monday 00:00" and nxt > ref
+    assert nxt - ref < timedelta(weeks=1)
+    assert due(monday, nxt, ref) and not due(monday, nxt - timedelta(seconds=1), ref)
+
+
+def test_next_due_is_the_first_scheduled_time_after_the_reference() -> None:
+    four_h = Calendar(period=timedelta(hours=4))
+    assert four_h.next_due(TriggerContext(at(hour=6), last_fired=at(hour=5))) == at(hour=8)
+    assert four_h.next_due(TriggerContext(at(hour=6), last_fired=at(hour=8))) == at(hour=12)
+    assert four_h.next_due(TriggerContext(at(hour=6))) == at(hour=6)  # never fired: now
+    cron = Calendar(cron=Cron.parse("0 */4 * * *"))
+    assert cron.next_due(TriggerContext(at(hour=6), last_fired=at(hour=5, minute=10))) == at(
+        hour=8
+    )
+    ctx = TriggerContext(at(hour=6), last_fired=at(hour=5))
+    assert four_h.check(portfolio(), ctx).reason.endswith(
+        f"not due yet (next due {at(hour=8):%Y-%m-%d %H:%M} UTC)"
+    )
 
 
 def test_cron_calendar() -> None:
@@ -189,14 +214,20 @@ def test_since_fired_vs_since_check() -> None:
 def test_calendar_texts() -> None:
     assert Calendar(period=timedelta(days=1)).describe() == "every 1d"
     assert Calendar(period=timedelta(hours=4)).describe() == "every 4h"
-    assert Calendar(period=timedelta(weeks=2)).describe() == "every 2w"
+    assert Calendar(period=timedelta(weeks=1)).describe() == "every 1w (Thursdays 00:00 UTC)"
+    assert (
+        Calendar(period=timedelta(weeks=2), anchor=weekday_anchor("mon")).describe()
+        == "every 2w (Mondays 00:00 UTC, counted from 1970-01-05)"
+    )
     assert Calendar(period=timedelta(minutes=30)).describe() == "every 30m"
     assert Calendar(period=timedelta(seconds=90)).describe() == "every 90s"
     assert Calendar(cron=Cron.parse("0 */4 * * *")).describe() == "cron '0 */4 * * *'"
     cal = Calendar(period=timedelta(days=1))
     assert cal.check(portfolio(), TriggerContext(NOW)).reason == "calendar every 1d is due"
     ctx = TriggerContext(NOW, last_fired=NOW)
-    assert cal.check(portfolio(), ctx).reason == "calendar every 1d not due yet"
+    tomorrow = NOW.date() + timedelta(days=1)
+    expected = f"calendar every 1d not due yet (next due {tomorrow} 00:00 UTC)"
+    assert cal.check(portfolio(), ctx).reason == expected
 
 
 @pytest.mark.parametrize(
@@ -239,7 +270,7 @@ def test_hybrid_looks_on_schedule_and_acts_only_out_of_band() -> None:
     assert d.reason.startswith("all assets within band_abs 5.00%")
     d = rule.check(OUT, looked_today)
     assert not d.fire
-    assert d.reason == "calendar every 1d not due yet"
+    assert d.reason.startswith("calendar every 1d not due yet (next due ")
 
 
 def test_any_of() -> None:
@@ -250,7 +281,7 @@ def test_any_of() -> None:
     assert d.reason == "BTC drift 10.00% beyond ±5.00%; USDT drift -10.00% beyond ±5.00%"
     d = rule.check(IN, TriggerContext(NOW))
     assert d.fire
-    assert d.reason == "calendar every 1w is due"
+    assert d.reason == "calendar every 1w (Thursdays 00:00 UTC) is due"
     assert d.out_of_band == ()
     d = rule.check(IN, not_due)
     assert not d.fire
@@ -259,7 +290,7 @@ def test_any_of() -> None:
     # out-of-band assets of every firing part, once each, in order
     two = AnyOf((Threshold(D("0.05")), Threshold(None, D("0.1"))))
     assert two.check(OUT, CTX).out_of_band == ("BTC", "USDT")
-    assert rule.describe() == "any of (every 1w, band_abs 5.00%)"
+    assert rule.describe() == "any of (every 1w (Thursdays 00:00 UTC), band_abs 5.00%)"
 
 
 def test_all_of_stops_at_first_no() -> None:

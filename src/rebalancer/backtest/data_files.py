@@ -75,8 +75,9 @@ def _missing_file_message(directory: Path, asset: str, quote: str, timeframe: st
         lines.append("The folder holds no candle files (.csv, .csv.gz, .parquet).")
     lines.append(
         "Fix: check the asset, quote and timeframe, point to the folder that has the file, "
-        "or download it (e.g. freqtrade download-data --exchange binance "
-        f"--pairs {asset}/{quote} --timeframes {timeframe})."
+        "or download it: rebalancer data download --exchange binance "
+        f"--assets {asset} --quote {quote} --timeframe {timeframe} --since 2024-01-01 "
+        "--dir DIR (then --data-dir DIR)."
     )
     return "\n".join(lines)
 

@@ -30,6 +30,7 @@ from rebalancer.config.fields import (
     period_text,
 )
 from rebalancer.config.problems import rule_error, show
+from rebalancer.core.triggers import WEEK
 
 
 class ConfigModel(BaseModel):
@@ -53,6 +54,8 @@ class _Bands(ConfigModel):
 class _Schedule(ConfigModel):
     every: Annotated[str, AfterValidator(period_text)] | None = None
     cron: Annotated[str, AfterValidator(cron_text)] | None = None
+    # weekly periods fall on this day at 00:00 UTC (default: Thursday, as 1970-01-01 was)
+    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] | None = None
 
     @model_validator(mode="after")
     def _one_schedule(self) -> Any:
@@ -66,6 +69,12 @@ class _Schedule(ConfigModel):
                 found=f"every = {show(self.every)} and cron = {show(self.cron)}"
                 if both
                 else "neither",
+            )
+        if self.weekday is not None and (self.period is None or self.period % WEEK):
+            raise rule_error(
+                "weekday needs a weekly period: every = \"1w\" (or 2w, ...)",
+                'set every = "1w", or remove weekday',
+                found=f"every = {show(self.every)}, cron = {show(self.cron)}",
             )
         return self
 

@@ -111,7 +111,7 @@ class Risk(ConfigModel):
 
     max_drawdown: Band = Decimal("0.15")
     window: Annotated[str, AfterValidator(period_text)] = "24h"
-    max_cycle_turnover: Step = Decimal(1)
+    max_cycle_turnover: Step = Decimal(2)
     max_order_notional: Step | None = None
     max_cycle_notional: Step | None = None
 

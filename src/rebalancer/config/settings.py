@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,16 @@ from rebalancer.core.model import MarketRules
 from rebalancer.core.planner import PlanPolicy
 from rebalancer.core.retarget import Cadence
 from rebalancer.core.strategy import Strategy
-from rebalancer.core.triggers import AllOf, AnyOf, Calendar, Never, Threshold, Trigger, hybrid
+from rebalancer.core.triggers import (
+    AllOf,
+    AnyOf,
+    Calendar,
+    Never,
+    Threshold,
+    Trigger,
+    hybrid,
+    weekday_anchor,
+)
 from rebalancer.core.vol_bands import VolScaledThreshold
 
 if TYPE_CHECKING:
@@ -61,7 +71,8 @@ def build_trigger(rule: Any) -> Trigger:
 
 def _calendar(rule: CalendarRule | HybridRule) -> Calendar:
     cron = None if rule.cron is None else Cron.parse(rule.cron)
-    return Calendar(period=rule.period, cron=cron)
+    anchor = timedelta(0) if rule.weekday is None else weekday_anchor(rule.weekday)
+    return Calendar(period=rule.period, cron=cron, anchor=anchor)
 
 
 def apply_override(rules: MarketRules, override: MarketOverride) -> MarketRules:

@@ -24,7 +24,7 @@ ZERO = Decimal(0)
 class RiskLimits:
     max_drawdown: Decimal | None = Decimal("0.15")
     window: timedelta = timedelta(hours=24)
-    max_cycle_turnover: Decimal | None = Decimal(1)
+    max_cycle_turnover: Decimal | None = Decimal(2)
     max_order_notional: Decimal | None = None
     max_cycle_notional: Decimal | None = None
 

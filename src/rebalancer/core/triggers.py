@@ -114,17 +114,25 @@ class Threshold:
         return " or ".join(bands)
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEEK = timedelta(days=7)
+
+
 @dataclass(frozen=True)
 class Calendar:
     """Fire when a scheduled time passed since ``since`` (the last firing or the last check).
 
-    Exactly one of ``period`` (aligned to the Unix epoch, UTC) or ``cron`` is set. With no
-    reference time yet (first cycle), it fires.
+    Exactly one of ``period`` or ``cron`` is set. Periods are aligned to the Unix epoch plus
+    ``anchor`` (UTC): the scheduled times are ``EPOCH + anchor + k * period``. The epoch,
+    1970-01-01, was a Thursday, so a weekly period with no anchor falls on Thursdays 00:00
+    UTC; ``anchor = timedelta(days=4)`` moves it to Mondays (see :func:`weekday_anchor`).
+    With no reference time yet (first cycle), it fires.
     """
 
     period: timedelta | None = None
     cron: Cron | None = None
     since: Literal["fired", "check"] = "fired"
+    anchor: timedelta = timedelta(0)
 
     def __post_init__(self) -> None:
         if (self.period is None) == (self.cron is None):
@@ -132,24 +140,44 @@ class Calendar:
         if self.period is not None and self.period <= timedelta(0):
             raise ValueError(f"Calendar period must be positive, got {self.period}")
 
-    def due(self, ctx: TriggerContext) -> bool:
-        ref = ctx.last_fired if self.since == "fired" else ctx.last_check
+    def _reference(self, ctx: TriggerContext) -> datetime | None:
+        return ctx.last_fired if self.since == "fired" else ctx.last_check
+
+    def next_due(self, ctx: TriggerContext) -> datetime:
+        """The first scheduled time after the reference (``ctx.now`` when there is none)."""
+        ref = self._reference(ctx)
         if ref is None:
-            return True
+            return ctx.now
         if self.cron is not None:
-            return self.cron.next_after(ref) <= ctx.now
+            return self.cron.next_after(ref)
         assert self.period is not None
-        return (ctx.now - EPOCH) // self.period > (ref - EPOCH) // self.period
+        start = EPOCH + self.anchor
+        return start + ((ref - start) // self.period + 1) * self.period
+
+    def due(self, ctx: TriggerContext) -> bool:
+        return self.next_due(ctx) <= ctx.now
 
     def check(self, drift: PortfolioDrift, ctx: TriggerContext) -> Decision:
         if self.due(ctx):
             return Decision(True, f"calendar {self.describe()} is due")
-        return Decision(False, f"calendar {self.describe()} not due yet")
+        when = f"{self.next_due(ctx):%Y-%m-%d %H:%M} UTC"
+        return Decision(False, f"calendar {self.describe()} not due yet (next due {when})")
 
     def describe(self) -> str:
         if self.cron is not None:
             return f"cron '{self.cron.expression}'"
-        return f"every {format_period(self.period)}"
+        assert self.period is not None
+        text = f"every {format_period(self.period)}"
+        if self.period % WEEK == timedelta(0):
+            first = EPOCH + self.anchor
+            text += f" ({first:%A}s {first:%H:%M} UTC"
+            text += ")" if self.period == WEEK else f", counted from {first:%Y-%m-%d})"
+        return text
+
+
+def weekday_anchor(weekday: str) -> timedelta:
+    """The anchor that puts weekly periods on ``weekday`` ("mon".."sun") at 00:00 UTC."""
+    return timedelta(days=(WEEKDAYS.index(weekday) - EPOCH.weekday()) % 7)
 
 
 def format_period(period: timedelta | None) -> str:
@@ -214,7 +242,8 @@ class Never:
 
 def hybrid(calendar: Calendar, threshold: Threshold) -> AllOf:
     """Look on ``calendar``'s schedule (since the last check), act only when out of band."""
-    return AllOf((Calendar(calendar.period, calendar.cron, since="check"), threshold))
+    looks = Calendar(calendar.period, calendar.cron, since="check", anchor=calendar.anchor)
+    return AllOf((looks, threshold))
 
 
 def find_threshold(trigger: Trigger) -> Threshold | None:
