@@ -15,7 +15,7 @@ from rebalancer.adapters.clock import ManualClock
 from rebalancer.adapters.notify import MemoryNotifier
 from rebalancer.adapters.paper import PaperExchange
 from rebalancer.adapters.state_file import MemoryJournal
-from rebalancer.core.errors import RetryLater
+from rebalancer.core.errors import ExchangeBanned, RetryLater
 from rebalancer.core.flows import expected_balances
 from rebalancer.core.model import Fill, OrderRequest, Side, Snapshot
 from rebalancer.core.planner import PlanPolicy
@@ -101,6 +101,18 @@ def test_an_unexpected_error_after_the_sells_records_the_cycle_then_raises() -> 
     assert cycle.executed and cycle.fills and "KeyError" in cycle.stopped
     assert journal.trigger_times().last_fired == T0
     assert [e.kind for e in notes.events] == ["rebalance"]
+
+
+def test_a_ban_after_the_buys_halts_and_the_cycle_is_still_recorded() -> None:
+    ex = _drifted({3})
+    ex.error = ExchangeBanned("binance: 418 IP banned", retry_after=120)
+    journal, notes = MemoryJournal(), MemoryNotifier()
+    report = run_cycle(ex, journal, notes, _monthly(), T0)
+    assert report.fills and report.stopped.startswith("halted: binance: 418")
+    halt = journal.halt_status().active
+    assert halt is not None and "418" in halt.reason
+    assert journal.cycles == [report] and journal.trigger_times().last_fired == T0
+    assert [e.kind for e in notes.events] == ["halt", "rebalance"]
 
 
 class BrokenJournal(MemoryJournal):
