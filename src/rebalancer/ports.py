@@ -12,7 +12,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+from rebalancer.core.drift import PortfolioDrift
 from rebalancer.core.model import Fill, OrderRequest, Snapshot
+from rebalancer.core.planner import Plan
+from rebalancer.core.triggers import Decision
 
 
 class Exchange(Protocol):
@@ -142,7 +145,45 @@ class FlowRecord:
     quote: str
 
 
-def flow_records(report: Any) -> list[FlowRecord]:
+class CycleRecord(Protocol):
+    """What the journal keeps of one cycle (the service's ``CycleReport`` is one).
+
+    ``at``: when; ``snapshot``/``drift``: the account as read then, before trading;
+    ``decision``: whether the rule fired and why; ``plan``/``buy_plan``: the orders planned
+    and the buys re-planned after the sells; ``executed``: sending began (a fired and
+    executed cycle is the last firing); ``stopped``: why it ended early ("" when it did
+    not); ``flows``: deposits (> 0) and withdrawals (< 0) found, per asset.
+    """
+
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def snapshot(self) -> Snapshot: ...
+    @property
+    def drift(self) -> PortfolioDrift: ...
+    @property
+    def decision(self) -> Decision: ...
+    @property
+    def plan(self) -> Plan | None: ...
+    @property
+    def buy_plan(self) -> Plan | None: ...
+    @property
+    def executed(self) -> bool: ...
+    @property
+    def stopped(self) -> str: ...
+    @property
+    def flows(self) -> Mapping[str, Decimal]: ...
+
+    def fees_in_quote(self) -> Decimal:
+        """The cycle's fees valued in the quote."""
+        ...
+
+    def summary(self) -> dict[str, Any]:
+        """The cycle as JSON-ready values."""
+        ...
+
+
+def flow_records(report: CycleRecord) -> list[FlowRecord]:
     """The flows of a cycle report, valued at its snapshot's prices, in asset order."""
     snap = report.snapshot
     out = []
@@ -225,7 +266,10 @@ class Journal(Protocol):
 
     def trigger_times(self) -> TriggerTimes: ...
 
-    def record_cycle(self, report: Any) -> None: ...
+    def record_cycle(self, report: CycleRecord) -> None:
+        """Make the cycle durable (its flows in the same transaction); its time becomes the
+        last check, and the last firing when it fired and executed."""
+        ...
 
     def record_intent(self, order: OrderRequest, at: datetime) -> None:
         """Make the intent to send ``order`` durable; called *before* the request is sent."""

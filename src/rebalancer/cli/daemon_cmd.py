@@ -70,7 +70,11 @@ def run_command(
         typer.Option("--live", help='Confirm live trading when the config says mode = "live".'),
     ] = False,
     once: Annotated[
-        bool, typer.Option("--once", help="Run a single check, then exit (for cron jobs).")
+        bool,
+        typer.Option(
+            "--once",
+            help="Run a single check, then exit (for cron jobs; exit code 1 if it failed).",
+        ),
     ] = False,
     max_ticks: Annotated[
         int | None,

@@ -13,6 +13,7 @@ manual clock and a waiter that jumps instead of sleeping.
 
 from rebalancer.daemon.heartbeat import Heartbeat, HeartbeatFile, heartbeat_path
 from rebalancer.daemon.loop import (
+    EXIT_CHECK_FAILED,
     EXIT_OK,
     EXIT_STOPPED_BY_ERROR,
     Daemon,
@@ -25,6 +26,7 @@ from rebalancer.daemon.loop import (
 from rebalancer.daemon.schedule import Schedule
 
 __all__ = [
+    "EXIT_CHECK_FAILED",
     "EXIT_OK",
     "EXIT_STOPPED_BY_ERROR",
     "Daemon",

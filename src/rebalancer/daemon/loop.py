@@ -46,6 +46,7 @@ from rebalancer.service import CycleReport, Retarget, reconcile, run_cycle
 log = logging.getLogger("rebalancer.daemon")
 
 EXIT_OK = 0
+EXIT_CHECK_FAILED = 1  # --once / --max-ticks: the run ended on a failed check
 EXIT_STOPPED_BY_ERROR = 3
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -198,7 +199,7 @@ class Daemon:
         try:
             while True:
                 if self.policy.max_ticks is not None and self.ticks >= self.policy.max_ticks:
-                    reason = f"{self.ticks} ticks done (--max-ticks)"
+                    exit_code, reason = self._ticks_done()
                     break
                 self._beat.next_tick = next_at
                 self._write_beat()
@@ -217,6 +218,15 @@ class Daemon:
             self._finish(exit_code, reason)
         return RunResult(exit_code, self.ticks, reason)
 
+    def _ticks_done(self) -> tuple[int, str]:
+        """Exit code and reason once ``max_ticks`` are done: a failure when the last check
+        failed (``run --once`` in a cron job must see it; a halted check is no failure)."""
+        reason = f"{self.ticks} ticks done (--max-ticks)"
+        if not self.failures:
+            return EXIT_OK, reason
+        last = self._beat.last_error if self._beat is not None else ""
+        return EXIT_CHECK_FAILED, f"{reason}; the last check failed: {last}"
+
     def _next_after(self, now: datetime) -> datetime:
         if self.failures:
             return now + backoff_delay(
@@ -232,7 +242,7 @@ class Daemon:
         beat.stopped_at = self.clock.now()
         self._write_beat()
         log.info("daemon stopped after %d ticks: %s", self.ticks, reason or "done")
-        if not exit_code:  # an error that stops it was already told, as a halt
+        if not exit_code:  # a failure was already told (a halt, or the failed check)
             self._send(Event("stop", f"rebalancer stopped ({self.mode})", reason or "done", {}))
 
     # -- one tick --------------------------------------------------------------------------

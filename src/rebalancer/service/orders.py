@@ -8,8 +8,8 @@ spread whose rest goes at market under a new id (:mod:`rebalancer.core.execution
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from rebalancer.core.errors import (
     OrderOutcomeUnknown,
@@ -25,7 +25,23 @@ from rebalancer.ports import (
     Journal,
     OrderOutcome,
 )
-from rebalancer.service.report import CycleReport, FailedOrder, LimitOrder
+from rebalancer.service.report import FailedOrder, LimitOrder
+
+
+@dataclass
+class Sent:
+    """What the orders of the cycle at ``at`` did, gathered as they are sent: each order by
+    client id (``orders``), its fills, the orders refused (``failed``), the limits placed,
+    the transfers suggested, and ``unknown``: why sending stopped ("" unless an outcome is
+    unknown)."""
+
+    at: datetime
+    orders: dict[str, OrderRequest] = field(default_factory=dict)
+    fills: list[Fill] = field(default_factory=list)
+    failed: list[FailedOrder] = field(default_factory=list)
+    limits: list[LimitOrder] = field(default_factory=list)
+    suggestions: list[str] = field(default_factory=list)
+    unknown: str = ""
 
 
 def transfer_suggestions(exchange: Exchange) -> list[str]:
@@ -38,12 +54,12 @@ def transfer_suggestions(exchange: Exchange) -> list[str]:
     return [str(s) for s in suggestions()] if callable(suggestions) else []
 
 
-def collect_suggestions(exchange: Exchange, report: CycleReport) -> None:
-    """Add the exchange's current suggestions to ``report`` (read before the next snapshot
+def collect_suggestions(exchange: Exchange, sent: Sent) -> None:
+    """Add the exchange's current suggestions to ``sent`` (read before the next snapshot
     clears them), once each."""
     for text in transfer_suggestions(exchange):
-        if text not in report.suggestions:
-            report.suggestions.append(text)
+        if text not in sent.suggestions:
+            sent.suggestions.append(text)
 
 
 def send_orders(
@@ -51,9 +67,9 @@ def send_orders(
     journal: Journal,
     orders: tuple[OrderRequest, ...],
     side: Side,
-    report: CycleReport,
+    sent: Sent,
+    quotes: Snapshot,
     execution: ExecutionPolicy = MARKET,
-    quotes: Snapshot | None = None,
     pause: Callable[[timedelta], None] | None = None,
 ) -> bool:
     """Send ``orders``, each journaled first; False when an outcome is unknown (stop).
@@ -63,22 +79,21 @@ def send_orders(
     as slices (:func:`rebalancer.core.execution.slice_order`), ``pause(slice_interval)``
     between them, and with ``limit_inside`` each part is first a post-only limit priced
     from ``quotes``' bid and ask (the snapshot the orders were planned from; a market order
-    when the asset has none), its rest sent at market or left (see :func:`_place`).
+    when the asset has none), its rest sent at market or left (see :func:`place`).
     """
+    at = sent.at
     for i, order in enumerate(orders):
         if execution.plain:
-            cid = client_order_id(report.at, side, i)
-            if not send_market(exchange, journal, replace(order, client_order_id=cid), report):
+            cid = client_order_id(at, side, i)
+            if not send_market(exchange, journal, replace(order, client_order_id=cid), sent):
                 return False
             continue
-        view = quotes or report.snapshot
-        parts = slices(order, view, execution)
-        for k, part in enumerate(parts):
+        for k, part in enumerate(slices(order, quotes, execution)):
             if k and pause is not None and execution.slice_interval > timedelta(0):
                 pause(execution.slice_interval)
-            part = replace(part, client_order_id=part_order_id(report.at, side, i, k, False))
-            fallback = part_order_id(report.at, side, i, k, True)
-            if not place(exchange, journal, part, fallback, report, execution, view):
+            part = replace(part, client_order_id=part_order_id(at, side, i, k, False))
+            fallback = part_order_id(at, side, i, k, True)
+            if not place(exchange, journal, part, fallback, sent, execution, quotes):
                 return False
     return True
 
@@ -93,11 +108,9 @@ def slices(
     return slice_by_notional(order, rules, execution.slice_above, max_slices=MAX_PARTS)
 
 
-def send_market(
-    exchange: Exchange, journal: Journal, order: OrderRequest, report: CycleReport
-) -> bool:
+def send_market(exchange: Exchange, journal: Journal, order: OrderRequest, sent: Sent) -> bool:
     """Journal, send and record one market order; False when its outcome is unknown."""
-    go_on, _ = submit(exchange, journal, order, report, exchange.create_market_order)
+    go_on, _ = submit(exchange, journal, order, sent, exchange.create_market_order)
     return go_on
 
 
@@ -105,45 +118,46 @@ def submit(
     exchange: Exchange,
     journal: Journal,
     order: OrderRequest,
-    report: CycleReport,
+    sent: Sent,
     send: Callable[[OrderRequest], Fill],
 ) -> tuple[bool, Fill | None]:
     """Journal the intent of ``order``, ``send`` it and journal the outcome (``filled``;
     ``canceled`` for a limit that filled nothing; ``rejected`` when the exchange refused
     it). Returns whether the cycle may go on (False: the outcome is unknown) and the fill
     (None unless the exchange answered with one)."""
-    journal.record_intent(order, report.at)
-    report.sent[order.client_order_id] = order
+    journal.record_intent(order, sent.at)
+    sent.orders[order.client_order_id] = order
     try:
         fill = send(order)
     except SkipLeg as exc:
-        report.failed.append(FailedOrder(order, str(exc), type(exc).__name__))
+        sent.failed.append(FailedOrder(order, str(exc), type(exc).__name__))
         outcome = OrderOutcome("rejected", "exchange reply", error=str(exc))
-        journal.record_outcome(order.client_order_id, outcome, report.at)
+        journal.record_outcome(order.client_order_id, outcome, sent.at)
         return True, None
     except OrderOutcomeUnknown as exc:
-        record_unknown(journal, order, report, exc)
+        record_unknown(journal, order, sent, exc)
         return False, None
     finally:
-        collect_suggestions(exchange, report)
+        collect_suggestions(exchange, sent)
     if fill.amount > 0:
-        report.fills.append(fill)
+        sent.fills.append(fill)
         outcome = OrderOutcome("filled", "exchange reply", fill)
     else:
         outcome = OrderOutcome("canceled", "exchange reply: limit unfilled, cancelled")
-    journal.record_outcome(order.client_order_id, outcome, report.at)
+    journal.record_outcome(order.client_order_id, outcome, sent.at)
     return True, fill
 
 
 def record_unknown(
-    journal: Journal, order: OrderRequest, report: CycleReport, exc: OrderOutcomeUnknown
+    journal: Journal, order: OrderRequest, sent: Sent, exc: OrderOutcomeUnknown
 ) -> None:
-    report.failed.append(FailedOrder(order, str(exc), "OrderOutcomeUnknown"))
-    report.stopped = f"outcome of {exc.client_order_id} unknown: look it up first"
+    """Journal ``order``'s outcome as unknown and stop sending: it must be looked up."""
+    sent.failed.append(FailedOrder(order, str(exc), "OrderOutcomeUnknown"))
+    sent.unknown = f"outcome of {exc.client_order_id} unknown: look it up first"
     journal.record_outcome(
         order.client_order_id,
         OrderOutcome("unknown", "exchange reply", error=str(exc)),
-        report.at,
+        sent.at,
     )
 
 
@@ -152,7 +166,7 @@ def place(
     journal: Journal,
     order: OrderRequest,
     fallback_id: str,
-    report: CycleReport,
+    sent: Sent,
     execution: ExecutionPolicy,
     view: Snapshot,
 ) -> bool:
@@ -163,13 +177,13 @@ def place(
     filled nothing is journaled as ``canceled``. False when an outcome is unknown."""
     quotes = book(view, order.asset) if execution.limit_inside else None
     if quotes is None:
-        return send_market(exchange, journal, order, report)
+        return send_market(exchange, journal, order, sent)
     price = limit_price(order.side, *quotes, execution.limit_offset)
     go_on, fill = submit(
         exchange,
         journal,
         order,
-        report,
+        sent,
         lambda o: exchange.create_limit_order(o, price, execution.limit_timeout),
     )
     if fill is None:
@@ -180,15 +194,15 @@ def place(
     rules = view.markets.get(order.asset)
     left = truncate(order.amount - fill.amount, None if rules is None else rules.amount_step)
     if left <= 0:
-        report.limits.append(limit)
+        sent.limits.append(limit)
         return True
     if execution.limit_fallback == "none":
-        report.limits.append(replace(limit, fallback="none"))
+        sent.limits.append(replace(limit, fallback="none"))
         return True
     rest = replace(remainder(order, order.amount - left), client_order_id=fallback_id)
     problem = None if rules is None else violation(rules, rest.amount, rest.expected_price)
     if problem is not None:
-        report.limits.append(replace(limit, fallback=f"skipped: {problem[1]}"))
+        sent.limits.append(replace(limit, fallback=f"skipped: {problem[1]}"))
         return True
-    report.limits.append(replace(limit, fallback=f"market {fallback_id}"))
-    return send_market(exchange, journal, rest, report)
+    sent.limits.append(replace(limit, fallback=f"market {fallback_id}"))
+    return send_market(exchange, journal, rest, sent)

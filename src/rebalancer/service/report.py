@@ -11,13 +11,14 @@ from rebalancer.core.drift import PortfolioDrift
 from rebalancer.core.model import ZERO, Fill, OrderRequest, Side, Snapshot
 from rebalancer.core.planner import Plan
 from rebalancer.core.triggers import Decision
-from rebalancer.ports import (
-    OrderOutcome,
-)
+from rebalancer.ports import OrderOutcome
 
 
 @dataclass(frozen=True)
 class FailedOrder:
+    """An order not placed (or placed with an unknown outcome): the ``error`` and its
+    ``kind`` (the exception's class name, e.g. ``InsufficientFunds``)."""
+
     order: OrderRequest
     error: str
     kind: str
@@ -66,9 +67,18 @@ class LimitOrder:
         }
 
 
-@dataclass
+@dataclass(frozen=True)
 class CycleReport:
-    """Everything one cycle saw, decided and did; ``summary()`` is its JSON form."""
+    """Everything one cycle saw, decided and did, built once when the cycle ends (by
+    :meth:`rebalancer.service.context.Cycle.report`); ``summary()`` is its JSON form.
+
+    ``snapshot``/``drift``: the account as read at ``at`` (before trading); ``plan``: the
+    orders planned from it, ``buy_plan``: the buys re-planned from the balances read after
+    the sells; ``drift_after``: the account read after the buys (None when not read).
+    ``executed``: sending began; ``stopped``: why the cycle ended early ("" when it did
+    not). ``sent``: every order sent, by client order id. It is the
+    :class:`rebalancer.ports.CycleRecord` the journal keeps.
+    """
 
     at: datetime
     snapshot: Snapshot
@@ -85,6 +95,13 @@ class CycleReport:
     sent: dict[str, OrderRequest] = field(default_factory=dict)
     # limits placed inside the spread and what became of them (order_type "limit_inside")
     limits: list[LimitOrder] = field(default_factory=list)
+    # deposits (> 0) and withdrawals (< 0) found in the balances, per asset
+    flows: dict[str, Decimal] = field(default_factory=dict)
+    # transfers between accounts that would let the plan execute in full (several accounts:
+    # MultiAccountExchange.suggestions()); never made by the bot, only reported
+    suggestions: list[str] = field(default_factory=list)
+    # optimised targets ([optimise]): what became of them this cycle ("" when off)
+    targets_note: str = ""
 
     def fill_with_slippage(self, fill: Fill) -> dict[str, str]:
         """``fill_dict`` plus the order's expected price and the realised slippage (bps)."""
@@ -103,13 +120,6 @@ class CycleReport:
             return None
         moved = fill.price / order.expected_price - 1
         return (moved if fill.side is Side.BUY else -moved) * 10000
-
-    flows: dict[str, Decimal] = field(default_factory=dict)
-    # transfers between accounts that would let the plan execute in full (several accounts:
-    # MultiAccountExchange.suggestions()); never made by the bot, only reported
-    suggestions: list[str] = field(default_factory=list)
-    # optimised targets ([optimise]): what became of them this cycle ("" when off)
-    targets_note: str = ""
 
     @property
     def traded_value(self) -> Decimal:
@@ -158,6 +168,7 @@ class CycleReport:
 
 
 def fill_dict(f: Fill) -> dict[str, str]:
+    """A fill as JSON strings (Decimals exact)."""
     return {
         "client_order_id": f.client_order_id,
         "symbol": f.symbol,
