@@ -19,6 +19,7 @@ from rebalancer.cli.data_cmd import data_app, download_command
 from rebalancer.cli.demo import demo_command
 from rebalancer.cli.flows_cmd import flows_command
 from rebalancer.cli.gains_cmd import gains_command
+from rebalancer.cli.init_cmd import init_command
 from rebalancer.cli.keys_cmd import keys_app
 from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
 from rebalancer.cli.report_cmd import report_command
@@ -227,6 +228,7 @@ def rebalance(
 
 
 app.command(name="demo")(user_errors(demo_command))
+app.command(name="init")(user_errors(init_command))
 
 # --- backtest commands (backtest, sweep, walk-forward) are registered here ---
 app.command(name="backtest")(user_errors(backtest_command))
