@@ -516,10 +516,37 @@ def test_secrets_from_a_dotenv_file_and_env_wins(tmp_path: Path) -> None:
     assert "KRAKEN_API_KEY" not in os.environ
 
 
-def test_dotenv_in_the_current_folder_is_used_by_default(tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text("BINANCE_API_KEY=a\nBINANCE_API_SECRET=b\n")  # cwd is tmp
-    (tmp_path / ".env").chmod(0o600)
-    assert load_secrets("binance", env={}).missing == []
+def test_the_dotenv_next_to_the_config_is_used_not_the_working_directorys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_dir, cwd = tmp_path / "conf", tmp_path / "elsewhere"
+    config_dir.mkdir()
+    cwd.mkdir()
+    (config_dir / "rebalancer.toml").write_text(TARGETS)
+    (config_dir / ".env").write_text("BINANCE_API_KEY=mine\nBINANCE_API_SECRET=mine-too\n")
+    (config_dir / ".env").chmod(0o600)
+    (cwd / ".env").write_text("BINANCE_API_KEY=planted\nBINANCE_API_SECRET=planted\n")
+    (cwd / ".env").chmod(0o600)
+    monkeypatch.chdir(cwd)
+    settings = load_config(Path("../conf/rebalancer.toml"))
+    assert settings.dotenv_path == (config_dir / ".env").resolve()
+    keys = load_secrets("binance", env={}, dotenv_path=settings.dotenv_path)
+    assert keys.ccxt_credentials() == {"apiKey": "mine", "secret": "mine-too"}
+    # without a config file: the user config folder's .env, still not the working directory's
+    assert default_config().dotenv_path != cwd / ".env"
+    assert load_secrets("binance", env={}).ccxt_credentials().get("apiKey") != "planted"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chown needs root")
+def test_a_dotenv_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("BINANCE_API_KEY=k-secret-1\nBINANCE_API_SECRET=s-secret-2\n")
+    dotenv.chmod(0o600)
+    os.chown(dotenv, 4242, 4242)
+    with pytest.raises(DotenvExposed) as info:
+        load_secrets("binance", env={}, dotenv_path=dotenv)
+    msg = str(info.value)
+    assert "owned by another user (uid 4242" in msg and "secret-1" not in msg
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660, 0o700])

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import platformdirs
 from dotenv import dotenv_values
 from pydantic import SecretStr
 
@@ -28,18 +29,45 @@ _SUFFIX = {"api_key": "API_KEY", "secret": "API_SECRET", "password": "API_PASSWO
 _CCXT_NAME = {"api_key": "apiKey", "secret": "secret", "password": "password"}
 
 
+DOTENV_NAME = ".env"
+
+
 class DotenvExposed(ConfigError):
-    """The ``.env`` holding the keys is readable (or writable) by other users."""
+    """A file holding secrets is owned by, readable or writable by other users."""
+
+
+def default_dotenv() -> Path:
+    """The ``.env`` used when no config file is given: the user config folder's."""
+    return Path(platformdirs.user_config_dir("rebalancer", False)) / DOTENV_NAME
 
 
 def check_private(path: Path) -> None:
-    """Refuse ``path`` when its mode gives group or others any access (mode & 0o077)."""
-    mode = stat.S_IMODE(path.stat().st_mode)
+    """Refuse ``path`` unless this user owns it and its mode gives group and others no
+    access (mode & 0o077 == 0): another user could otherwise read the secrets, or write
+    their own (a dashboard token, a key) for this process to trust."""
+    info = path.stat()
+    mode = stat.S_IMODE(info.st_mode)
+    uid = os.getuid() if hasattr(os, "getuid") else info.st_uid
+    if info.st_uid != uid:
+        raise DotenvExposed(
+            f"{path}: the secrets file is owned by another user (uid {info.st_uid}, you are "
+            f"{uid}); its values are not trusted. Fix: create it yourself (or `chown` it to "
+            f"you) and `chmod 600 {path}`"
+        )
     if mode & 0o077:
         raise DotenvExposed(
-            f"{path}: the keys file is readable by other users (mode {mode:o}); run "
-            f"`chmod 600 {path}` so only you can read it"
+            f"{path}: the secrets file is readable or writable by other users (mode "
+            f"{mode:o}); run `chmod 600 {path}` so only you can read it"
         )
+
+
+def read_dotenv(path: Path | None) -> dict[str, str]:
+    """The variables of the ``.env`` at ``path`` ({} when None or no such file), after
+    :func:`check_private`. Values without ``=`` are left out."""
+    if path is None or not path.is_file():
+        return {}
+    check_private(path)
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
 def env_prefix(exchange: str) -> str:
@@ -130,22 +158,18 @@ def load_secrets(
 ) -> ExchangeKeys:
     """Read ``exchange``'s keys from ``env`` (default ``os.environ``) and a ``.env`` file.
 
-    ``dotenv_path`` defaults to ``./.env``; a missing file is simply not used, one that
-    other users can read raises :class:`DotenvExposed` (mode must be 600). Empty values
+    ``dotenv_path`` defaults to :func:`default_dotenv` (pass ``settings.dotenv_path``: the
+    ``.env`` next to the config); a missing file is simply not used, one that another user
+    owns or can read raises :class:`DotenvExposed` (mode must be 600). Empty values
     count as not set. The environment wins over the file. ``prefix`` names the variables
     instead of the exchange id (an account name: ``"main"`` -> ``MAIN_API_KEY``), for two
     accounts on one exchange.
     """
     environ = os.environ if env is None else env
-    path = Path(".env") if dotenv_path is None else dotenv_path
+    path = default_dotenv() if dotenv_path is None else dotenv_path
     searched = ["the environment"]
-    from_file: dict[str, str] = {}
-    if path.is_file():
-        check_private(path)
-        searched.append(str(path))
-        from_file = {k: v for k, v in dotenv_values(path).items() if v is not None}
-    else:
-        searched.append(f"{path} (no such file)")
+    from_file = read_dotenv(path)
+    searched.append(str(path) if path.is_file() else f"{path} (no such file)")
     values: dict[str, SecretStr | None] = {}
     for field, name in env_names(prefix or exchange).items():
         raw = (environ.get(name) or "").strip() or from_file.get(name, "").strip()

@@ -57,7 +57,8 @@ def show_config(
     ``dotenv_path``; only whether each variable is set is shown, never its value.
     """
     if keys is None:
-        keys = load_secrets(settings.exchange, env, dotenv_path)
+        path = settings.dotenv_path if dotenv_path is None else dotenv_path
+        keys = load_secrets(settings.exchange, env, path)
     data = redacted(settings, keys)
     lines: list[str] = [f"# effective configuration from {settings.source}"]
     tables: list[tuple[str, dict[str, Any]]] = []
