@@ -26,7 +26,13 @@ from rebalancer.backtest.data import load_panel
 from rebalancer.backtest.data_report import find_gaps
 from rebalancer.backtest.download import download_candles
 from rebalancer.cli.app import app
-from rebalancer.core.errors import ConfigError, DataError, RetryLater, UnknownSymbol
+from rebalancer.core.errors import (
+    ConfigError,
+    DataError,
+    ExchangeBanned,
+    RetryLater,
+    UnknownSymbol,
+)
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 RECENT = DATA / "binance_spot_2024_2026"
@@ -336,3 +342,48 @@ def test_cli_data_download_table_lists_gaps(
     assert "candles in" in text and "requests (0 retried)" in text
     assert "gap: BTC: gap of 33 candles, 2018-02-08 01:00 UTC" in text
     assert "(not filled)" in text
+
+
+def test_a_ban_is_never_retried_and_says_how_long_to_wait(tmp_path: Path) -> None:
+    client, double = exchange()
+    double.weight_limit = 10**9
+    double._banned_until_ms = double.now_ms() + 60_000  # banned: the next request earns a 418
+    slept: list[float] = []
+    with pytest.raises(ExchangeBanned) as caught:
+        download_candles(
+            "binance",
+            ["BTC"],
+            "USDT",
+            "1h",
+            "2025-01-01",
+            tmp_path,
+            client=client,
+            retry=Retry(attempts=6, base=0.01),
+            sleep=slept.append,
+        )
+    assert slept == []  # not retried: asking again lengthens a ban
+    assert double.calls[("GET", "/api/v3/exchangeInfo")] == 1  # the first request, once
+    msg = str(caught.value)
+    assert "HTTP 418" in msg and "Wait 120 s" in msg and caught.value.retry_after == 120
+    assert "rebalancer resume" not in msg  # a download halts no trading
+
+
+def test_a_ban_in_the_middle_keeps_the_pages_and_is_not_retried(tmp_path: Path) -> None:
+    client, double = exchange()
+    double.inject("GET", "/api/v3/klines", Fault.HTTP_418, after=2)
+    slept: list[float] = []
+    with pytest.raises(ExchangeBanned, match="resumes from the 2000 BTC candles") as caught:
+        download_candles(
+            "binance",
+            ["BTC"],
+            "USDT",
+            "1h",
+            "2025-01-01",
+            tmp_path,
+            client=client,
+            retry=Retry(attempts=6, base=0.01),
+            sleep=slept.append,
+            flush_every=1,
+        )
+    assert slept == [] and double.calls[("GET", "/api/v3/klines")] == 3  # 2 pages, 1 ban
+    assert "until the ban ends" in str(caught.value)  # no Retry-After was sent

@@ -28,8 +28,10 @@ MarketClosed, OrderImmediatelyFill.    RetryLater                 OrderRejected
 InvalidOrder, BadRequest (-1013        StopAndTell (our request   OrderRejected
 "Filter failure: NOTIONAL", LOT_SIZE)  is malformed)
 RequestTimeout (-1007, read timeout)   RetryLater                 OrderOutcomeUnknown
+DDoSProtection with HTTP 418 (a ban)    ExchangeBanned (never      OrderOutcomeUnknown
+                                       retried: halt)
 NetworkError: ExchangeNotAvailable     RetryLater                 OrderOutcomeUnknown (5xx: the
-(5xx), DDoSProtection (418/429),                                  exchange says execution status
+(5xx), DDoSProtection (429),                                      exchange says execution status
 RateLimitExceeded, OnMaintenance                                  unknown; look it up, never
                                                                   re-send)
 BadResponse / NullResponse (garbled    RetryLater                 OrderOutcomeUnknown
@@ -52,6 +54,7 @@ module builds (CCXT's own messages name the URL and the response body, not the s
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 
 import ccxt
@@ -120,6 +123,19 @@ def post_only_refused(exc: Exception) -> bool:
     return isinstance(exc, ccxt.OrderImmediatelyFillable) or _POST_ONLY_REFUSED in str(exc)
 
 
+_STATUS = re.compile(r"\b(418|429)\b")
+
+
+def status_of(exc: Exception) -> int | None:
+    """418 or 429 when ``exc`` is CCXT's rate-limit error for that HTTP status."""
+    if not isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
+        return None
+    found = _STATUS.search(str(exc))
+    if found is None:
+        return 429 if isinstance(exc, ccxt.RateLimitExceeded) else None
+    return int(found.group(1))
+
+
 def action_for(exc: Exception, *, create: bool) -> Action:
     """What the caller must do about ``exc`` (a CCXT exception)."""
     if create and _DUPLICATE.lower() in str(exc).lower():
@@ -182,6 +198,11 @@ def translate(
         return core.UnknownSymbol(f"{what}: the exchange does not know the market ({detail})")
     if action is Action.STOP:
         return core.StopAndTell(f"{what}: unexpected refusal, stopping ({detail})")
+    if not create and status_of(exc) == 418:  # a ban: never "retry later" (ratelimit.py)
+        return core.ExchangeBanned(
+            f"{what}: the exchange banned this client (HTTP 418, rate limits were exceeded; "
+            f"{detail}); do not ask again before the ban ends"
+        )
     if create and action in (Action.OUTCOME_UNKNOWN, Action.LOOKUP):
         return core.OrderOutcomeUnknown(
             f"{what}: the order may have reached the exchange ({detail}); look it up by "
