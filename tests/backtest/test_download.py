@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import requests
+import requests.adapters
 from typer.testing import CliRunner
 
 from doubles.binance import BinanceDouble, Fault
@@ -387,3 +390,79 @@ def test_a_ban_in_the_middle_keeps_the_pages_and_is_not_retried(tmp_path: Path) 
         )
     assert slept == [] and double.calls[("GET", "/api/v3/klines")] == 3  # 2 pages, 1 ban
     assert "until the ban ends" in str(caught.value)  # no Retry-After was sent
+
+
+class Offline(requests.adapters.BaseAdapter):
+    """A transport that fails as a machine without network does: the host name does not
+    resolve (the socket error under urllib3's and requests' own, as CCXT receives it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests = 0
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        self.requests += 1
+        host = requests.utils.urlparse(request.url or "").hostname
+        try:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        except socket.gaierror as exc:
+            raise requests.exceptions.ConnectionError(
+                f"HTTPSConnectionPool(host='{host}', port=443): Max retries exceeded "
+                f"(Caused by NameResolutionError: Failed to resolve '{host}')"
+            ) from exc
+
+    def close(self) -> None:
+        pass
+
+
+def test_offline_the_download_fails_at_once_and_says_why(tmp_path: Path) -> None:
+    client = download_client("binance")
+    offline = Offline()
+    client.session.mount("https://", offline)
+    slept: list[float] = []
+    with pytest.raises(RetryLater) as caught:
+        download_candles(
+            "binance",
+            ["BTC"],
+            "USDT",
+            "1h",
+            "2025-01-01",
+            tmp_path,
+            client=client,
+            sleep=slept.append,
+        )
+    assert slept == [] and offline.requests == 1  # no 35 s of backoff before saying so
+    msg = str(caught.value)
+    assert "no network, or the exchange cannot be reached (api.binance.com)" in msg
+    assert "check the internet connection" in msg
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_connection_lost_mid_download_is_still_retried(tmp_path: Path) -> None:
+    client, double = exchange()
+    offline = Offline()
+    real = double.send
+    calls = {"n": 0}
+
+    def flaky(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        calls["n"] += 1
+        if calls["n"] == 4:  # exchangeInfo, time, one page: then the network blips once
+            return offline.send(request)
+        return real(request, **kwargs)
+
+    double.send = flaky  # type: ignore[method-assign]
+    slept: list[float] = []
+    summary = download_candles(
+        "binance",
+        ["BTC"],
+        "USDT",
+        "1h",
+        "2025-01-01",
+        tmp_path,
+        until="2025-03-01",
+        client=client,
+        retry=Retry(attempts=3, base=0.5),
+        sleep=slept.append,
+    )
+    assert offline.requests == 1 and summary.retries == 1 and len(slept) == 1
+    assert summary.series[0].rows == (ms("2025-03-01") - ms("2025-01-01")) // HOUR + 1

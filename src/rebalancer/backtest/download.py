@@ -14,6 +14,10 @@ flight; running the same command again continues where it stopped, with no dupli
 no hole of our own making.
 
 **Gaps** (candles the exchange does not have, e.g. outages) are reported, never filled.
+
+**Offline** the first request fails at once ("no network, or the exchange cannot be
+reached"), without backing off; a connection lost later in the download is retried. An
+HTTP 418 ban is never retried: the download stops and says how long to wait.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -258,8 +262,9 @@ def download_candles(
     retry = retry or DOWNLOAD
     stats = FetchStats()
     step = timeframe_ms(client, timeframe)
-    try:
-        symbols = market_symbols(client, names, quote, retry=retry, stats=stats, sleep=sleep)
+    try:  # the first contact fails fast when the exchange cannot be reached at all
+        first = replace(retry, unreachable=False)
+        symbols = market_symbols(client, names, quote, retry=first, stats=stats, sleep=sleep)
         now_ms = exchange_now_ms(client, retry=retry, stats=stats, sleep=sleep)
     except ExchangeBanned as exc:
         raise banned(client, exc, "nothing was downloaded yet") from exc

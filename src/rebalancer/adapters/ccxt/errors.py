@@ -54,7 +54,9 @@ module builds (CCXT's own messages name the URL and the response body, not the s
 
 from __future__ import annotations
 
+import errno
 import re
+import socket
 from enum import Enum
 
 import ccxt
@@ -136,6 +138,33 @@ def status_of(exc: Exception) -> int | None:
     return int(found.group(1))
 
 
+_NO_ROUTE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED}
+_HOST = re.compile(r"https?://([^/\s:]+)")
+
+
+def unreachable(exc: BaseException) -> bool:
+    """True when ``exc`` (a CCXT NetworkError) means the host could not be reached at all:
+    its name does not resolve (no network, no DNS), or the network or host is unreachable,
+    or the connection was refused. Found in the exception's cause chain (CCXT raises a
+    NetworkError from requests' ConnectionError, raised from urllib3's, from the socket's)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror | ConnectionRefusedError):
+            return True
+        if isinstance(cause, OSError) and cause.errno in _NO_ROUTE:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def host_of(exc: BaseException) -> str:
+    """The host named in a CCXT error message (``binance GET https://HOST/...``), or ""."""
+    found = _HOST.search(str(exc))
+    return found.group(1) if found else ""
+
+
 def action_for(exc: Exception, *, create: bool) -> Action:
     """What the caller must do about ``exc`` (a CCXT exception)."""
     if create and _DUPLICATE.lower() in str(exc).lower():
@@ -198,6 +227,13 @@ def translate(
         return core.UnknownSymbol(f"{what}: the exchange does not know the market ({detail})")
     if action is Action.STOP:
         return core.StopAndTell(f"{what}: unexpected refusal, stopping ({detail})")
+    if not create and unreachable(exc):
+        host = host_of(exc)
+        return core.RetryLater(
+            f"{what}: no network, or the exchange cannot be reached"
+            f"{f' ({host})' if host else ''}; {type(exc).__name__}. Fix: check the internet "
+            "connection (and any proxy or firewall), then run it again"
+        )
     if not create and status_of(exc) == 418:  # a ban: never "retry later" (ratelimit.py)
         return core.ExchangeBanned(
             f"{what}: the exchange banned this client (HTTP 418, rate limits were exceeded; "

@@ -14,7 +14,9 @@ read that failed with a CCXT error, in this order:
 3. Any other **retry-later** error (network, timeout, 5xx, garbled body, a 429 without the
    header; see :mod:`~rebalancer.adapters.ccxt.errors`): retried after ``base`` x 2**n
    seconds (at most ``cap``, plus up to 10 % jitter) when the policy has ``backoff``;
-   live reads have none (the daemon's loop backs off between checks).
+   live reads have none (the daemon's loop backs off between checks). A host that cannot
+   be reached at all (no DNS, no route) is not retried when ``unreachable`` is off: a
+   download's first request fails at once offline.
 4. Anything else (auth, bad symbol, ...): raised at once, unchanged.
 
 At most ``attempts`` tries in all. ``Retry-After`` is read (delta-seconds form) only on a
@@ -37,7 +39,7 @@ from typing import Any, TypeVar
 import ccxt
 import tenacity
 
-from rebalancer.adapters.ccxt.errors import Action, action_for, status_of
+from rebalancer.adapters.ccxt.errors import Action, action_for, status_of, unreachable
 from rebalancer.core.errors import ExchangeBanned
 
 T = TypeVar("T")
@@ -58,6 +60,9 @@ class Retry:
     cap: float = 60.0
     max_wait: float = MAX_WAIT
     backoff: bool = True
+    #: retry when the host cannot be reached at all (no DNS, no route, refused); a first
+    #: contact sets it False to fail fast offline instead of backing off for half a minute
+    unreachable: bool = True
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Seconds before try ``attempt + 2`` (``attempt`` counts from 0): the backoff (when
@@ -122,6 +127,8 @@ def raise_if_banned(client: Any, exc: Exception, what: str) -> None:
 def retryable(exc: BaseException, client: Any, policy: Retry) -> bool:
     """Whether ``policy`` tries the read again after ``exc`` (a ban never reaches here)."""
     if not isinstance(exc, ccxt.BaseError) or action_for(exc, create=False) is not Action.RETRY:
+        return False
+    if not policy.unreachable and unreachable(exc):
         return False
     asked = _asked_wait(client, exc)
     if asked is not None and status_of(exc) == 429:
