@@ -22,7 +22,7 @@ from rebalancer.config import (
     parse_config,
     show_config,
 )
-from rebalancer.config.secrets import DotenvExposed
+from rebalancer.config.secrets import DotenvExposed, mask_url, url_secrets
 from rebalancer.core.errors import AuthError, ConfigError
 from rebalancer.core.triggers import AllOf, AnyOf, Calendar, Never, Threshold
 
@@ -642,3 +642,61 @@ def test_the_docs_example_configs_load_as_documented() -> None:
     assert (six.fees.taker, six.rebalance.slippage) == (Decimal("0.001"), Decimal("0.0005"))
     for path in examples:
         load_config(path)
+
+
+# --- values that may be secrets are never echoed ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value", ["sk_live_51HxQz", "sk_live_51HxQzAbCdEfGhIjKlMnOp", "hunter2-hunter2-hunter2"]
+)
+def test_a_secret_pasted_under_targets_is_not_echoed(value: str) -> None:
+    text = f'[targets]\nBTC = "{value}"\nUSDT = 0.5\n'
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    msg = str(info.value)
+    assert "targets.BTC: must be a number" in msg and "not repeated here" in msg
+    assert value not in msg and value[:10] not in msg
+
+
+def test_a_short_ordinary_value_is_still_shown() -> None:
+    with pytest.raises(ConfigError, match='found "fast"'):
+        parse_config(TARGETS + '[trigger]\nkind = "threshold"\nband_abs = "fast"\n')
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://bot:s3cret-pw@db.example/rebalancer",
+        "postgresql+psycopg://bot@db.example/rebalancer?password=s3cret-pw",
+        "postgresql+psycopg://bot@db.example/rebalancer?sslmode=require&sslpassword=s3cret-pw",
+    ],
+)
+def test_a_password_anywhere_in_journal_url_is_refused_and_never_shown(url: str) -> None:
+    with pytest.raises(ConfigError, match="must not contain a password") as info:
+        parse_config(f'journal_url = "{url}"\n' + TARGETS)
+    assert "s3cret-pw" not in str(info.value)
+
+
+def test_mask_url_hides_user_info_and_secret_query_values_only() -> None:
+    text = (
+        "cannot open postgresql+psycopg://bot:pw1@db:5432/rb?sslmode=require&password=pw2 "
+        "and https://api.binance.com/api/v3/account?timestamp=1&signature=abc123"
+    )
+    masked = mask_url(text)
+    assert "pw1" not in masked and "pw2" not in masked and "abc123" not in masked
+    assert "postgresql+psycopg://bot:***@db:5432/rb?sslmode=require&password=***" in masked
+    assert "timestamp=1&signature=***" in masked
+    assert (
+        mask_url("sqlite:////var/lib/rb/journal.sqlite") == "sqlite:////var/lib/rb/journal.sqlite"
+    )
+    assert url_secrets("postgresql://u@h/d?sslmode=require") == []
+    assert url_secrets("postgresql://u:p@h/d?token=t") == ["password", "token"]
+
+
+def test_config_show_masks_a_password_in_any_url(tmp_path: Path) -> None:
+    settings = parse_config('journal_url = "postgresql+psycopg://bot@db/rb"\n' + TARGETS)
+    # a URL that slipped past the check (e.g. a future field) is still masked when shown
+    object.__setattr__(settings, "journal_url", "postgresql+psycopg://bot:pw9@db/rb?password=pw8")
+    text = show_config(settings, env={}, dotenv_path=tmp_path / "none")
+    assert "pw9" not in text and "pw8" not in text and "bot:***@db/rb?password=***" in text

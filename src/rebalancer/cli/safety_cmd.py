@@ -15,6 +15,7 @@ from rich.table import Table
 
 from rebalancer.bootstrap import account_name, journal, journal_url
 from rebalancer.cli.options import ConfigOpt, settings_from
+from rebalancer.config.secrets import mask_url
 from rebalancer.core.errors import ConfigError
 
 KINDS = ("cycles", "orders", "fills", "halts")
@@ -110,7 +111,8 @@ def history_command(
         }
         typer.echo(json.dumps({"account": account_name(settings), **data}, indent=2))
         return
-    console.print(f"[dim]journal {journal_url(settings)} · account {account_name(settings)}[/dim]")
+    shown = mask_url(journal_url(settings))  # never a password, even one in the query
+    console.print(f"[dim]journal {shown} · account {account_name(settings)}[/dim]")
     for name, items in rows.items():
         if not items:
             console.print(f"{name}: none")

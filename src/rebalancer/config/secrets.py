@@ -16,12 +16,14 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import platformdirs
 from dotenv import dotenv_values
 from pydantic import SecretStr
 
 from rebalancer.config.exchanges import PASSWORD_EXCHANGES
+from rebalancer.config.problems import is_secret_key
 from rebalancer.core.errors import AuthError, ConfigError
 
 _FIELDS = ("api_key", "secret", "password")
@@ -68,6 +70,47 @@ def read_dotenv(path: Path | None) -> dict[str, str]:
         return {}
     check_private(path)
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+MASK = "***"
+_SIGNED_PARAMS = {"signature", "sig", "sign"}  # a signed request's signature (Binance, ...)
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
+
+
+def url_secrets(url: str) -> list[str]:
+    """Where ``url`` carries a secret: ``"password"`` for one in its user info, and the
+    names of query parameters named like one (``password``, ``sslpassword``, ``token``...)."""
+    try:
+        parts = urlsplit(url)
+        found = ["password"] if parts.password else []
+    except ValueError:
+        return []
+    names = [k for k, v in parse_qsl(parts.query, keep_blank_values=True) if v]
+    return found + [k for k in names if is_secret_key(k)]
+
+
+def mask_url(text: str) -> str:
+    """``text`` with every URL's password (``user:PASSWORD@``) and secret-named query
+    values (``?password=...``, ``&sslpassword=...``, ``&signature=...``) shown as ``***``;
+    the rest unchanged,
+    so the host and database stay readable."""
+    return _URL.sub(lambda m: _mask_one(m.group(0)), text)
+
+
+def _mask_one(url: str) -> str:
+    head, sep, query = url.partition("?")
+    scheme, _, rest = head.partition("://")
+    auth, at, host = rest.rpartition("@")
+    if at and ":" in auth:
+        head = f"{scheme}://{auth.split(':', 1)[0]}:{MASK}@{host}"
+    if not sep:
+        return head
+    pairs = []
+    for pair in query.split("&"):
+        name, eq, value = pair.partition("=")
+        secret = is_secret_key(name) or name.lower() in _SIGNED_PARAMS
+        pairs.append(f"{name}={MASK}" if eq and value and secret else pair)
+    return f"{head}?{'&'.join(pairs)}"
 
 
 def env_prefix(exchange: str) -> str:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from rebalancer.config.problems import is_secret_key, path_text
-from rebalancer.config.secrets import ExchangeKeys, load_secrets
+from rebalancer.config.secrets import ExchangeKeys, load_secrets, mask_url
 
 if TYPE_CHECKING:
     from rebalancer.config.settings import Settings
@@ -33,6 +33,8 @@ def _scrub(value: Any, key: str = "", parent: str = "") -> Any:
         return [_scrub(v, "", key) for v in value]
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, str) and "://" in value:
+        return mask_url(value)  # a password in a URL (user info or ?password=) never shows
     return value
 
 

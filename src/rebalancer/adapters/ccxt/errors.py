@@ -185,12 +185,16 @@ def action_for(exc: Exception, *, create: bool) -> Action:
     return Action.OUTCOME_UNKNOWN if create else Action.RETRY
 
 
+_SIGNED = re.compile(r"(?i)\b(signature|apiKey|api_key|X-MBX-APIKEY)=[^&\s'\"]+")
+
+
 def scrub(text: str, secrets: tuple[str, ...]) -> str:
-    """``text`` with every non-trivial secret replaced by ``***``."""
+    """``text`` with every non-trivial secret, and the ``signature=`` (and key) values of
+    signed request URLs that CCXT puts in its messages, replaced by ``***``."""
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
-    return text
+    return _SIGNED.sub(r"\1=***", text)
 
 
 def translate(
