@@ -369,3 +369,10 @@ def test_an_empty_journal_serves_empty_answers(tmp_path: Path) -> None:
         assert c.get("/api/fills", headers=AUTH).json() == []
     finally:
         reader.close()
+
+
+def test_a_since_too_far_back_is_a_422_naming_the_fix(api: Any) -> None:
+    for path in ("/api/equity", "/api/drift", "/api/summary"):
+        response = api.get(f"{path}?since=99999999999d", headers=AUTH)
+        assert response.status_code == 422, (path, response.text)
+        assert "before the year 1" in response.json()["detail"]
