@@ -376,3 +376,18 @@ def test_a_since_too_far_back_is_a_422_naming_the_fix(api: Any) -> None:
         response = api.get(f"{path}?since=99999999999d", headers=AUTH)
         assert response.status_code == 422, (path, response.text)
         assert "before the year 1" in response.json()["detail"]
+
+
+def test_serve_with_a_short_token_exits_with_the_fix_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from rebalancer.cli.app import app
+
+    monkeypatch.setenv("REBALANCER_WEB_TOKEN", "x")
+    result = CliRunner().invoke(app, ["serve"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "Traceback" not in text
+    assert "REBALANCER_WEB_TOKEN (from the environment) is 1 character long" in text
+    assert f"at least {MIN_TOKEN_CHARS}" in text

@@ -47,7 +47,8 @@ def web_token(env: Mapping[str, str] | None = None, dotenv: Path | None = None) 
         return new_token(), True
     token = token.strip()
     if len(token) < MIN_TOKEN_CHARS:
-        what = "is empty" if not token else f"has {len(token)} characters"
+        n = len(token)
+        what = "is empty" if not n else f"is {n} character{'' if n == 1 else 's'} long"
         raise ConfigError(
             f"{TOKEN_ENV} (from {where}) {what}; the dashboard needs at least "
             f"{MIN_TOKEN_CHARS}. Fix: set a long random one (e.g. the output of `python -c "
