@@ -391,24 +391,26 @@ def reset_paper(settings: Settings) -> Path:
 
 
 def build_notifier(settings: Settings) -> Notifier:
-    """The log, plus apprise when ``REBALANCER_NOTIFY_URLS`` (environment or ./.env) is set.
+    """The log, plus apprise when ``REBALANCER_NOTIFY_URLS`` (the environment, else the
+    ``.env`` next to the config) is set.
 
     Raises :class:`~rebalancer.core.errors.ConfigError` for a URL apprise does not know
     (naming its position, never the URL).
     """
     from rebalancer.adapters.notify_apprise import AppriseNotifier, FanOut, notify_urls
 
-    urls = notify_urls()
+    urls = notify_urls(dotenv=settings.dotenv_path)
     if not urls:
         return LogNotifier()
     return FanOut([LogNotifier(), AppriseNotifier(urls)])
 
 
-def notify_secrets() -> list[str]:
-    """The notification URLs (they hold tokens), for the logs to mask."""
+def notify_secrets(settings: Settings | None = None) -> list[str]:
+    """The notification URLs (they hold tokens), for the logs to mask (the environment's,
+    and those in the ``.env`` next to ``settings``' config)."""
     from rebalancer.adapters.notify_apprise import notify_urls
 
-    return notify_urls()
+    return notify_urls(dotenv=None if settings is None else settings.dotenv_path)
 
 
 def telegram_poller(

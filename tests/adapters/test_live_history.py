@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from doubles.binance import BinanceDouble, Fault
 from rebalancer.adapters.ccxt import CcxtExchange, make_client
@@ -18,6 +19,7 @@ from rebalancer.adapters.clock import ManualClock
 from rebalancer.adapters.live import live_history
 from rebalancer.adapters.multi import MultiAccountExchange
 from rebalancer.adapters.state_file import MemoryJournal
+from rebalancer.core.errors import ExchangeBanned
 from rebalancer.core.planner import PlanPolicy
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import Threshold
@@ -99,6 +101,23 @@ def test_a_failed_read_keeps_the_last_closes_and_the_cycle_goes_on() -> None:
     assert history.closes(["BTC"], tomorrow, 5) == first  # yesterday's closes
     # the next cycle tries again, and gets today's
     assert list(history.closes(["BTC"], tomorrow, 5)["BTC"]) == source_closes("BTC", tomorrow, 5)
+
+
+def test_a_ban_on_the_history_read_is_never_retried_nor_swallowed() -> None:
+    double, exchange, _ = build()
+    slept: list[float] = []
+    history = ExchangeHistory([exchange], "USDT", sleep=slept.append)
+    double.inject("GET", "/api/v3/klines", Fault.HTTP_418)
+    with pytest.raises(ExchangeBanned, match="HTTP 418"):
+        history.closes(["BTC"], NOW, 5)
+    assert slept == [] and double.calls[("GET", "/api/v3/klines")] == 1
+    # the authenticated client is banned: the ban reaches the cycle (which halts on it)
+    strategy = Strategy("USDT", TARGETS, VOL, PlanPolicy())
+    journal = MemoryJournal()
+    double.inject("GET", "/api/v3/klines", Fault.HTTP_418)
+    with pytest.raises(ExchangeBanned):
+        evaluate(exchange, journal, strategy, NOW, history)
+    assert double.calls[("GET", "/api/v3/klines")] == 2
 
 
 def test_the_vol_band_uses_the_exchange_history_in_a_live_cycle() -> None:

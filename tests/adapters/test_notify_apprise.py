@@ -22,6 +22,7 @@ from rebalancer.adapters.notify_apprise import (
 )
 from rebalancer.bootstrap import build_notifier
 from rebalancer.config import default_config
+from rebalancer.config.secrets import DotenvExposed
 from rebalancer.core.errors import ConfigError
 from rebalancer.ports import Event
 
@@ -130,9 +131,13 @@ def test_urls_from_the_environment_or_dotenv(tmp_path: Path) -> None:
     assert split_urls(" a://x, b://y\n c://z ,") == ["a://x", "b://y", "c://z"]
     dotenv = tmp_path / ".env"
     dotenv.write_text(f'{ENV_VAR}="ntfy://topic json://h/p"\n')
+    dotenv.chmod(0o600)
     assert notify_urls({}, dotenv) == ["ntfy://topic", "json://h/p"]
     assert notify_urls({ENV_VAR: "discord://a/b"}, dotenv) == ["discord://a/b"]  # env wins
     assert notify_urls({}, tmp_path / "missing") == []
+    dotenv.chmod(0o644)  # the URLs hold tokens: checked like the keys' file
+    with pytest.raises(DotenvExposed, match="chmod 600"):
+        notify_urls({}, dotenv)
 
 
 def test_build_notifier_adds_apprise_only_when_urls_are_set(

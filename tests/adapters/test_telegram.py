@@ -6,6 +6,7 @@ account (embedded demo prices) and a real SQLite journal.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -51,7 +52,10 @@ def _serve(poller: TelegramPoller) -> tuple[threading.Event, threading.Thread]:
     return stop, poller.start_in_thread(stop)
 
 
-def test_the_poller_answers_each_message_and_stops(api: BotApi) -> None:
+def test_the_poller_answers_each_message_and_stops(
+    api: BotApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
     seen: list[tuple[int, str]] = []
 
     def answer(chat: int, text: str) -> str | None:
@@ -72,6 +76,7 @@ def test_the_poller_answers_each_message_and_stops(api: BotApi) -> None:
         {"chat_id": STRANGER, "text": "echo /plan"},
     ]
     assert api.methods[0] == "getMe"
+    assert "getUpdates" in api.methods and TOKEN not in caplog.text  # the URL holds the token
 
 
 def test_a_refused_token_is_an_auth_error(api: BotApi) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import requests
+import requests.adapters
 from typer.testing import CliRunner
 
 from doubles.binance import BinanceDouble, Fault
@@ -26,7 +29,13 @@ from rebalancer.backtest.data import load_panel
 from rebalancer.backtest.data_report import find_gaps
 from rebalancer.backtest.download import download_candles
 from rebalancer.cli.app import app
-from rebalancer.core.errors import ConfigError, DataError, RetryLater, UnknownSymbol
+from rebalancer.core.errors import (
+    ConfigError,
+    DataError,
+    ExchangeBanned,
+    RetryLater,
+    UnknownSymbol,
+)
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 RECENT = DATA / "binance_spot_2024_2026"
@@ -336,3 +345,124 @@ def test_cli_data_download_table_lists_gaps(
     assert "candles in" in text and "requests (0 retried)" in text
     assert "gap: BTC: gap of 33 candles, 2018-02-08 01:00 UTC" in text
     assert "(not filled)" in text
+
+
+def test_a_ban_is_never_retried_and_says_how_long_to_wait(tmp_path: Path) -> None:
+    client, double = exchange()
+    double.weight_limit = 10**9
+    double._banned_until_ms = double.now_ms() + 60_000  # banned: the next request earns a 418
+    slept: list[float] = []
+    with pytest.raises(ExchangeBanned) as caught:
+        download_candles(
+            "binance",
+            ["BTC"],
+            "USDT",
+            "1h",
+            "2025-01-01",
+            tmp_path,
+            client=client,
+            retry=Retry(attempts=6, base=0.01),
+            sleep=slept.append,
+        )
+    assert slept == []  # not retried: asking again lengthens a ban
+    assert double.calls[("GET", "/api/v3/exchangeInfo")] == 1  # the first request, once
+    msg = str(caught.value)
+    assert "HTTP 418" in msg and "Wait 120 s" in msg and caught.value.retry_after == 120
+    assert "rebalancer resume" not in msg  # a download halts no trading
+
+
+def test_a_ban_in_the_middle_keeps_the_pages_and_is_not_retried(tmp_path: Path) -> None:
+    client, double = exchange()
+    double.inject("GET", "/api/v3/klines", Fault.HTTP_418, after=2)
+    slept: list[float] = []
+    with pytest.raises(ExchangeBanned, match="resumes from the 2000 BTC candles") as caught:
+        download_candles(
+            "binance",
+            ["BTC"],
+            "USDT",
+            "1h",
+            "2025-01-01",
+            tmp_path,
+            client=client,
+            retry=Retry(attempts=6, base=0.01),
+            sleep=slept.append,
+            flush_every=1,
+        )
+    assert slept == [] and double.calls[("GET", "/api/v3/klines")] == 3  # 2 pages, 1 ban
+    assert "until the ban ends" in str(caught.value)  # no Retry-After was sent
+
+
+class Offline(requests.adapters.BaseAdapter):
+    """A transport that fails as a machine without network does: the host name does not
+    resolve (the socket error under urllib3's and requests' own, as CCXT receives it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests = 0
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        self.requests += 1
+        host = requests.utils.urlparse(request.url or "").hostname
+        try:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        except socket.gaierror as exc:
+            raise requests.exceptions.ConnectionError(
+                f"HTTPSConnectionPool(host='{host}', port=443): Max retries exceeded "
+                f"(Caused by NameResolutionError: Failed to resolve '{host}')"
+            ) from exc
+
+    def close(self) -> None:
+        pass
+
+
+def test_offline_the_download_fails_at_once_and_says_why(tmp_path: Path) -> None:
+    client = download_client("binance")
+    offline = Offline()
+    client.session.mount("https://", offline)
+    slept: list[float] = []
+    with pytest.raises(RetryLater) as caught:
+        download_candles(
+            "binance",
+            ["BTC"],
+            "USDT",
+            "1h",
+            "2025-01-01",
+            tmp_path,
+            client=client,
+            sleep=slept.append,
+        )
+    assert slept == [] and offline.requests == 1  # no 35 s of backoff before saying so
+    msg = str(caught.value)
+    assert "no network, or the exchange cannot be reached (api.binance.com)" in msg
+    assert "check the internet connection" in msg
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_connection_lost_mid_download_is_still_retried(tmp_path: Path) -> None:
+    client, double = exchange()
+    offline = Offline()
+    real = double.send
+    calls = {"n": 0}
+
+    def flaky(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        calls["n"] += 1
+        if calls["n"] == 4:  # exchangeInfo, time, one page: then the network blips once
+            return offline.send(request)
+        return real(request, **kwargs)
+
+    double.send = flaky  # type: ignore[method-assign]
+    slept: list[float] = []
+    summary = download_candles(
+        "binance",
+        ["BTC"],
+        "USDT",
+        "1h",
+        "2025-01-01",
+        tmp_path,
+        until="2025-03-01",
+        client=client,
+        retry=Retry(attempts=3, base=0.5),
+        sleep=slept.append,
+    )
+    assert offline.requests == 1 and summary.retries == 1 and len(slept) == 1
+    assert summary.series[0].rows == (ms("2025-03-01") - ms("2025-01-01")) // HOUR + 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from datetime import UTC, datetime
 from decimal import Decimal as D
 from pathlib import Path
@@ -11,10 +13,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rebalancer.adapters.journal import open_journal
+from rebalancer.config import load_config
+from rebalancer.config.secrets import DotenvExposed
+from rebalancer.core.errors import ConfigError
 from rebalancer.daemon import Heartbeat
 from rebalancer.web import view
 from rebalancer.web.app import Dashboard, create_app
 from rebalancer.web.server import (
+    MIN_TOKEN_CHARS,
     DaemonControls,
     StandaloneControls,
     dashboard_for,
@@ -102,15 +108,65 @@ def test_openapi_documents_every_route_and_needs_no_token(api: TestClient) -> No
 
 
 def test_token_comes_from_the_environment_or_dotenv_or_is_made(tmp_path: Path) -> None:
-    assert web_token({"REBALANCER_WEB_TOKEN": "abc"}, None) == ("abc", False)
+    assert web_token({"REBALANCER_WEB_TOKEN": TOKEN}, None) == (TOKEN, False)
     dotenv = tmp_path / ".env"
-    dotenv.write_text("REBALANCER_WEB_TOKEN=from-file\n")
-    assert web_token({}, dotenv) == ("from-file", False)
+    dotenv.write_text("REBALANCER_WEB_TOKEN=from-file-0123456789\n")
+    dotenv.chmod(0o600)
+    assert web_token({}, dotenv) == ("from-file-0123456789", False)
     made, fresh = web_token({}, tmp_path / "missing")
     assert fresh and len(made) >= 32
     assert web_token({}, None)[0] != made
     with pytest.raises(ValueError, match="token"):
         create_app(None, "")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o620, 0o602])
+def test_a_token_file_others_can_read_or_write_is_refused(tmp_path: Path, mode: int) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("REBALANCER_WEB_TOKEN=planted-by-someone-else\n")
+    dotenv.chmod(mode)
+    with pytest.raises(DotenvExposed, match="chmod 600"):
+        web_token({}, dotenv)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chown needs root")
+def test_a_token_file_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("REBALANCER_WEB_TOKEN=planted-by-someone-else\n")
+    dotenv.chmod(0o600)
+    os.chown(dotenv, 4242, 4242)
+    with pytest.raises(DotenvExposed, match="owned by another user") as info:
+        web_token({}, dotenv)
+    assert "planted" not in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["", "   ", "x", "a" * (MIN_TOKEN_CHARS - 1)])
+def test_a_blank_or_short_token_is_refused_with_a_clear_message(
+    tmp_path: Path, value: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"at least {MIN_TOKEN_CHARS}") as info:
+        web_token({"REBALANCER_WEB_TOKEN": value}, None)
+    assert "REBALANCER_WEB_TOKEN" in str(info.value)
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(f"REBALANCER_WEB_TOKEN={value}\n")
+    dotenv.chmod(0o600)
+    with pytest.raises(ConfigError, match=re.escape(str(dotenv))):
+        web_token({}, dotenv)
+    assert web_token({"REBALANCER_WEB_TOKEN": "a" * MIN_TOKEN_CHARS}, None)[1] is False
+
+
+def test_serve_reads_the_token_next_to_the_config_not_the_working_directory(
+    tmp_path: Path,
+) -> None:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "rebalancer.toml").write_text("[targets]\nBTC = 0.5\nUSDT = 0.5\n")
+    (conf / ".env").write_text("REBALANCER_WEB_TOKEN=the-owners-token-0123\n")
+    (conf / ".env").chmod(0o600)
+    (tmp_path / ".env").write_text("REBALANCER_WEB_TOKEN=planted-in-the-cwd-0123\n")  # cwd
+    (tmp_path / ".env").chmod(0o600)
+    settings = load_config(conf / "rebalancer.toml")
+    assert web_token({}, settings.dotenv_path) == ("the-owners-token-0123", False)
 
 
 # --- the numbers equal the journal's ---------------------------------------------------------
@@ -353,3 +409,25 @@ def test_the_first_rebalances_fees_show_after_the_first_check() -> None:
     assert sm.start_value == 10000 and sm.end_value == 9990
     assert sm.total_return == pytest.approx(-0.001) == sm.hold_return
     assert sm.premium == pytest.approx(0)
+
+
+def test_a_since_too_far_back_is_a_422_naming_the_fix(api: Any) -> None:
+    for path in ("/api/equity", "/api/drift", "/api/summary"):
+        response = api.get(f"{path}?since=99999999999d", headers=AUTH)
+        assert response.status_code == 422, (path, response.text)
+        assert "before the year 1" in response.json()["detail"]
+
+
+def test_serve_with_a_short_token_exits_with_the_fix_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from rebalancer.cli.app import app
+
+    monkeypatch.setenv("REBALANCER_WEB_TOKEN", "x")
+    result = CliRunner().invoke(app, ["serve"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "Traceback" not in text
+    assert "REBALANCER_WEB_TOKEN (from the environment) is 1 character long" in text
+    assert f"at least {MIN_TOKEN_CHARS}" in text

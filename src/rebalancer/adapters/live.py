@@ -69,8 +69,11 @@ def build_live(
 ) -> tuple[Exchange, str]:
     """The live exchange for ``settings`` and a one-line note saying what it is.
 
-    Raises :class:`~rebalancer.core.errors.AuthError` naming the missing variables.
+    Raises :class:`~rebalancer.core.errors.AuthError` naming the missing variables. The
+    keys come from ``env`` (default ``os.environ``) and ``dotenv_path`` (default: the
+    ``.env`` next to the config, ``settings.dotenv_path``).
     """
+    dotenv_path = settings.dotenv_path if dotenv_path is None else dotenv_path
     if not settings.accounts:
         exchange = connect(
             settings.exchange,

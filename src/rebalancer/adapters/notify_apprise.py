@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import apprise
-from dotenv import dotenv_values
 
+from rebalancer.config.secrets import read_dotenv
 from rebalancer.core.errors import ConfigError
 from rebalancer.ports import Event, Notifier
 
@@ -39,14 +39,13 @@ def split_urls(text: str) -> list[str]:
     return [u for u in re.split(r"[,\s]+", text.strip()) if u]
 
 
-def notify_urls(
-    env: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")
-) -> list[str]:
-    """The URLs in ``REBALANCER_NOTIFY_URLS``: the environment first, else ``dotenv``."""
+def notify_urls(env: Mapping[str, str] | None = None, dotenv: Path | None = None) -> list[str]:
+    """The URLs in ``REBALANCER_NOTIFY_URLS``: the environment first, else the ``dotenv``
+    file (``settings.dotenv_path``; None: none), which must be yours and mode 600."""
     env = os.environ if env is None else env
     text = env.get(ENV_VAR)
-    if text is None and dotenv is not None and dotenv.is_file():
-        text = dotenv_values(dotenv).get(ENV_VAR)
+    if text is None:
+        text = read_dotenv(dotenv).get(ENV_VAR)
     return split_urls(text or "")
 
 

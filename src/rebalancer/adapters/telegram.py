@@ -43,6 +43,8 @@ class TelegramPoller:
 
     def run(self, stop: threading.Event) -> None:
         """Answer messages until ``stop`` is set."""
+        # httpx logs every request's URL at INFO, and a Bot API URL carries the token
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         asyncio.run(self._run(stop))
 
     def start_in_thread(self, stop: threading.Event) -> threading.Thread:

@@ -14,6 +14,10 @@ flight; running the same command again continues where it stopped, with no dupli
 no hole of our own making.
 
 **Gaps** (candles the exchange does not have, e.g. outages) are reported, never filled.
+
+**Offline** the first request fails at once ("no network, or the exchange cannot be
+reached"), without backing off; a connection lost later in the download is retried. An
+HTTP 418 ban is never retried: the download stops and says how long to wait.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from rebalancer.adapters.ccxt.ohlcv import (
+    DOWNLOAD,
     Candle,
     FetchStats,
     Retry,
@@ -43,7 +48,7 @@ from rebalancer.adapters.ccxt.ohlcv import (
 from rebalancer.backtest.candle_file import COLUMNS, read_candle_file
 from rebalancer.backtest.data_files import EXTENSIONS, candle_file_stem
 from rebalancer.backtest.data_report import Gap, find_gaps
-from rebalancer.core.errors import ConfigError, DataError, RetryLater
+from rebalancer.core.errors import ConfigError, DataError, ExchangeBanned, RetryLater
 
 #: ``progress(asset, candles_done, candles_expected)``
 Progress = Callable[[str, int, int], None]
@@ -254,11 +259,15 @@ def download_candles(
     for asset in names:
         _check_directory(directory, asset, quote, timeframe)
     client = client or download_client(exchange_id)
-    retry = retry or Retry()
+    retry = retry or DOWNLOAD
     stats = FetchStats()
     step = timeframe_ms(client, timeframe)
-    symbols = market_symbols(client, names, quote, retry=retry, stats=stats, sleep=sleep)
-    now_ms = exchange_now_ms(client, retry=retry, stats=stats, sleep=sleep)
+    try:  # the first contact fails fast when the exchange cannot be reached at all
+        first = replace(retry, unreachable=False)
+        symbols = market_symbols(client, names, quote, retry=first, stats=stats, sleep=sleep)
+        now_ms = exchange_now_ms(client, retry=retry, stats=stats, sleep=sleep)
+    except ExchangeBanned as exc:
+        raise banned(client, exc, "nothing was downloaded yet") from exc
     series = []
     for asset in names:
         path = parquet_path(directory, asset, quote, timeframe)
@@ -293,6 +302,17 @@ def download_candles(
         stats.retries,
         stats.slept,
         time.perf_counter() - t0,
+    )
+
+
+def banned(client: Any, exc: ExchangeBanned, resume: str) -> ExchangeBanned:
+    """A download's words for an HTTP 418 ban (never retried: asking lengthens it)."""
+    wait = "until the ban ends" if exc.retry_after is None else f"{exc.retry_after:g} s"
+    return ExchangeBanned(
+        f"{client.id} banned this address for asking too fast (HTTP 418); asking again "
+        f"before the ban ends lengthens it, so nothing was retried. Wait {wait}, then run "
+        f"the same command again: {resume}",
+        exc.retry_after,
     )
 
 
@@ -372,6 +392,10 @@ def _download_one(
             if kind == "head":
                 covered = lo
                 stored, pending = _save(stored, pending, path, covered, force=True), []
+    except ExchangeBanned as exc:
+        stored = _save(stored, pending, path, covered, ranges=ranges)
+        saved = f"it resumes from the {len(stored)} {asset} candles saved in {path}"
+        raise banned(client, exc, saved) from exc
     except RetryLater as exc:
         stored = _save(stored, pending, path, covered, ranges=ranges)
         raise RetryLater(

@@ -17,6 +17,7 @@ from rebalancer.cli.backtest_cmd import backtest_command, sweep_command, walk_fo
 from rebalancer.cli.daemon_cmd import run_command
 from rebalancer.cli.data_cmd import data_app, download_command
 from rebalancer.cli.demo import demo_command
+from rebalancer.cli.errors import error_text
 from rebalancer.cli.flows_cmd import flows_command
 from rebalancer.cli.gains_cmd import gains_command
 from rebalancer.cli.init_cmd import init_command
@@ -59,7 +60,7 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except RebalancerError as exc:
-            err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+            err_console.print(f"[bold red]error:[/bold red] {error_text(exc)}", highlight=False)
             raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
 
     return wrapper

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,7 +32,7 @@ from rebalancer.backtest.report import Provenance, write_report
 from rebalancer.backtest.timeframes import parse_timeframe
 from rebalancer.cli import render
 from rebalancer.cli.options import JsonOpt
-from rebalancer.config import Settings, default_config, load_config
+from rebalancer.config import Settings, bounds, default_config, load_config
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.strategy import Strategy
 
@@ -89,8 +89,11 @@ def load_data(
                 f"the embedded demo data is daily only, not {timeframe!r}: pass --timeframe 1d "
                 "or --data-dir with your candles"
             )
-        return load_demo_panel(assets, start, end)
-    return load_panel(data_dir, assets, timeframe, settings.quote, start, end)
+        panel = load_demo_panel(assets, start, end)
+    else:
+        panel = load_panel(data_dir, assets, timeframe, settings.quote, start, end)
+    bounds.check_prices(panel.closes)
+    return panel
 
 
 def _bar(panel: CandlePanel) -> timedelta:
@@ -111,13 +114,8 @@ def _clean(data: Any) -> Any:
 
 
 def _decimal(value: float, name: str) -> Decimal:
-    try:
-        out = Decimal(repr(value))
-    except InvalidOperation:
-        raise ConfigError(f"{name} {value!r} is not a number") from None
-    if not out.is_finite() or out < 0:
-        raise ConfigError(f"{name} must be a number >= 0, got {value}")
-    return out
+    """``--fee`` / ``--capital`` checked against their ranges (:mod:`rebalancer.config.bounds`)."""
+    return bounds.fee_rate(value, name) if name == "--fee" else bounds.capital(value, name)
 
 
 def _command_line() -> str:
@@ -459,7 +457,7 @@ def sweep_command(
     if semantics not in ("reference", "full"):
         raise ConfigError(f"--semantics must be 'reference' or 'full', not {semantics!r}")
     band_list = parse_numbers(bands, "--bands")
-    fee_list = parse_numbers(fees, "--fee")
+    fee_list = bounds.fee_rates(parse_numbers(fees, "--fee"))
     console = Console(quiet=as_json, stderr=True)
     remote = make_executor(executor, scheduler)
     with _progress(console, "sweep") as progress, remote or nullcontext():

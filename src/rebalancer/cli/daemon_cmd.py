@@ -10,7 +10,7 @@ import typer
 
 from rebalancer.bootstrap import build, build_notifier, notify_secrets
 from rebalancer.cli.options import ConfigOpt, settings_from
-from rebalancer.cli.telegram_cmd import telegram_beside_daemon
+from rebalancer.cli.telegram_cmd import telegram_beside_daemon, telegram_secrets
 from rebalancer.config import Settings, load_secrets
 from rebalancer.daemon import (
     Daemon,
@@ -24,9 +24,9 @@ from rebalancer.logs import reset_logging, setup_logging
 
 def _secrets(settings: Settings) -> list[str]:
     """Every secret value the process can see (keys, notification URLs), for the logs to mask."""
-    keys = load_secrets(settings.exchange)
+    keys = load_secrets(settings.exchange, dotenv_path=settings.dotenv_path)
     values = [s.get_secret_value() for s in (keys.api_key, keys.secret, keys.password) if s]
-    return [*values, *notify_secrets()]
+    return [*values, *notify_secrets(settings), *telegram_secrets(settings)]
 
 
 @contextmanager
@@ -46,7 +46,7 @@ def _dashboard(settings: Settings, serve: bool) -> Iterator[None]:
         web_token,
     )
 
-    token, made = web_token()
+    token, made = web_token(dotenv=settings.dotenv_path)
     reader = open_reader(settings)
     try:
         controls = DaemonControls(reader) if settings.web.control else None

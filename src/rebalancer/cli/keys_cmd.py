@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rebalancer.bootstrap import account_name, key_permissions, record_live_confirmation
+from rebalancer.cli.errors import error_text
 from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
 from rebalancer.core.errors import ConfigError, RebalancerError
 
@@ -58,7 +59,7 @@ def keys_check(
         settings = settings_from(config)
         results = key_permissions(settings)
     except RebalancerError as exc:
-        err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/bold red] {error_text(exc)}", highlight=False)
         raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
     refusals = [
         f"{p.exchange}: {r}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +15,8 @@ from rich.table import Table
 
 from rebalancer.bootstrap import account_name, journal, journal_url
 from rebalancer.cli.options import ConfigOpt, settings_from
+from rebalancer.config.bounds import since_time
+from rebalancer.config.secrets import mask_url
 from rebalancer.core.errors import ConfigError
 
 KINDS = ("cycles", "orders", "fills", "halts")
@@ -25,20 +27,7 @@ console = Console()
 def parse_since(text: str | None, now: datetime) -> datetime | None:
     """``2026-01-31``, ``2026-01-31T12:00`` (UTC unless an offset is given) or a period
     back from now such as ``24h`` / ``7d``."""
-    if not text:
-        return None
-    text = text.strip()
-    units = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
-    if text[:-1].isdigit() and text[-1:] in units:
-        return now - timedelta(seconds=int(text[:-1]) * units[text[-1]])
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(
-            f"--since: must be a date such as 2026-01-31, a time such as 2026-01-31T12:00 "
-            f"or a period back from now such as 24h or 7d; found {text!r}"
-        ) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return since_time(text, now, "--since")
 
 
 def _kinds(kind: list[str] | None) -> list[str]:
@@ -115,7 +104,8 @@ def history_command(
         }
         typer.echo(json.dumps({"account": account_name(settings), **data}, indent=2))
         return
-    console.print(f"[dim]journal {journal_url(settings)} · account {account_name(settings)}[/dim]")
+    shown = mask_url(journal_url(settings))  # never a password, even one in the query
+    console.print(f"[dim]journal {shown} · account {account_name(settings)}[/dim]")
     for name, items in rows.items():
         if not items:
             console.print(f"{name}: none")

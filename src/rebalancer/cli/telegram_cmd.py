@@ -63,6 +63,17 @@ def _announce(settings: Settings) -> None:
         )
 
 
+def telegram_secrets(settings: Settings) -> list[str]:
+    """The bot token when one is set (it is part of every Bot API URL), for the logs to mask."""
+    from rebalancer.core.errors import ConfigError
+    from rebalancer.web.telegram import telegram_token
+
+    try:
+        return [telegram_token(dotenv=settings.dotenv_path)]
+    except ConfigError:
+        return []
+
+
 @contextmanager
 def telegram_beside_daemon(settings: Settings, enabled: bool, live: bool) -> Iterator[None]:
     """``run --telegram``: the bot in a thread with its own journal connection (no lock);

@@ -68,7 +68,7 @@ def serve_command(
     settings = settings_from(config)
     web = settings.web
     host, port = host or web.host, port or web.port
-    token, made = web_token()
+    token, made = web_token(dotenv=settings.dotenv_path)
     reader = open_reader(settings)
     try:
         controls = StandaloneControls(settings, reader, live) if web.control else None

@@ -4,7 +4,8 @@
 
     settings = load_config(Path("rebalancer.toml"), {"mode": "live"})   # or load_config(None)
     strategy = settings.strategy()               # core values: targets, trigger, plan policy
-    keys = load_secrets(settings.exchange)       # BINANCE_API_KEY ... from env / ./.env
+    keys = load_secrets(settings.exchange, dotenv_path=settings.dotenv_path)
+                                                 # BINANCE_API_KEY ... from env / .env
     if settings.needs_keys:
         keys.require_keys()                      # AuthError naming the missing variables
     print(show_config(settings, keys))           # effective config, secrets as "***"

@@ -98,16 +98,29 @@ Rate = Annotated[
 ]
 
 
+#: the largest amount, notional or step the config accepts (10^15): far above any real
+#: balance, and below where the engine's float arithmetic loses meaning
+MAX_NUMBER = Decimal(10) ** 15
+
+
+def _at_most_max(value: Decimal) -> Decimal:
+    if not value.is_finite() or value > MAX_NUMBER:
+        raise rule_error(
+            f"must be at most {MAX_NUMBER:.0e}", "write a realistic amount, e.g. 10"
+        )
+    return value
+
+
 def _non_negative(value: Decimal) -> Decimal:
     if value < 0:
         raise rule_error("must be 0 or more", "write 0 or a positive number")
-    return value
+    return _at_most_max(value)
 
 
 def _positive(value: Decimal) -> Decimal:
     if value <= 0:
         raise rule_error("must be more than 0", "write a positive number such as 0.0001")
-    return value
+    return _at_most_max(value)
 
 
 Amount = Annotated[Decimal, AfterValidator(_non_negative)]

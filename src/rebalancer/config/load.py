@@ -98,7 +98,9 @@ def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    return parse_config(text, str(path), overrides=overrides, base_dir=path.parent)
+    settings = parse_config(text, str(path), overrides=overrides, base_dir=path.parent)
+    settings._config_dir = path.parent.resolve()
+    return settings
 
 
 def parse_config(

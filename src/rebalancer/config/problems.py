@@ -26,6 +26,10 @@ RULE_KINDS = ("threshold", "calendar", "hybrid", "any_of", "all_of", "never")
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _SECRET_WORDS = ("apikey", "secret", "password", "passphrase", "privatekey", "token")
 _SECRET_NAMES = ("key", "pass", "pwd")
+#: the longest text a config error repeats; a longer one may be a pasted secret
+MAX_SHOWN = 16
+# well-known key prefixes (Stripe sk_live_, Slack xox?-, GitHub ghp_, AWS AKIA, ...)
+_SECRET_PREFIX = re.compile(r"^(sk|rk|pk)_(live|test)_|^xox[abpors]-|^gh[pousr]_|^AKIA|^-----BEGIN")
 
 
 @dataclass(frozen=True)
@@ -63,12 +67,15 @@ def raise_problems(source: str, problems: Sequence[Problem]) -> None:
 
 
 def show(value: Any) -> str:
-    """A value as the user wrote it, TOML-like."""
+    """A value as the user wrote it, TOML-like; a text longer than :data:`MAX_SHOWN`
+    characters, or that starts like a known secret, is described, never repeated."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal | int | float):
         return str(value)
     if isinstance(value, str):
+        if len(value) > MAX_SHOWN or _SECRET_PREFIX.search(value.strip()):
+            return f"a text of {len(value)} characters (not repeated here: it may be a secret)"
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, dict):
         return "a table {" + ", ".join(str(k) for k in value) + "}"
@@ -77,6 +84,11 @@ def show(value: Any) -> str:
     if value is None:
         return "nothing"
     return type(value).__name__
+
+
+def show_path(value: Any) -> str:
+    """A file or folder path as written (paths are never secrets; a wrong one must show)."""
+    return json.dumps(str(value), ensure_ascii=False)
 
 
 def path_text(loc: Iterable[str | int]) -> str:

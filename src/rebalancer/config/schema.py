@@ -44,7 +44,7 @@ from rebalancer.config.fields import (
     parse_period,
     period_text,
 )
-from rebalancer.config.problems import one_of, rule_error, show
+from rebalancer.config.problems import one_of, rule_error, show, show_path
 from rebalancer.config.rules import (
     RULE_MODELS,
     ConfigModel,
@@ -52,6 +52,7 @@ from rebalancer.config.rules import (
     TriggerRule,
     has_threshold,
 )
+from rebalancer.config.secrets import url_secrets
 
 
 class Rebalance(ConfigModel):
@@ -101,7 +102,7 @@ class Paper(ConfigModel):
                 "must be an existing folder of candle files",
                 "create it, correct the path (relative paths start at the config file's "
                 'folder), or write data_dir = "" for the embedded demo data',
-                found=show(str(value)),
+                found=show_path(value),
             )
         return value
 
@@ -132,12 +133,14 @@ def check_journal_url(value: str) -> str:
             '"postgresql+psycopg://rebalancer@db.example/rebalancer", or "" for the default',
             found=show(value),
         )
-    if parts.password:
+    secrets = url_secrets(value)
+    if secrets:
+        where = ", ".join("the user info" if s == "password" else f"{s}=" for s in secrets)
         raise rule_error(
             "must not contain a password (secrets never go in the config file)",
             "remove it from the URL and set PGPASSWORD in the environment or .env, "
             "or use ~/.pgpass",
-            found="a URL with a password",
+            found=f"a URL with a password ({where})",
         )
     return value
 
@@ -446,7 +449,7 @@ class SettingsBase(ConfigModel):
             raise rule_error(
                 "must be a folder",
                 "point it at a folder (it is created if missing)",
-                found=show(str(value)),
+                found=show_path(value),
             )
         return value
 

@@ -16,11 +16,14 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
+import platformdirs
 from dotenv import dotenv_values
 from pydantic import SecretStr
 
 from rebalancer.config.exchanges import PASSWORD_EXCHANGES
+from rebalancer.config.problems import is_secret_key
 from rebalancer.core.errors import AuthError, ConfigError
 
 _FIELDS = ("api_key", "secret", "password")
@@ -28,18 +31,86 @@ _SUFFIX = {"api_key": "API_KEY", "secret": "API_SECRET", "password": "API_PASSWO
 _CCXT_NAME = {"api_key": "apiKey", "secret": "secret", "password": "password"}
 
 
+DOTENV_NAME = ".env"
+
+
 class DotenvExposed(ConfigError):
-    """The ``.env`` holding the keys is readable (or writable) by other users."""
+    """A file holding secrets is owned by, readable or writable by other users."""
+
+
+def default_dotenv() -> Path:
+    """The ``.env`` used when no config file is given: the user config folder's."""
+    return Path(platformdirs.user_config_dir("rebalancer", False)) / DOTENV_NAME
 
 
 def check_private(path: Path) -> None:
-    """Refuse ``path`` when its mode gives group or others any access (mode & 0o077)."""
-    mode = stat.S_IMODE(path.stat().st_mode)
+    """Refuse ``path`` unless this user owns it and its mode gives group and others no
+    access (mode & 0o077 == 0): another user could otherwise read the secrets, or write
+    their own (a dashboard token, a key) for this process to trust."""
+    info = path.stat()
+    mode = stat.S_IMODE(info.st_mode)
+    uid = os.getuid() if hasattr(os, "getuid") else info.st_uid
+    if info.st_uid != uid:
+        raise DotenvExposed(
+            f"{path}: the secrets file is owned by another user (uid {info.st_uid}, you are "
+            f"{uid}); its values are not trusted. Fix: create it yourself (or `chown` it to "
+            f"you) and `chmod 600 {path}`"
+        )
     if mode & 0o077:
         raise DotenvExposed(
-            f"{path}: the keys file is readable by other users (mode {mode:o}); run "
-            f"`chmod 600 {path}` so only you can read it"
+            f"{path}: the secrets file is readable or writable by other users (mode "
+            f"{mode:o}); run `chmod 600 {path}` so only you can read it"
         )
+
+
+def read_dotenv(path: Path | None) -> dict[str, str]:
+    """The variables of the ``.env`` at ``path`` ({} when None or no such file), after
+    :func:`check_private`. Values without ``=`` are left out."""
+    if path is None or not path.is_file():
+        return {}
+    check_private(path)
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+MASK = "***"
+_SIGNED_PARAMS = {"signature", "sig", "sign"}  # a signed request's signature (Binance, ...)
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
+
+
+def url_secrets(url: str) -> list[str]:
+    """Where ``url`` carries a secret: ``"password"`` for one in its user info, and the
+    names of query parameters named like one (``password``, ``sslpassword``, ``token``...)."""
+    try:
+        parts = urlsplit(url)
+        found = ["password"] if parts.password else []
+    except ValueError:
+        return []
+    names = [k for k, v in parse_qsl(parts.query, keep_blank_values=True) if v]
+    return found + [k for k in names if is_secret_key(k)]
+
+
+def mask_url(text: str) -> str:
+    """``text`` with every URL's password (``user:PASSWORD@``) and secret-named query
+    values (``?password=...``, ``&sslpassword=...``, ``&signature=...``) shown as ``***``;
+    the rest unchanged,
+    so the host and database stay readable."""
+    return _URL.sub(lambda m: _mask_one(m.group(0)), text)
+
+
+def _mask_one(url: str) -> str:
+    head, sep, query = url.partition("?")
+    scheme, _, rest = head.partition("://")
+    auth, at, host = rest.rpartition("@")
+    if at and ":" in auth:
+        head = f"{scheme}://{auth.split(':', 1)[0]}:{MASK}@{host}"
+    if not sep:
+        return head
+    pairs = []
+    for pair in query.split("&"):
+        name, eq, value = pair.partition("=")
+        secret = is_secret_key(name) or name.lower() in _SIGNED_PARAMS
+        pairs.append(f"{name}={MASK}" if eq and value and secret else pair)
+    return f"{head}?{'&'.join(pairs)}"
 
 
 def env_prefix(exchange: str) -> str:
@@ -130,22 +201,18 @@ def load_secrets(
 ) -> ExchangeKeys:
     """Read ``exchange``'s keys from ``env`` (default ``os.environ``) and a ``.env`` file.
 
-    ``dotenv_path`` defaults to ``./.env``; a missing file is simply not used, one that
-    other users can read raises :class:`DotenvExposed` (mode must be 600). Empty values
+    ``dotenv_path`` defaults to :func:`default_dotenv` (pass ``settings.dotenv_path``: the
+    ``.env`` next to the config); a missing file is simply not used, one that another user
+    owns or can read raises :class:`DotenvExposed` (mode must be 600). Empty values
     count as not set. The environment wins over the file. ``prefix`` names the variables
     instead of the exchange id (an account name: ``"main"`` -> ``MAIN_API_KEY``), for two
     accounts on one exchange.
     """
     environ = os.environ if env is None else env
-    path = Path(".env") if dotenv_path is None else dotenv_path
+    path = default_dotenv() if dotenv_path is None else dotenv_path
     searched = ["the environment"]
-    from_file: dict[str, str] = {}
-    if path.is_file():
-        check_private(path)
-        searched.append(str(path))
-        from_file = {k: v for k, v in dotenv_values(path).items() if v is not None}
-    else:
-        searched.append(f"{path} (no such file)")
+    from_file = read_dotenv(path)
+    searched.append(str(path) if path.is_file() else f"{path} (no such file)")
     values: dict[str, SecretStr | None] = {}
     for field, name in env_names(prefix or exchange).items():
         raw = (environ.get(name) or "").strip() or from_file.get(name, "").strip()

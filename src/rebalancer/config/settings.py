@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import PrivateAttr
@@ -20,6 +21,7 @@ from rebalancer.config.rules import (
     VolThresholdRule,
 )
 from rebalancer.config.schema import MarketOverride, SettingsBase
+from rebalancer.config.secrets import DOTENV_NAME, default_dotenv
 from rebalancer.core.cron import Cron
 from rebalancer.core.execution import ExecutionPolicy
 from rebalancer.core.model import MarketRules
@@ -85,14 +87,24 @@ class Settings(SettingsBase):
     """The whole validated config. Immutable; build with ``load_config``/``parse_config``.
 
     ``source`` tells where it came from (a file path, ``"built-in defaults"``, ...); it
-    takes no part in equality.
+    takes no part in equality, nor does the config file's folder (:attr:`dotenv_path`).
     """
 
     _source: str = PrivateAttr(default="<string>")
+    _config_dir: Path | None = PrivateAttr(default=None)
 
     @property
     def source(self) -> str:
         return self._source
+
+    @property
+    def dotenv_path(self) -> Path:
+        """The ``.env`` holding this config's secrets: next to the config file; without a
+        file, the user config folder's (``~/.config/rebalancer/.env`` on Linux). Never the
+        working directory's (unless the config is there)."""
+        if self._config_dir is None:
+            return default_dotenv()
+        return self._config_dir / DOTENV_NAME
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Settings):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from rebalancer.config.problems import is_secret_key, path_text
-from rebalancer.config.secrets import ExchangeKeys, load_secrets
+from rebalancer.config.secrets import ExchangeKeys, load_secrets, mask_url
 
 if TYPE_CHECKING:
     from rebalancer.config.settings import Settings
@@ -33,6 +33,8 @@ def _scrub(value: Any, key: str = "", parent: str = "") -> Any:
         return [_scrub(v, "", key) for v in value]
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, str) and "://" in value:
+        return mask_url(value)  # a password in a URL (user info or ?password=) never shows
     return value
 
 
@@ -57,7 +59,8 @@ def show_config(
     ``dotenv_path``; only whether each variable is set is shown, never its value.
     """
     if keys is None:
-        keys = load_secrets(settings.exchange, env, dotenv_path)
+        path = settings.dotenv_path if dotenv_path is None else dotenv_path
+        keys = load_secrets(settings.exchange, env, path)
     data = redacted(settings, keys)
     lines: list[str] = [f"# effective configuration from {settings.source}"]
     tables: list[tuple[str, dict[str, Any]]] = []

@@ -1,7 +1,9 @@
 """Wiring the dashboard from the config, and serving it with uvicorn (alone or in a thread).
 
-The token comes from ``REBALANCER_WEB_TOKEN`` (the environment, else ``./.env``); without
-one a random token is made for this run and printed once by the caller.
+The token comes from ``REBALANCER_WEB_TOKEN``: the environment, else the ``.env`` next to
+the config (``settings.dotenv_path``, checked like the keys' file: yours, mode 600); without
+one a random token is made for this run and printed once by the caller. A token that is set
+but blank, or shorter than :data:`MIN_TOKEN_CHARS`, is refused with a ConfigError.
 """
 
 from __future__ import annotations
@@ -15,28 +17,45 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import uvicorn
-from dotenv import dotenv_values
 from fastapi import FastAPI
 
 from rebalancer.bootstrap import account_name, build, journal
 from rebalancer.config import Settings
-from rebalancer.core.errors import RebalancerError
+from rebalancer.config.secrets import read_dotenv
+from rebalancer.core.errors import ConfigError, RebalancerError
 from rebalancer.daemon import HeartbeatFile, heartbeat_path
 from rebalancer.web.app import TOKEN_ENV, Controls, Dashboard, create_app, new_token
 from rebalancer.web.view import JournalReader
 
+#: the shortest token accepted (characters); a made one has 32 (24 random bytes, base64)
+MIN_TOKEN_CHARS = 16
 
-def web_token(
-    env: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")
-) -> tuple[str, bool]:
-    """(token, made here): ``REBALANCER_WEB_TOKEN`` from ``env`` or ``dotenv``, else new."""
+
+def web_token(env: Mapping[str, str] | None = None, dotenv: Path | None = None) -> tuple[str, bool]:
+    """(token, made here): ``REBALANCER_WEB_TOKEN`` from ``env`` (default ``os.environ``),
+    else from the ``dotenv`` file (pass ``settings.dotenv_path``; None: no file), else new.
+
+    Raises :class:`~rebalancer.config.secrets.DotenvExposed` for a file another user owns
+    or can read, :class:`ConfigError` for a token that is set but blank or too short.
+    """
     env = os.environ if env is None else env
+    where = "the environment"
     token = env.get(TOKEN_ENV)
-    if not token and dotenv is not None and dotenv.is_file():
-        token = dotenv_values(dotenv).get(TOKEN_ENV)
-    if token:
-        return token.strip(), False
-    return new_token(), True
+    if token is None:
+        token, where = read_dotenv(dotenv).get(TOKEN_ENV), str(dotenv)
+    if token is None:
+        return new_token(), True
+    token = token.strip()
+    if len(token) < MIN_TOKEN_CHARS:
+        n = len(token)
+        what = "is empty" if not n else f"is {n} character{'' if n == 1 else 's'} long"
+        raise ConfigError(
+            f"{TOKEN_ENV} (from {where}) {what}; the dashboard needs at least "
+            f"{MIN_TOKEN_CHARS}. Fix: set a long random one (e.g. the output of `python -c "
+            f"'import secrets; print(secrets.token_urlsafe(24))'`), or remove it and a token "
+            "is made and printed at each start"
+        )
+    return token, False
 
 
 def dashboard_for(settings: Settings, reader: JournalReader) -> Dashboard:

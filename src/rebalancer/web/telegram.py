@@ -14,12 +14,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dotenv import dotenv_values
-
 from rebalancer.bootstrap import build, telegram_poller
 from rebalancer.config import Settings
 from rebalancer.config.schema import parse_duration
-from rebalancer.config.secrets import check_private
+from rebalancer.config.secrets import read_dotenv
 from rebalancer.core.errors import ConfigError
 from rebalancer.daemon import HeartbeatFile, heartbeat_path
 from rebalancer.service import evaluate
@@ -32,18 +30,17 @@ REPORT_SPAN = timedelta(days=30)
 
 
 def telegram_token(env: Mapping[str, str] | None = None, dotenv: Path | None = None) -> str:
-    """``TELEGRAM_BOT_TOKEN`` from ``env`` (default the environment) or the ``.env`` file
-    (mode 600 required); ConfigError when missing or not shaped like a bot token."""
+    """``TELEGRAM_BOT_TOKEN`` from ``env`` (default the environment) or the ``dotenv`` file
+    (pass ``settings.dotenv_path``: the ``.env`` next to the config, yours and mode 600);
+    ConfigError when missing or not shaped like a bot token."""
     env = os.environ if env is None else env
     token = (env.get(TOKEN_ENV) or "").strip()
-    path = Path(".env") if dotenv is None else dotenv
-    if not token and path.is_file():
-        check_private(path)
-        token = (dotenv_values(path).get(TOKEN_ENV) or "").strip()
     if not token:
+        token = (read_dotenv(dotenv).get(TOKEN_ENV) or "").strip()
+    if not token:
+        where = "the environment" + ("" if dotenv is None else f" or {dotenv} (chmod 600)")
         raise ConfigError(
-            f"{TOKEN_ENV} is not set: create a bot with @BotFather and put its token in the "
-            f"environment or in {path} (chmod 600)"
+            f"{TOKEN_ENV} is not set: create a bot with @BotFather and put its token in {where}"
         )
     bot_id, _, rest = token.partition(":")
     if not bot_id.isdigit() or len(rest) < 30:
@@ -115,5 +112,5 @@ def telegram_bot(
     """The poller answering this config's allowed chats (``.run(stop)`` or
     ``.start_in_thread(stop)``)."""
     commands = chat_commands(settings, reader, rebalance, live=live)
-    token = telegram_token()
+    token = telegram_token(dotenv=settings.dotenv_path)
     return telegram_poller(token, commands.answer, base_url=settings.telegram.api_url)

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from rebalancer.core.errors import ConfigError
+from rebalancer.config.bounds import since_time
 from rebalancer.core.flows import Observation, Performance
 from rebalancer.core.flows import performance as flows_performance
 from rebalancer.core.model import Fill, Side
@@ -47,25 +47,10 @@ class JournalReader(Protocol):
     def record_resume(self, at: datetime, note: str = "") -> None: ...
 
 
-_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 def parse_since(text: str | None, now: datetime) -> datetime | None:
     """``14d`` / ``24h`` / ``2w`` back from ``now``, or an ISO date or time (UTC unless it
     says otherwise); None or "" means from the beginning."""
-    if not text:
-        return None
-    text = text.strip()
-    if text[:-1].isdigit() and text[-1:] in _UNITS:
-        return now - timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]])
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(
-            f"since: must be a period back from now such as 24h, 14d or 2w, a date such as "
-            f"2026-01-31 or a time such as 2026-01-31T12:00; found {text!r}"
-        ) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return since_time(text, now, "since")
 
 
 def load_rows(journal: JournalReader, since: datetime | None = None) -> Rows:

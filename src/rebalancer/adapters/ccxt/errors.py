@@ -28,8 +28,10 @@ MarketClosed, OrderImmediatelyFill.    RetryLater                 OrderRejected
 InvalidOrder, BadRequest (-1013        StopAndTell (our request   OrderRejected
 "Filter failure: NOTIONAL", LOT_SIZE)  is malformed)
 RequestTimeout (-1007, read timeout)   RetryLater                 OrderOutcomeUnknown
+DDoSProtection with HTTP 418 (a ban)    ExchangeBanned (never      OrderOutcomeUnknown
+                                       retried: halt)
 NetworkError: ExchangeNotAvailable     RetryLater                 OrderOutcomeUnknown (5xx: the
-(5xx), DDoSProtection (418/429),                                  exchange says execution status
+(5xx), DDoSProtection (429),                                      exchange says execution status
 RateLimitExceeded, OnMaintenance                                  unknown; look it up, never
                                                                   re-send)
 BadResponse / NullResponse (garbled    RetryLater                 OrderOutcomeUnknown
@@ -52,6 +54,9 @@ module builds (CCXT's own messages name the URL and the response body, not the s
 
 from __future__ import annotations
 
+import errno
+import re
+import socket
 from enum import Enum
 
 import ccxt
@@ -120,6 +125,46 @@ def post_only_refused(exc: Exception) -> bool:
     return isinstance(exc, ccxt.OrderImmediatelyFillable) or _POST_ONLY_REFUSED in str(exc)
 
 
+_STATUS = re.compile(r"\b(418|429)\b")
+
+
+def status_of(exc: Exception) -> int | None:
+    """418 or 429 when ``exc`` is CCXT's rate-limit error for that HTTP status."""
+    if not isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
+        return None
+    found = _STATUS.search(str(exc))
+    if found is None:
+        return 429 if isinstance(exc, ccxt.RateLimitExceeded) else None
+    return int(found.group(1))
+
+
+_NO_ROUTE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED}
+_HOST = re.compile(r"https?://([^/\s:]+)")
+
+
+def unreachable(exc: BaseException) -> bool:
+    """True when ``exc`` (a CCXT NetworkError) means the host could not be reached at all:
+    its name does not resolve (no network, no DNS), or the network or host is unreachable,
+    or the connection was refused. Found in the exception's cause chain (CCXT raises a
+    NetworkError from requests' ConnectionError, raised from urllib3's, from the socket's)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror | ConnectionRefusedError):
+            return True
+        if isinstance(cause, OSError) and cause.errno in _NO_ROUTE:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def host_of(exc: BaseException) -> str:
+    """The host named in a CCXT error message (``binance GET https://HOST/...``), or ""."""
+    found = _HOST.search(str(exc))
+    return found.group(1) if found else ""
+
+
 def action_for(exc: Exception, *, create: bool) -> Action:
     """What the caller must do about ``exc`` (a CCXT exception)."""
     if create and _DUPLICATE.lower() in str(exc).lower():
@@ -140,12 +185,16 @@ def action_for(exc: Exception, *, create: bool) -> Action:
     return Action.OUTCOME_UNKNOWN if create else Action.RETRY
 
 
+_SIGNED = re.compile(r"(?i)\b(signature|apiKey|api_key|X-MBX-APIKEY)=[^&\s'\"]+")
+
+
 def scrub(text: str, secrets: tuple[str, ...]) -> str:
-    """``text`` with every non-trivial secret replaced by ``***``."""
+    """``text`` with every non-trivial secret, and the ``signature=`` (and key) values of
+    signed request URLs that CCXT puts in its messages, replaced by ``***``."""
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
-    return text
+    return _SIGNED.sub(r"\1=***", text)
 
 
 def translate(
@@ -182,6 +231,18 @@ def translate(
         return core.UnknownSymbol(f"{what}: the exchange does not know the market ({detail})")
     if action is Action.STOP:
         return core.StopAndTell(f"{what}: unexpected refusal, stopping ({detail})")
+    if not create and unreachable(exc):
+        host = host_of(exc)
+        return core.RetryLater(
+            f"{what}: no network, or the exchange cannot be reached"
+            f"{f' ({host})' if host else ''}; {type(exc).__name__}. Fix: check the internet "
+            "connection (and any proxy or firewall), then run it again"
+        )
+    if not create and status_of(exc) == 418:  # a ban: never "retry later" (ratelimit.py)
+        return core.ExchangeBanned(
+            f"{what}: the exchange banned this client (HTTP 418, rate limits were exceeded; "
+            f"{detail}); do not ask again before the ban ends"
+        )
     if create and action in (Action.OUTCOME_UNKNOWN, Action.LOOKUP):
         return core.OrderOutcomeUnknown(
             f"{what}: the order may have reached the exchange ({detail}); look it up by "

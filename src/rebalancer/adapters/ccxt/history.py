@@ -10,7 +10,10 @@ at or before the decision time: never a later price.
 
 A failed read does not fail the cycle: the asset keeps the closes of its last good read
 (or has none, and the trigger uses its base band for it), the failure is logged, and the
-next cycle tries again.
+next cycle tries again. The reads share the project's retry policy (``ratelimit.HISTORY``:
+one more try, never before a ``Retry-After``), and an HTTP 418 ban is never retried nor
+swallowed: these reads use the trading account's client, so :class:`ExchangeBanned` goes
+on and the cycle halts.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from typing import Any
 
 from rebalancer.adapters.ccxt.markets import resolve, symbol_for
 from rebalancer.adapters.ccxt.ohlcv import FetchStats, Retry, fetch_closed_candles
-from rebalancer.core.errors import RebalancerError
+from rebalancer.adapters.ccxt.ratelimit import HISTORY
+from rebalancer.core.errors import ExchangeBanned, RebalancerError
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +64,7 @@ class ExchangeHistory:
             raise ValueError("ExchangeHistory needs at least one exchange")
         self.sources = list(sources)
         self.quote = quote.upper()
-        self.retry = retry or Retry(attempts=2, base=1.0, cap=5.0)
+        self.retry = retry or HISTORY
         self.sleep = sleep
         self.stats = FetchStats()
         self._cache: dict[str, _Cached] = {}
@@ -116,6 +120,8 @@ class ExchangeHistory:
                 **kwargs,
             ):
                 rows.extend((t, Decimal(repr(c))) for t, _o, _h, _l, c, _v in page)
+        except ExchangeBanned:
+            raise  # the trading account's client is banned: the cycle halts, never retries
         except RebalancerError as exc:
             log.warning(
                 "price history of %s could not be read (%s); the last closes known are used",

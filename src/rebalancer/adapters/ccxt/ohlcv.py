@@ -2,9 +2,11 @@
 
 :func:`fetch_closed_candles` walks forward from ``since_ms`` one page at a time (the next
 page starts one timeframe after the last candle received), with CCXT's rate limiter on
-(``enableRateLimit``, see :func:`venues.make_client`). Reads that fail with a retry-later
-error (network, 5xx, 429/418, garbled body) are retried with exponential backoff, or after
-the exchange's ``Retry-After`` when it sends one; any other error stops the download.
+(``enableRateLimit``, see :func:`venues.make_client`). Every read goes through the project's
+one retry policy (:mod:`rebalancer.adapters.ccxt.ratelimit`, on tenacity): retry-later errors
+(network, 5xx, 429, garbled body) are retried with exponential backoff, never before the
+exchange's ``Retry-After``; an HTTP 418 ban is never retried (ExchangeBanned); any other
+error stops the download.
 
 Only **closed** candles are returned: "now" is the exchange's clock (``fetch_time``, else
 the local one), and a candle whose open time + timeframe is after it is still open and is
@@ -15,18 +17,17 @@ not have (an outage) is simply absent, and the caller reports the hole.
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import ccxt
 
 from rebalancer.adapters.ccxt import errors
 from rebalancer.adapters.ccxt.markets import resolve, symbol_for
+from rebalancer.adapters.ccxt.ratelimit import DOWNLOAD, FetchStats, Retry, call_read
 from rebalancer.adapters.ccxt.venues import make_client
-from rebalancer.core.errors import ConfigError, RetryLater
+from rebalancer.core.errors import ConfigError
 
 Candle = tuple[int, float, float, float, float, float]
 Sleep = Callable[[float], None]
@@ -35,28 +36,7 @@ Sleep = Callable[[float], None]
 PAGE_LIMIT = 1000
 
 
-@dataclass
-class FetchStats:
-    """What a download cost: requests sent (retries included), retries, seconds slept."""
-
-    requests: int = 0
-    retries: int = 0
-    slept: float = 0.0
-    errors: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Retry:
-    """Retries of a read: up to ``attempts`` tries, waiting ``base`` x 2**n seconds (at most
-    ``cap``, with up to 10 % jitter) or the exchange's ``Retry-After`` when longer."""
-
-    attempts: int = 6
-    base: float = 1.0
-    cap: float = 60.0
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        wait = min(self.cap, self.base * 2.0**attempt) * (1 + 0.1 * random.random())
-        return max(wait, retry_after or 0.0)
+__all__ = ["DOWNLOAD", "Candle", "FetchStats", "Retry", "Sleep", "fetch_closed_candles"]
 
 
 def download_client(exchange_id: str) -> Any:
@@ -82,17 +62,6 @@ def timeframe_ms(client: Any, timeframe: str) -> int:
     return int(client.parse_timeframe(timeframe)) * 1000
 
 
-def _retry_after(client: Any) -> float | None:
-    headers = getattr(client, "last_response_headers", None) or {}
-    for key, value in dict(headers).items():
-        if str(key).lower() == "retry-after":
-            try:
-                return float(value)
-            except (TypeError, ValueError):
-                return None
-    return None
-
-
 def read(
     client: Any,
     what: str,
@@ -102,21 +71,12 @@ def read(
     stats: FetchStats,
     sleep: Sleep,
 ) -> Any:
-    """``call()``, retried on retry-later errors; other errors are translated and raised."""
-    for attempt in range(retry.attempts):
-        stats.requests += 1
-        try:
-            return call()
-        except ccxt.BaseError as exc:
-            err = errors.translate(exc, what=what)
-            if not isinstance(err, RetryLater) or attempt == retry.attempts - 1:
-                raise err from exc
-            wait = retry.delay(attempt, _retry_after(client))
-            stats.retries += 1
-            stats.slept += wait
-            stats.errors.append(f"{type(exc).__name__} (waited {wait:.1f} s)")
-            sleep(wait)
-    raise AssertionError("unreachable")  # pragma: no cover
+    """``call()`` under the ``retry`` policy (:func:`ratelimit.call_read`); an error that is
+    not retried, or outlasts the tries, is translated and raised (a 418: ExchangeBanned)."""
+    try:
+        return call_read(client, call, sleep, what, policy=retry, stats=stats)
+    except ccxt.BaseError as exc:
+        raise errors.translate(exc, what=what) from exc
 
 
 def exchange_now_ms(client: Any, *, retry: Retry, stats: FetchStats, sleep: Sleep) -> int:
@@ -148,7 +108,7 @@ def fetch_closed_candles(
     holds a still-open candle (a short page is not the end: some exchanges cap pages lower).
     Candles are ``(open_ms, open, high, low, close, volume)``.
     """
-    retry = retry or Retry()
+    retry = retry or DOWNLOAD
     stats = stats if stats is not None else FetchStats()
     step = timeframe_ms(client, timeframe)
     last_closed = (now_ms // step) * step - step  # open time of the last closed candle
