@@ -116,7 +116,23 @@ def rules_from_market(market: Mapping[str, Any], precision_mode: int) -> MarketR
         min_notional=dec(cost_limits.get("min")) or ZERO,
         max_amount=min(maxima) if maxima else None,
         taker_fee=dec(market.get("taker")) or ZERO,
+        maker_fee=dec(market.get("maker")),
+        cost_step=cost_step(market),
     )
+
+
+def cost_step(market: Mapping[str, Any]) -> Decimal | None:
+    """The precision of quote amounts on ``market``: Kraken's ``cost_decimals`` (fees are
+    rounded to it), Coinbase's ``quote_increment`` (a buy's ``quote_size`` is truncated to
+    it); None elsewhere."""
+    info = market.get("info") or {}
+    if not isinstance(info, Mapping):
+        return None
+    decimals = dec(info.get("cost_decimals"))
+    if decimals is not None:
+        return Decimal(1).scaleb(-int(decimals))
+    step = dec(info.get("quote_increment"))
+    return step if step is not None and step > 0 else None
 
 
 def positive(value: Any, what: str) -> Decimal:
