@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from rebalancer.core.errors import InsufficientFunds, OrderRejected
 from rebalancer.core.model import ZERO, Fill, MarketRules, OrderRequest, Side
-from rebalancer.core.rules import violation
+from rebalancer.core.rules import truncate, violation
 from rebalancer.core.venue import BINANCE, VenueModel, fill_fee
 
 
@@ -38,12 +38,18 @@ def fill_market_order(
     amount (Coinbase) spends ``quote = expected_cost + expected_fee`` (truncated to the
     cost step) and receives ``quote / (1 + fee) / price``; a third fee currency (BNB) is
     charged at ``fee_price`` (quote per unit) while it lasts, else the fee falls back to
-    the venue's usual asset. Raises :class:`OrderRejected` for a market-rule violation and
-    :class:`InsufficientFunds` when the balance does not cover the order.
+    the venue's usual asset. A buy sent by cost otherwise (Binance ``quoteOrderQty``) fills
+    the whole steps its quote amount, cut to the cost step, buys. Raises
+    :class:`OrderRejected` for a market-rule violation and :class:`InsufficientFunds` when
+    the balance does not cover the order.
     """
     price = bid * (1 - slippage) if order.side is Side.SELL else ask * (1 + slippage)
     if order.side is Side.BUY and venue.buy_by == "cost" and venue.cost_includes_fee:
         return _fill_buy_by_quote(order, rules, price, balances, venue)
+    if order.side is Side.BUY and venue.buy_by == "cost" and order.expected_cost > 0:
+        # the quote amount sent is cut to the cost step; the exchange buys whole steps
+        quote = venue.buy_quote(rules, order.expected_cost, order.expected_fee)
+        order = replace(order, amount=truncate(quote / price, rules.amount_step))
     problem = violation(rules, order.amount, price)
     if problem is not None:
         raise OrderRejected(f"{order.symbol} {order.side.value} rejected: {problem[1]}")

@@ -12,8 +12,13 @@ What differs between Binance, Kraken and Coinbase Advanced once an order is sent
   ``cost_includes_fee``: the quote amount sent is the whole spend, fee included (Coinbase:
   ``filled_value = quote_size / (1 + rate)``, the fee is the rest);
 * **the fee rounding** -- ``fee_rounding = "half_up"``: to the market's ``cost_step``
-  (Kraken's ``cost_decimals``; captured: 7.105741 USDT at 0.26 % -> fee 0.018475), else
+  (Kraken's ``cost_decimals``; captured: 7.105741 USDT at 0.26 % -> fee 0.018475),
+  ``"down"``: truncated to 8 decimals whatever the asset (Binance's ``commission``), else
   exact;
+* **the quote precision of a buy by cost** -- the quote amount is truncated to the
+  market's ``cost_step`` (CCXT's ``cost_to_precision``: Binance's price tick, Coinbase's
+  ``quote_increment``) and the exchange fills what it buys, whole steps only on Binance
+  (so one step less than planned where the truncation bites);
 * **the maker/taker fees** of the lowest tier (fractions), used where the config names
   none.
 
@@ -46,7 +51,7 @@ class VenueModel:
     taker_fee: Decimal
     maker_fee: Decimal
     cost_includes_fee: bool = False
-    fee_rounding: Literal["exact", "half_up"] = "exact"
+    fee_rounding: Literal["exact", "half_up", "down"] = "exact"
     fee_currency: str | None = None
     fee_currency_discount: Decimal = ONE
 
@@ -57,9 +62,7 @@ class VenueModel:
         the rules' own taker fee when set, else the venue's)."""
         taker = taker_fee if taker_fee is not None else (rules.taker_fee or self.taker_fee)
         maker = maker_fee if maker_fee is not None else self.maker_fee
-        return replace(
-            rules, fee_in_quote=self.fee_in == "quote", taker_fee=taker, maker_fee=maker
-        )
+        return replace(rules, fee_in_quote=self.fee_in == "quote", taker_fee=taker, maker_fee=maker)
 
     def with_fee_currency(self, asset: str, discount: Decimal) -> VenueModel:
         """This venue paying every fee in ``asset`` (Binance: BNB, 25 % off -> 0.75)."""
@@ -69,6 +72,8 @@ class VenueModel:
         """``fee`` (quote units) as the venue books it."""
         if self.fee_rounding == "half_up" and rules.cost_step:
             return fee.quantize(rules.cost_step, rounding=ROUND_HALF_UP)
+        if self.fee_rounding == "down":
+            return fee.quantize(COMMISSION, rounding=ROUND_DOWN)
         return fee
 
     def buy_quote(self, rules: MarketRules, cost: Decimal, fee: Decimal) -> Decimal:
@@ -91,7 +96,12 @@ def fee_reserve(rules: MarketRules, cost: Decimal, rate: Decimal) -> Decimal:
     return fee
 
 
-BINANCE = VenueModel("binance", "received", "cost", Decimal("0.001"), Decimal("0.001"))
+COMMISSION = Decimal("1e-8")
+"""Binance books every commission in 8 decimals, truncated."""
+
+BINANCE = VenueModel(
+    "binance", "received", "cost", Decimal("0.001"), Decimal("0.001"), fee_rounding="down"
+)
 KRAKEN = VenueModel(
     "kraken", "quote", "amount", Decimal("0.0026"), Decimal("0.0016"), fee_rounding="half_up"
 )
@@ -150,7 +160,8 @@ def fill_fee(
     if venue.fee_currency is not None:
         if fee_price is None:
             raise DataError(f"{venue.name}: no {venue.fee_currency} price to value the fee")
-        return cost * rate * venue.fee_currency_discount / fee_price, venue.fee_currency
+        fee = cost * rate * venue.fee_currency_discount / fee_price
+        return venue.round_fee(fee, rules), venue.fee_currency
     if side is Side.BUY and venue.fee_in == "received":
-        return amount * rate, rules.base
+        return venue.round_fee(amount * rate, rules), rules.base
     return venue.round_fee(cost * rate, rules), rules.quote

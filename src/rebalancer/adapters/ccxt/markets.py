@@ -117,22 +117,22 @@ def rules_from_market(market: Mapping[str, Any], precision_mode: int) -> MarketR
         max_amount=min(maxima) if maxima else None,
         taker_fee=dec(market.get("taker")) or ZERO,
         maker_fee=dec(market.get("maker")),
-        cost_step=cost_step(market),
+        cost_step=cost_step(market, precision_mode),
     )
 
 
-def cost_step(market: Mapping[str, Any]) -> Decimal | None:
-    """The precision of quote amounts on ``market``: Kraken's ``cost_decimals`` (fees are
-    rounded to it), Coinbase's ``quote_increment`` (a buy's ``quote_size`` is truncated to
-    it); None elsewhere."""
+def cost_step(market: Mapping[str, Any], precision_mode: int) -> Decimal | None:
+    """The precision of quote amounts on ``market``: Kraken's ``cost_decimals`` (its fees
+    are rounded to it), else what CCXT's ``cost_to_precision`` truncates a buy by cost to
+    (``precision.cost``, else ``precision.price``: Binance's tick, Coinbase's
+    ``quote_increment``); None when unknown."""
     info = market.get("info") or {}
-    if not isinstance(info, Mapping):
-        return None
-    decimals = dec(info.get("cost_decimals"))
+    decimals = dec(info.get("cost_decimals")) if isinstance(info, Mapping) else None
     if decimals is not None:
         return Decimal(1).scaleb(-int(decimals))
-    step = dec(info.get("quote_increment"))
-    return step if step is not None and step > 0 else None
+    precision = market.get("precision") or {}
+    value = precision.get("cost")
+    return step_from_precision(precision.get("price") if value is None else value, precision_mode)
 
 
 def positive(value: Any, what: str) -> Decimal:
