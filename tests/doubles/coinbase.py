@@ -32,7 +32,8 @@ Market buys by ``quote_size`` include the fee (``filled_value + total_fees = quo
 uncut, as in a captured real order); fees are always charged in the quote currency. Order
 bodies carry every field of the real ones CCXT captured (``ts/src/test/static/response/
 coinbase.json`` in the ccxt repository; see ``tests/adapters/test_doubles_vs_ccxt.py``).
-``liquidity`` caps the base amount a product fills (the rest of an IOC order is cancelled: status ``CANCELLED`` with a partial fill);
+``liquidity`` caps the base amount a product fills (the rest of an IOC order is
+cancelled: status ``CANCELLED`` with a partial fill);
 ``fill_after_polls`` keeps new orders ``OPEN`` for that many look-ups; ``depth`` gives the
 book levels behind the best price (price step and size per level).
 """
