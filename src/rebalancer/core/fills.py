@@ -39,7 +39,9 @@ def fill_market_order(
     cost step) and receives ``quote / (1 + fee) / price``; a third fee currency (BNB) is
     charged at ``fee_price`` (quote per unit) while it lasts, else the fee falls back to
     the venue's usual asset. A buy sent by cost otherwise (Binance ``quoteOrderQty``) fills
-    the whole steps its quote amount, cut to the cost step, buys. Raises
+    the whole steps its quote amount, cut to the cost step, buys (never more than
+    ``order.amount``: an order whose expected cost is dearer than its amount at the fill
+    price is taken at its amount). Raises
     :class:`OrderRejected` for a market-rule violation and :class:`InsufficientFunds` when
     the balance does not cover the order.
     """
@@ -49,7 +51,8 @@ def fill_market_order(
     if order.side is Side.BUY and venue.buy_by == "cost" and order.expected_cost > 0:
         # the quote amount sent is cut to the cost step; the exchange buys whole steps
         quote = venue.buy_quote(rules, order.expected_cost, order.expected_fee)
-        order = replace(order, amount=truncate(quote / price, rules.amount_step))
+        bought = truncate(quote / price, rules.amount_step)
+        order = replace(order, amount=min(order.amount, bought))
     problem = violation(rules, order.amount, price)
     if problem is not None:
         raise OrderRejected(f"{order.symbol} {order.side.value} rejected: {problem[1]}")
