@@ -150,3 +150,14 @@ def test_paper_under_the_binance_model_on_kraken_rules_misses_the_kraken_fee() -
     cycles does not leave the Kraken double's balances."""
     live, sim, _ = parity(kraken, venue_model("binance"))
     assert sim != live
+
+
+def test_the_live_venue_rows_agree_with_the_venue_model() -> None:
+    from rebalancer.adapters.ccxt.venues import VENUES
+
+    for name, row in VENUES.items():
+        model = venue_model(name)
+        assert row.buy_by_cost == (model.buy_by == "cost"), name
+        fee_flag = row.order_params.get("oflags")
+        if fee_flag is not None:  # Kraken: the flag is what puts the fee in the quote
+            assert (fee_flag == "fciq") == (model.fee_in == "quote")
