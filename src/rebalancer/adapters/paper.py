@@ -44,7 +44,7 @@ from rebalancer.core.errors import DataError, RetryLater, UnknownSymbol
 from rebalancer.core.execution import fill_limit_order
 from rebalancer.core.fills import apply_fill, fill_market_order
 from rebalancer.core.model import ZERO, Fill, MarketRules, OrderRequest, Side, Snapshot
-from rebalancer.core.venue import BINANCE, VenueModel, fee_currency_price
+from rebalancer.core.venue import REFERENCE, VenueModel, fee_currency_price
 
 MIN_NOTIONAL = Decimal(5)
 log = logging.getLogger(__name__)
@@ -110,8 +110,9 @@ class PaperExchange:
     ``feed``: live prices, read before every snapshot and watched by limit orders as
     ``watch`` says (None: prices only from :meth:`set_prices`, as the backtester uses it).
     ``venue``: how the simulated exchange charges fees and fills buys
-    (:mod:`rebalancer.core.venue`; Binance's way by default), so paper on ``kraken`` or
-    ``coinbase`` refuses or fills what that venue would. Every market is stamped with it.
+    (:mod:`rebalancer.core.venue`; by default ``REFERENCE``: Binance's fee side with exact
+    fees, as the backtests use it; ``bootstrap`` passes the configured exchange's model),
+    so paper on ``kraken`` or ``coinbase`` refuses or fills what that venue would. Every market is stamped with it.
     """
 
     quote: str
@@ -132,7 +133,7 @@ class PaperExchange:
     highs: dict[str, Decimal] = field(default_factory=dict)
     feed: PriceFeed | None = None
     watch: LimitWatch = field(default_factory=LimitWatch)
-    venue: VenueModel = BINANCE
+    venue: VenueModel = REFERENCE
 
     def set_ranges(self, lows: Mapping[str, Decimal], highs: Mapping[str, Decimal]) -> None:
         """The price range (quote per base) each asset trades while a limit order rests,

@@ -23,7 +23,7 @@ from typing import Literal
 from rebalancer.core.errors import InsufficientFunds, OrderRejected
 from rebalancer.core.model import ZERO, Fill, MarketRules, OrderRequest, Side, Snapshot
 from rebalancer.core.rules import violation
-from rebalancer.core.venue import BINANCE, VenueModel, fill_fee
+from rebalancer.core.venue import REFERENCE, VenueModel, fill_fee
 
 OrderType = Literal["market", "limit_ioc", "limit_inside"]
 Fallback = Literal["market", "none"]
@@ -219,7 +219,7 @@ def fill_limit_order(
     high: Decimal | None,
     maker_fee: Decimal,
     balances: Mapping[str, Decimal],
-    venue: VenueModel = BINANCE,
+    venue: VenueModel = REFERENCE,
 ) -> Fill:
     """The paper/backtest fill model of a post-only limit at ``price`` left resting.
 

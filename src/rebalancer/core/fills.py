@@ -17,7 +17,7 @@ from decimal import Decimal
 from rebalancer.core.errors import InsufficientFunds, OrderRejected
 from rebalancer.core.model import ZERO, Fill, MarketRules, OrderRequest, Side
 from rebalancer.core.rules import truncate, violation
-from rebalancer.core.venue import BINANCE, VenueModel, fill_fee
+from rebalancer.core.venue import REFERENCE, VenueModel, fill_fee
 
 
 def fill_market_order(
@@ -27,7 +27,7 @@ def fill_market_order(
     ask: Decimal,
     slippage: Decimal,
     balances: Mapping[str, Decimal],
-    venue: VenueModel = BINANCE,
+    venue: VenueModel = REFERENCE,
     fee_price: Decimal | None = None,
 ) -> Fill:
     """Fill ``order`` against ``balances`` or raise as ``venue`` would.

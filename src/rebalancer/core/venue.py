@@ -108,6 +108,10 @@ KRAKEN = VenueModel(
 COINBASE = VenueModel(
     "coinbase", "quote", "cost", Decimal("0.006"), Decimal("0.004"), cost_includes_fee=True
 )
+REFERENCE = VenueModel("reference", "received", "amount", Decimal("0.001"), Decimal("0.001"))
+"""The historical fill model, used where no venue is named (the replay, the backtests):
+Binance's fee side (the asset received), buys by amount, fees exact (no rounding)."""
+
 VENUES: dict[str, VenueModel] = {v.name: v for v in (BINANCE, KRAKEN, COINBASE)}
 """The venues the bot trades (lowest-tier fees: Binance spot 0.1 %/0.1 %, Kraken
 0.26 %/0.16 % as in CCXT's captured markets, Coinbase Advanced 0.6 %/0.4 %)."""
