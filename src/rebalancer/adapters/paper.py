@@ -112,7 +112,8 @@ class PaperExchange:
     ``venue``: how the simulated exchange charges fees and fills buys
     (:mod:`rebalancer.core.venue`; by default ``REFERENCE``: Binance's fee side with exact
     fees, as the backtests use it; ``bootstrap`` passes the configured exchange's model),
-    so paper on ``kraken`` or ``coinbase`` refuses or fills what that venue would. Every market is stamped with it.
+    so paper on ``kraken`` or ``coinbase`` refuses or fills what that venue would. Every
+    market is stamped with it.
     """
 
     quote: str
