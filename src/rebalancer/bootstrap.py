@@ -189,7 +189,7 @@ def _market_rules(
         venue, settings.quote, prices, taker_fee=taker, maker_fee=maker, listing=listing
     )
     if found.fallback:
-        log.warning("paper: %s", found.source)
+        log.info("paper: %s", found.source)
     return MarketList(settings.market_rules(found.rules), found.fallback, found.source)
 
 

@@ -74,7 +74,7 @@ def test_build_paper_on_kraken_fills_as_kraken(tmp_path: Path) -> None:
         assert isinstance(runtime.exchange, PaperExchange)
         assert runtime.exchange.venue.name == "kraken"
         assert runtime.exchange.markets["BTC"].min_amount == D("0.0001")  # the real ordermin
-        assert "kraken market rules from ccxt/ccxt" in runtime.prices_note
+        assert "kraken market rules: the shipped snapshot" in runtime.prices_note
     finally:
         runtime.close()
 
@@ -141,3 +141,24 @@ def test_fees_in_two_currencies_are_all_kept() -> None:
     assert fill.fees() == {"USDT": D("0.02"), "BNB": D("0.0001")}
     after = apply_fill({"USDT": D(100), "BNB": D(1)}, fill, "USDT")
     assert after == {"USDT": D("39.98"), "BNB": D("0.9999"), "BTC": D("0.001")}
+
+
+def test_the_kraken_case_on_paper_places_every_buy(tmp_path: Path) -> None:
+    """Issue 13's case on paper with exchange = "kraken": 0.05 BTC, 0 USD, targets BTC 0.5
+    / ETH 0.3 / SOL 0.2 / USD 0; two cycles place every buy and leave no cash idle."""
+    config = parse_config(
+        f'exchange = "kraken"\nquote = "USD"\nstate_dir = "{tmp_path}"\n'
+        "[targets]\nBTC = 0.5\nETH = 0.3\nSOL = 0.2\nUSD = 0\n"
+        "[paper]\ninitial_balances = { BTC = 0.05 }\n"
+    )
+    runtime = bootstrap.build_paper(config)
+    try:
+        reports = [runtime.cycle(force=True) for _ in range(2)]
+        assert [f for r in reports for f in r.failed] == []
+        assert {f.asset for f in reports[0].fills if f.side is Side.BUY} == {"ETH", "SOL"}
+        assert all(f.fee_asset == "USD" for r in reports for f in r.fills)
+        exchange = runtime.exchange
+        assert isinstance(exchange, PaperExchange)
+        assert D(0) <= exchange.balances["USD"] < D(10)
+    finally:
+        runtime.close()

@@ -169,15 +169,21 @@ def market_list(
 
 
 def describe(data: Mapping[str, Any], venue: str, fallback: Sequence[str]) -> str:
-    """Where the rules came from, in one line for the user."""
-    where = (
-        f"{venue} market rules from {data.get('source', '?')} (read {data.get('read_on', '?')})"
-        if data.get("markets")
-        else f"no {venue} market list"
-    )
+    """Where the rules came from, in one short line for the user (the full source is in
+    the snapshot file or the cache)."""
+    if not data.get("markets"):
+        where = f"no {venue} market list"
+    elif "read_at" in data:
+        where = f"{venue} market rules: its live market list (read {data.get('read_on', '?')})"
+    else:
+        where = (
+            f"{venue} market rules: the shipped snapshot (CCXT's captured market list, read "
+            f"{data.get('read_on', '?')})"
+        )
     if fallback:
+        assets = ", ".join(fallback)
         where += (
-            f"; MADE-UP fallback rules (Binance-like step and 5 minimum notional) for "
-            f"{', '.join(fallback)}: not on that list -- set [markets.ASSET] to the real ones"
+            f"; MADE-UP fallback rules for {assets} (not on that list; set "
+            f"markets.{fallback[0]} in the config to the real ones)"
         )
     return where
