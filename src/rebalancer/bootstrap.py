@@ -21,17 +21,18 @@ from typing import TYPE_CHECKING, Any
 
 from rebalancer.adapters.clock import SystemClock
 from rebalancer.adapters.journal import AlreadyRunning, SqlJournal, open_journal
+from rebalancer.adapters.market_list import MarketList, market_list, online
 from rebalancer.adapters.notify import LogNotifier
-from rebalancer.adapters.paper import PaperExchange, PriceFeed, default_rules
+from rebalancer.adapters.paper import PaperExchange, PriceFeed
 from rebalancer.adapters.state_file import StateFile
 from rebalancer.backtest.data import load_demo_panel, load_panel
 from rebalancer.backtest.history import FrameHistory
 from rebalancer.backtest.replay import decimal_rows
 from rebalancer.config import Settings
-from rebalancer.core.errors import StopAndTell, UnknownSymbol
-from rebalancer.core.model import MarketRules
+from rebalancer.core.errors import RetryLater, StopAndTell, UnknownSymbol
 from rebalancer.core.risk import RiskLimits
 from rebalancer.core.strategy import Strategy
+from rebalancer.core.venue import VenueModel, venue_model
 from rebalancer.core.vol_bands import history_bars
 from rebalancer.ports import Clock, Exchange, Journal, Notifier, PriceHistory
 from rebalancer.service import CycleReport, Retarget, run_cycle
@@ -159,12 +160,43 @@ def _paper_prices(
     return decimal_rows(closes.iloc[-1:])[0], at, source
 
 
-def _market_rules(settings: Settings, prices: dict[str, Decimal]) -> dict[str, MarketRules]:
-    """Binance-like default rules at today's prices, with ``[markets.X]`` overrides."""
-    defaults = {
-        a: default_rules(a, settings.quote, p, settings.fees.taker) for a, p in prices.items()
-    }
-    return settings.market_rules(defaults)
+def paper_venue(settings: Settings) -> VenueModel:
+    """How the paper exchange executes on ``settings.exchange`` (ConfigError for a venue
+    without a model, naming it and the fix)."""
+    return venue_model(settings.exchange)
+
+
+def _market_rules(
+    settings: Settings, prices: dict[str, Decimal], feed: PriceFeed | None = None
+) -> MarketList:
+    """The venue's real rules for the priced assets, with ``[markets.X]`` overrides.
+
+    Online (``[paper] prices = "live"``, the feed's CCXT client) from the venue's
+    ``load_markets``, cached on disk; offline from the snapshot shipped in the package;
+    assets on neither list get the labelled made-up fallback (``MarketList.fallback``).
+    Fees: ``[fees]`` where the config sets them, else the venue's lowest tier."""
+    venue = paper_venue(settings)
+    given = settings.fees.model_fields_set
+    taker = settings.fees.taker if "taker" in given else None
+    maker = settings.fees.maker if given else None  # maker left out = the taker's
+    listing = None
+    client = getattr(feed, "client", None)
+    if client is not None:
+        cache = settings.state_dir / f"markets-{settings.exchange}.json"
+
+        def load() -> tuple[Any, int]:
+            try:
+                return client.load_markets(), int(client.precisionMode)
+            except Exception as exc:  # any CCXT or network failure: offline
+                raise RetryLater(str(exc)) from exc
+
+        listing = online(settings.exchange, load, cache, datetime.now(UTC))
+    found = market_list(
+        venue, settings.quote, prices, taker_fee=taker, maker_fee=maker, listing=listing
+    )
+    if found.fallback:
+        log.info("paper: %s", found.source)
+    return MarketList(settings.market_rules(found.rules), found.fallback, found.source)
 
 
 def build_paper(
@@ -210,21 +242,26 @@ def _paper_runtime(
         client = public_client(settings.exchange) if public_client is not None else None
         feed = PublicTickers(settings.exchange, settings.quote, client)
     prices, at, source = _paper_prices(settings, strategy.assets, feed)
+    markets = _market_rules(settings, prices, feed)
     exchange = PaperExchange(
         settings.quote,
         balances,
         settings.fees.taker,
         settings.rebalance.slippage,
-        _market_rules(settings, prices),
+        markets.rules,
         on_change=state.save_balances if writes else None,
         on_order=state.save_account if writes else None,
         orders=state.orders(),
         maker_fee=settings.fees.maker,
         quote_book=strategy.execution.limit_inside,  # limits: priced from the paper book
         feed=feed,  # live: fresh prices at every snapshot, limits watch the market
+        venue=paper_venue(settings),  # fills as the configured exchange fills
     )
     exchange.set_prices(prices, at)
-    note = f"paper account ({state.path}); prices: {source} as of {at:%Y-%m-%d %H:%M} UTC"
+    note = (
+        f"paper account ({state.path}); prices: {source} as of {at:%Y-%m-%d %H:%M} UTC; "
+        f"{markets.source}"
+    )
     return Runtime(
         "paper",
         strategy,

@@ -158,6 +158,8 @@ def test_rebalance_sells_then_buys_with_our_client_ids_on_the_wire() -> None:
 
 
 def test_market_buy_by_quote_includes_the_fee_and_truncates_to_quote_increment() -> None:
+    """The venue model: Coinbase spends the quote_size sent, fee included, so the order
+    sends cost + fee (300.019 + 1.800006) truncated to the quote increment 0.01."""
     _, double, exchange = build()
     fill = exchange.create_market_order(
         replace(
@@ -165,11 +167,13 @@ def test_market_buy_by_quote_includes_the_fee_and_truncates_to_quote_increment()
         )
     )
     assert double.placed()[0]["order_configuration"]["market_market_ioc"] == {
-        "quote_size": "300.01"  # truncated to quote_increment 0.01, never rounded up
+        "quote_size": "301.81"  # truncated to quote_increment 0.01, never rounded up
     }
-    assert fill.cost + fill.fee <= Decimal("300.01")
-    assert double.balances["USD"] == Decimal("1000") - fill.cost - fill.fee
-    assert fill.amount == double.balances["ETH"] > 0
+    # the whole quote_size is spent, fee included; the amount is not cut to the increment
+    assert double.balances["USD"] == Decimal("1000") - Decimal("301.81")
+    assert abs(fill.cost + fill.fee - Decimal("301.81")) < Decimal("1e-9")  # CCXT floats
+    assert double.balances["ETH"] == Decimal("301.81") / Decimal("1.006") / Decimal("3000.01")
+    assert abs(fill.amount - double.balances["ETH"]) < Decimal("1e-15")
 
 
 def test_sell_amount_truncated_to_base_increment() -> None:

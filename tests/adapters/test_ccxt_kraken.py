@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
@@ -100,7 +100,10 @@ def test_rebalance_sends_our_client_id_and_fee_in_quote() -> None:
     ]
     assert "volume" in wire[1].params  # buys by amount on Kraken
     assert [f.fee_asset for f in fills] == ["USD", "USD"]
-    assert fills[0].fee == (fills[0].cost * Decimal("0.004")).quantize(Decimal("0.0001"))
+    # half up to cost_decimals 5, as the captured real order (7.105741 -> fee 0.018475)
+    assert fills[0].fee == (fills[0].cost * Decimal("0.004")).quantize(
+        Decimal("0.00001"), ROUND_HALF_UP
+    )
     after = exchange.snapshot(["BTC", "ETH"], "USD")
     total = sum(after.amount(a) * after.price(a) for a in ("BTC", "ETH", "USD"))
     for asset, target in targets.items():

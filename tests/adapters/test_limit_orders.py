@@ -13,7 +13,7 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
@@ -88,8 +88,8 @@ class Rig:
         if self.venue == "binance":  # a buy pays in the base, a sell in the quote
             fee, asset = (amount * rate, "BTC") if side is Side.BUY else (cost * rate, "USDT")
             return fee.quantize(Decimal("1e-8"), ROUND_DOWN), asset
-        if self.venue == "kraken":  # oflags fciq: in the quote
-            return (cost * rate).quantize(Decimal("0.0001"), ROUND_DOWN), "USD"
+        if self.venue == "kraken":  # oflags fciq: in the quote, half up to cost_decimals 5
+            return (cost * rate).quantize(Decimal("0.00001"), ROUND_HALF_UP), "USD"
         return (cost * rate).quantize(Decimal("1e-10"), ROUND_DOWN), "USD"
 
 

@@ -27,9 +27,13 @@ or EdDSA over an Ed25519 key (CDP's newer keys: base64 of seed + public key); th
 verifies the signature with the public key, ``kid``/``sub`` (the key name), ``iss``, ``aud``,
 ``uri``/``uris`` (method, host and path of this very request) and ``nbf``/``exp``.
 
-Market buys by ``quote_size`` include the fee (``filled_value + total_fees = quote_size``);
-fees are always charged in the quote currency. ``liquidity`` caps the base amount a product
-fills (the rest of an IOC order is cancelled: status ``CANCELLED`` with a partial fill);
+Market buys by ``quote_size`` include the fee (``filled_value + total_fees = quote_size``,
+``filled_value = quote_size / (1 + taker fee)``, ``filled_size = filled_value / price``
+uncut, as in a captured real order); fees are always charged in the quote currency. Order
+bodies carry every field of the real ones CCXT captured (``ts/src/test/static/response/
+coinbase.json`` in the ccxt repository; see ``tests/adapters/test_doubles_vs_ccxt.py``).
+``liquidity`` caps the base amount a product fills (the rest of an IOC order is
+cancelled: status ``CANCELLED`` with a partial fill);
 ``fill_after_polls`` keeps new orders ``OPEN`` for that many look-ups; ``depth`` gives the
 book levels behind the best price (price step and size per level).
 """
@@ -496,6 +500,8 @@ class CoinbaseDouble(BaseAdapter):
             if self.balances.get("USD", ZERO) < quote_size:
                 return 200, self._insufficient(data)
             spend = quote_size / (1 + self.taker_fee)
+            if pid not in self.depth and pid not in self.liquidity:
+                return 200, self._fill_by_quote(data, pid, config, quote_size, spend)
             size = (spend / ask / base_inc).to_integral_value(ROUND_DOWN) * base_inc
         elif (market is not None and "base_size" in market) or limit_ioc is not None:
             target = market if market is not None else limit_ioc
@@ -542,6 +548,38 @@ class CoinbaseDouble(BaseAdapter):
         self._fill(order, size, limit_price)
         self.orders.append(order)
         return 200, self._created(order)
+
+    def _fill_by_quote(
+        self,
+        data: dict[str, Any],
+        pid: str,
+        config: dict[str, Any],
+        quote_size: Decimal,
+        spend: Decimal,
+    ) -> Any:
+        """A market buy by ``quote_size`` at the best ask, as the captured real order
+        (quote_size "5" at 0.8 %: filled_value 5 / 1.008 = 4.9603174603174603, total_fees
+        the rest, filled_size filled_value / price -- not cut to the base increment)."""
+        ask = self.books[pid][1]
+        order = CbOrder(
+            order_id=str(uuid.uuid4()),
+            client_order_id=str(data.get("client_order_id", "")),
+            product_id=pid,
+            side="BUY",
+            configuration=config,
+            created=time.time(),
+        )
+        size, fee = spend / ask, quote_size - spend
+        order.fills.append(self._fill_json(order, ask, size, fee))
+        base = pid.split("-")[0]
+        self.balances[base] = self.balances.get(base, ZERO) + size
+        self.balances["USD"] = self.balances.get("USD", ZERO) - quote_size
+        order.filled_size, order.filled_value, order.total_fees = size, spend, fee
+        if self.fill_after_polls:
+            order.status, order.pending_status = "OPEN", "FILLED"
+            order.polls_left = self.fill_after_polls
+        self.orders.append(order)
+        return self._created(order)
 
     def _rest(self, data: dict[str, Any], gtc: dict[str, Any]) -> Any:
         """A limit_limit_gtc order: refused when ``post_only`` and it would cross
@@ -796,6 +834,15 @@ class CoinbaseDouble(BaseAdapter):
             "product_type": "SPOT",
             "reject_message": "",
             "cancel_message": "",
+            # the eight fields real orders carry (CCXT's captured fetchClosedOrders)
+            "order_placement_source": "RETAIL_ADVANCED",
+            "outstanding_hold_amount": "0",
+            "is_liquidation": False,
+            "last_fill_time": _iso(o.created) if o.fills else None,
+            "edit_history": [],
+            "leverage": "",
+            "margin_type": "UNKNOWN_MARGIN_TYPE",
+            "cursor": str(abs(hash(o.order_id)) % 10**9),
         }
 
     def _poll(self, o: CbOrder) -> None:

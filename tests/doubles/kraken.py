@@ -4,7 +4,14 @@ Like :mod:`doubles.binance`: a ``requests`` transport adapter mounted on the cli
 ``session``; CCXT signs, parses and maps errors for real; an unhandled request raises.
 No recorded Kraken fixtures exist in ../shared, so the bodies follow the examples in CCXT's
 own kraken.py (AssetPairs, Assets, Ticker, BalanceEx, AddOrder, Open/ClosedOrders) and
-Kraken's documented error strings (``{"error": ["EOrder:Insufficient funds"]}``, HTTP 200).
+Kraken's documented error strings (``{"error": ["EOrder:Insufficient funds"]}``, HTTP 200),
+held against the responses CCXT captured from the real API (``ts/src/test/static/
+response/kraken.json`` and ``markets/kraken.json`` in the ccxt repository, see
+``tests/adapters/test_doubles_vs_ccxt.py``): order numbers are strings (``userref``
+"0", ``opentm``/``closetm`` "1705260547.472000", ``cost``/``fee`` at the pair's
+``cost_decimals``), a closed order lists its ``trades``, AssetPairs' decimals are strings,
+and the fee is rounded half up to ``cost_decimals`` (captured: cost 7.105741 USDT at
+0.26 % -> fee "0.018475", not the 0.018474 a truncation gives).
 
 Served on ``https://api.kraken.com``: ``GET /0/public/Assets``, ``/0/public/AssetPairs``,
 ``/0/public/Ticker?pair=...``, ``/0/public/Depth`` (``depth`` levels behind the best
@@ -29,7 +36,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -41,6 +48,7 @@ from doubles.wire import Tape, crosses, http_response
 
 HOST = "api.kraken.com"
 ZERO = Decimal(0)
+COST_DECIMALS = 5  # every pair served here (XBTUSD, ETHUSD, ... as on the real API)
 
 # asset id -> (altname, decimals)
 ASSETS = {
@@ -70,22 +78,29 @@ def asset_pair(pair_id: str) -> dict[str, Any]:
         "aclass_quote": "currency",
         "quote": quote,
         "lot": "unit",
-        "cost_decimals": 5,
-        "pair_decimals": pair_dec,
-        "lot_decimals": lot_dec,
-        "lot_multiplier": 1,
+        "cost_decimals": str(COST_DECIMALS),
+        "pair_decimals": str(pair_dec),
+        "lot_decimals": str(lot_dec),
+        "lot_multiplier": "1",
         "leverage_buy": [],
         "leverage_sell": [],
         "fees": [[0, 0.4], [10000, 0.35], [50000, 0.24]],
         "fees_maker": [[0, 0.25], [10000, 0.2], [50000, 0.14]],
         "fee_volume_currency": "ZUSD",
-        "margin_call": 80,
-        "margin_stop": 40,
+        "margin_call": "80",
+        "margin_stop": "40",
         "ordermin": ordermin,
         "costmin": costmin,
         "tick_size": str(Decimal(1).scaleb(-pair_dec)),
         "status": "online",
     }
+
+
+def kraken_fee(fee: Decimal, in_base: bool) -> Decimal:
+    """A fee as Kraken books it: half up to the pair's cost_decimals in the quote (the
+    captured 0.018475), to 8 decimals in the base (``fcib``)."""
+    quantum = Decimal("0.00000001") if in_base else Decimal(1).scaleb(-COST_DECIMALS)
+    return fee.quantize(quantum, ROUND_HALF_UP)
 
 
 @dataclass
@@ -297,8 +312,7 @@ class KrakenDouble(BaseAdapter):
         pay, amount = (quote, cost) if side == "buy" else (base, volume)
         oflags = params.get("oflags", "")
         fee_in_base = "fcib" in oflags
-        fee = (volume if fee_in_base else cost) * self.taker_fee
-        fee = fee.quantize(Decimal("0.00000001") if fee_in_base else Decimal("0.0001"), ROUND_DOWN)
+        fee = kraken_fee((volume if fee_in_base else cost) * self.taker_fee, fee_in_base)
         if self.balances.get(pay, ZERO) < amount + (fee if (pay == quote) != fee_in_base else ZERO):
             return "EOrder:Insufficient funds"
         sign = 1 if side == "buy" else -1
@@ -390,10 +404,7 @@ class KrakenDouble(BaseAdapter):
                 continue
             cost = volume * o.limit
             fee_in_base = "fcib" in o.oflags
-            fee = (volume if fee_in_base else cost) * self.maker_fee
-            fee = fee.quantize(
-                Decimal("0.00000001") if fee_in_base else Decimal("0.0001"), ROUND_DOWN
-            )
+            fee = kraken_fee((volume if fee_in_base else cost) * self.maker_fee, fee_in_base)
             sign = 1 if o.side == "buy" else -1
             self.balances[base] = self.balances.get(base, ZERO) + sign * volume
             self.balances[quote] = self.balances.get(quote, ZERO) - sign * cost
@@ -427,16 +438,16 @@ class KrakenDouble(BaseAdapter):
         limit = o.ordertype == "limit"
         executed = o.volume if o.executed is None else o.executed
         cost = o.exec_cost if limit else o.volume * o.price
-        return {
+        pair_dec = PAIRS[o.pair][3]
+        out: dict[str, Any] = {
             "refid": None,
-            "userref": 0,
+            "userref": "0",
             "cl_ord_id": o.cl_ord_id,
             "status": o.status,
             "reason": o.reason,
-            "opentm": o.opentm,
-            "closetm": 0 if o.status == "open" else o.opentm + 0.01,
-            "starttm": 0,
-            "expiretm": 0,
+            "opentm": f"{o.opentm:.6f}",
+            "starttm": "0",
+            "expiretm": "0",
             "descr": {
                 "pair": alt,
                 "type": o.side,
@@ -453,14 +464,19 @@ class KrakenDouble(BaseAdapter):
             },
             "vol": f"{o.volume:.8f}",
             "vol_exec": f"{executed:.8f}",
-            "cost": f"{cost:.5f}",
-            "fee": f"{o.fee:.8f}",
-            "price": str(o.price) if executed else "0.00000",
+            "cost": f"{cost:.{COST_DECIMALS}f}",
+            "fee": f"{o.fee:.{COST_DECIMALS if 'fcib' not in o.oflags else 8}f}",
+            "price": f"{o.price:.{pair_dec}f}" if executed else "0.00000",
             "stopprice": "0.00000",
             "limitprice": "0.00000",
             "misc": "",
             "oflags": o.oflags,
         }
+        if executed:  # a closed or partly filled order lists its trades, as the real API
+            out["trades"] = [f"T{o.txid[1:7]}-{i:05d}" for i in range(1, 2)]
+        if o.status != "open":
+            out["closetm"] = f"{o.opentm + 0.01:.7f}"
+        return out
 
     def _orders(self, params: dict[str, str], kind: str) -> Any:
         """ClosedOrders (closed, canceled and expired orders) or OpenOrders, filtered by

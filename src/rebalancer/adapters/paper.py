@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
@@ -44,6 +44,7 @@ from rebalancer.core.errors import DataError, RetryLater, UnknownSymbol
 from rebalancer.core.execution import fill_limit_order
 from rebalancer.core.fills import apply_fill, fill_market_order
 from rebalancer.core.model import ZERO, Fill, MarketRules, OrderRequest, Side, Snapshot
+from rebalancer.core.venue import REFERENCE, VenueModel, fee_currency_price
 
 MIN_NOTIONAL = Decimal(5)
 log = logging.getLogger(__name__)
@@ -108,6 +109,11 @@ class PaperExchange:
     planner sees exactly what it always saw).
     ``feed``: live prices, read before every snapshot and watched by limit orders as
     ``watch`` says (None: prices only from :meth:`set_prices`, as the backtester uses it).
+    ``venue``: how the simulated exchange charges fees and fills buys
+    (:mod:`rebalancer.core.venue`; by default ``REFERENCE``: Binance's fee side with exact
+    fees, as the backtests use it; ``bootstrap`` passes the configured exchange's model),
+    so paper on ``kraken`` or ``coinbase`` refuses or fills what that venue would. Every
+    market is stamped with it.
     """
 
     quote: str
@@ -128,6 +134,7 @@ class PaperExchange:
     highs: dict[str, Decimal] = field(default_factory=dict)
     feed: PriceFeed | None = None
     watch: LimitWatch = field(default_factory=LimitWatch)
+    venue: VenueModel = REFERENCE
 
     def set_ranges(self, lows: Mapping[str, Decimal], highs: Mapping[str, Decimal]) -> None:
         """The price range (quote per base) each asset trades while a limit order rests,
@@ -141,9 +148,10 @@ class PaperExchange:
         for asset, price in prices.items():
             check_price(asset, price)
             if asset not in self.markets:
-                self.markets[asset] = self.rule_overrides.get(asset) or default_rules(
+                rules = self.rule_overrides.get(asset) or default_rules(
                     asset, self.quote, price, self.taker_fee
                 )
+                self.markets[asset] = replace(rules, fee_in_quote=self.venue.fee_in == "quote")
         self.prices.update(prices)
         self.prices_at = at
 
@@ -193,7 +201,10 @@ class PaperExchange:
         if rules is None:
             raise UnknownSymbol(f"no market {order.symbol} on the paper exchange")
         price = self.prices[order.asset]
-        fill = fill_market_order(order, rules, price, price, self.slippage, self.balances)
+        fee_price = fee_currency_price(self.venue, self.prices, self.quote)
+        fill = fill_market_order(
+            order, rules, price, price, self.slippage, self.balances, self.venue, fee_price
+        )
         return self._book_fill(order, fill)
 
     def create_limit_order(self, order: OrderRequest, price: Decimal, timeout: timedelta) -> Fill:
@@ -235,9 +246,16 @@ class PaperExchange:
             ask=ask,
             low=low,
             high=high,
-            maker_fee=rules.taker_fee if self.maker_fee is None else self.maker_fee,
+            maker_fee=self._maker_fee(rules),
             balances=self.balances,
+            venue=self.venue,
         )
+
+    def _maker_fee(self, rules: MarketRules) -> Decimal:
+        """The paper maker fee, else the market's, else its taker fee."""
+        if self.maker_fee is not None:
+            return self.maker_fee
+        return rules.maker_fee if rules.maker_fee is not None else rules.taker_fee
 
     def _watch(
         self, feed: PriceFeed, order: OrderRequest, price: Decimal, timeout: timedelta

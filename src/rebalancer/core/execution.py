@@ -23,6 +23,7 @@ from typing import Literal
 from rebalancer.core.errors import InsufficientFunds, OrderRejected
 from rebalancer.core.model import ZERO, Fill, MarketRules, OrderRequest, Side, Snapshot
 from rebalancer.core.rules import violation
+from rebalancer.core.venue import REFERENCE, VenueModel, fill_fee
 
 OrderType = Literal["market", "limit_ioc", "limit_inside"]
 Fallback = Literal["market", "none"]
@@ -218,8 +219,12 @@ def fill_limit_order(
     high: Decimal | None,
     maker_fee: Decimal,
     balances: Mapping[str, Decimal],
+    venue: VenueModel = REFERENCE,
 ) -> Fill:
     """The paper/backtest fill model of a post-only limit at ``price`` left resting.
+
+    ``venue`` decides the fee's asset (:mod:`rebalancer.core.venue`): with the fee in the
+    quote (Kraken, Coinbase) a buy needs its cost plus the fee in cash.
 
     The simulated book is ``bid``/``ask``. A limit that would cross it (a buy above the ask,
     a sell below the bid) is cancelled by post-only: nothing fills. Otherwise the order
@@ -235,11 +240,15 @@ def fill_limit_order(
         raise OrderRejected(f"{order.symbol} {order.side.value} rejected: {problem[1]}")
     cost = order.amount * price
     buy = order.side is Side.BUY
+    plain = replace(venue, fee_currency=None)
+    fee, fee_asset = fill_fee(plain, rules, order.side, order.amount, cost, maker_fee)
     if buy:
         cash = balances.get(rules.quote, ZERO)
-        if cost > cash:
+        need = cost + fee if fee_asset == rules.quote else cost
+        if need > cash:
             raise InsufficientFunds(
-                f"{order.symbol} buy costs {cost} {rules.quote}: only {cash} free"
+                f"{order.symbol} buy costs {need} {rules.quote} (fee included): only {cash} "
+                "free"
             )
     else:
         held = balances.get(rules.base, ZERO)
@@ -249,7 +258,6 @@ def fill_limit_order(
             )
     crosses = price > ask if buy else price < bid
     reached = (low is not None and low <= price) if buy else (high is not None and high >= price)
-    fee_asset = rules.base if buy else rules.quote
     if crosses or not reached:
         return Fill(
             order.client_order_id,
@@ -263,7 +271,6 @@ def fill_limit_order(
             fee_asset,
             status="canceled",
         )
-    fee = order.amount * maker_fee if buy else cost * maker_fee
     return Fill(
         order.client_order_id,
         order.asset,

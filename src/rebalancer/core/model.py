@@ -28,7 +28,12 @@ class MarketRules:
     """What the exchange accepts for one market (``base``/``quote``).
 
     ``amount_step`` None means any amount is accepted (unconstrained). ``min_amount`` is in
-    base units, ``min_notional`` in quote units, ``taker_fee`` a fraction of the traded value.
+    base units, ``min_notional`` in quote units, ``taker_fee`` a fraction of the traded value
+    (``maker_fee`` None: the taker's). ``fee_in_quote``: a buy pays its fee in the quote on
+    top of its cost (Kraken ``fciq``, Coinbase), so the planner reserves it from cash;
+    False: in the asset received (Binance). ``cost_step``: the precision of quote amounts
+    (fees rounded, buys by cost truncated to it; None: exact). See
+    :mod:`rebalancer.core.venue`.
     """
 
     symbol: str
@@ -39,6 +44,9 @@ class MarketRules:
     min_notional: Decimal = ZERO
     max_amount: Decimal | None = None
     taker_fee: Decimal = ZERO
+    maker_fee: Decimal | None = None
+    fee_in_quote: bool = False
+    cost_step: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,9 @@ class OrderRequest:
 class Fill:
     """What really happened to an order: filled ``amount`` at average ``price``.
 
-    ``cost`` = amount * price in quote units; the fee is ``fee`` units of ``fee_asset``.
+    ``cost`` = amount * price in quote units; the fee is ``fee`` units of ``fee_asset``,
+    plus ``other_fees`` ((asset, amount) pairs) where the exchange charged the order's fees
+    in more than one currency (e.g. part in BNB, part in USDT); :meth:`fees` has them all.
     """
 
     client_order_id: str
@@ -112,3 +122,12 @@ class Fill:
     fee_asset: str
     status: str = "closed"
     exchange_order_id: str = ""
+    other_fees: tuple[tuple[str, Decimal], ...] = ()
+
+    def fees(self) -> dict[str, Decimal]:
+        """Every fee of the fill, summed per asset (units of that asset)."""
+        out: dict[str, Decimal] = {}
+        for asset, amount in ((self.fee_asset, self.fee), *self.other_fees):
+            if asset:
+                out[asset] = out.get(asset, ZERO) + amount
+        return out

@@ -14,7 +14,13 @@ Money arithmetic (all Decimal, quote units):
   from the free quote plus what the sells really yield, minus the quote's own target, and
   scaled down together when that cash is short. Cash never goes negative: the buy sizing
   rounds every step against spending (need up; scale, spend and amount down), so the sum of
-  ``amount * price`` over the buys never exceeds the budget, even in the last Decimal digit.
+  ``amount * price`` over the buys never exceeds the budget, even in the last Decimal digit;
+* the venue decides who pays a buy's fee (:mod:`rebalancer.core.venue`): on a market with
+  ``fee_in_quote`` (Kraken ``fciq``, Coinbase) the fee is charged in the quote on top of
+  ``amount * price``, so a buy spending ``c`` adds value ``c * (p / buy_price) / (1 + fee)``
+  and its amount is ``c / (buy_price * (1 + fee))``; the fee, rounded up to the market's
+  ``cost_step``, is reserved from the same budget, so ``amount * price + fee`` of the buys
+  never exceeds it either. Elsewhere the fee comes out of the asset received.
 
 A leg that cannot trade is kept as a :class:`SkippedLeg` with its reason; nothing is dropped.
 """
@@ -30,6 +36,7 @@ from rebalancer.core.drift import PortfolioDrift, compute_drift
 from rebalancer.core.model import ONE, ZERO, MarketRules, OrderRequest, Side, Snapshot
 from rebalancer.core.rules import truncate, violation
 from rebalancer.core.triggers import Threshold
+from rebalancer.core.venue import fee_reserve
 from rebalancer.core.weights import Style, desired_weights
 
 
@@ -106,7 +113,43 @@ class _Leg:
 
     @property
     def k_buy(self) -> Decimal:
+        if self.rules.fee_in_quote:  # the fee is paid on top, in the quote
+            return ONE - (self.price / self.buy_price) / (ONE + self.rules.taker_fee)
         return ONE - (self.price / self.buy_price) * (ONE - self.rules.taker_fee)
+
+    def buy_amount(self, spend: Decimal) -> Decimal:
+        """The base amount a buy spending ``spend`` quote (fee included) asks for, before
+        the step: rounded down (called in a ROUND_DOWN context)."""
+        if not self.rules.fee_in_quote:
+            return spend / self.buy_price
+        with localcontext() as ctx:
+            ctx.rounding = ROUND_UP
+            unit = self.buy_price * (ONE + self.rules.taker_fee)
+        return spend / unit
+
+    def fits(self, amount: Decimal, spend: Decimal) -> Decimal:
+        """``amount`` (on the market's step) lowered until its cost plus the fee reserved
+        in the quote fits ``spend`` (only fee-in-quote markets need it): the excess over
+        ``spend`` is taken off in whole steps (or exactly, without a step), rounded up."""
+        if not self.rules.fee_in_quote:
+            return amount
+        step = self.rules.amount_step
+        unit = self.buy_price * (ONE + self.rules.taker_fee)
+        for _ in range(4):
+            excess = _quote_need(self.rules, amount, self.buy_price) - spend
+            if amount <= 0 or excess <= 0:
+                return max(amount, ZERO)
+            cut = excess / unit + (self.rules.cost_step or ZERO) / unit
+            if step:
+                cut = (cut / step).to_integral_value(rounding=ROUND_UP) * step
+            amount -= cut
+        return ZERO
+
+
+def _quote_need(rules: MarketRules, amount: Decimal, price: Decimal) -> Decimal:
+    """Quote a buy of ``amount`` at ``price`` takes on a fee-in-quote market."""
+    cost = amount * price
+    return cost + fee_reserve(rules, cost, rules.taker_fee)
 
 
 def effective_targets(
@@ -383,7 +426,10 @@ def _plan_sells(
 
 def _passes_unscaled(leg: _Leg, want: Decimal, policy: PlanPolicy) -> bool:
     """Whether the buy would have been placed had cash not been short."""
-    amount = truncate(want / leg.buy_price, leg.rules.amount_step)
+    with localcontext() as ctx:
+        ctx.rounding = ROUND_DOWN
+        raw = leg.buy_amount(want)
+    amount = leg.fits(truncate(raw, leg.rules.amount_step), want)
     return _check(leg, Side.BUY, amount, leg.buy_price, want, policy) is None
 
 
@@ -400,19 +446,19 @@ def _plan_buys(
         for leg in legs
         if sides[leg.asset] > 0
     }
-    buy_prices = {leg.asset: leg.buy_price for leg in legs}
     with localcontext() as ctx:  # round against spending: need up; scale, spend, amount down
         ctx.rounding = ROUND_UP
         need = sum(wanted.values(), ZERO)
         ctx.rounding = ROUND_DOWN
         scale = min(ONE, budget / need) if need > 0 else ONE
         spends = {asset: w * scale for asset, w in wanted.items()}
-        amounts = {asset: spend / buy_prices[asset] for asset, spend in spends.items()}
+        by_asset = {leg.asset: leg for leg in legs}
+        amounts = {asset: by_asset[asset].buy_amount(spend) for asset, spend in spends.items()}
     buys: list[OrderRequest] = []
     for leg in legs:
         if leg.asset not in wanted:
             continue
-        amount = truncate(amounts[leg.asset], leg.rules.amount_step)
+        amount = leg.fits(truncate(amounts[leg.asset], leg.rules.amount_step), spends[leg.asset])
         problem = _check(leg, Side.BUY, amount, leg.buy_price, wanted[leg.asset], policy)
         if problem:
             if scale < 1 and _passes_unscaled(leg, wanted[leg.asset], policy):

@@ -59,6 +59,7 @@ from rebalancer.core.errors import (
     UnknownSymbol,
 )
 from rebalancer.core.model import ZERO, Fill, MarketRules, OrderRequest, Side, Snapshot
+from rebalancer.core.venue import venue_model
 from rebalancer.ports import Clock
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ class CcxtExchange(RestingOrders):
                 "so far (orders must be found again by our client order id)"
             )
         self.venue = venue
+        self.model = venue_model(str(client.id))  # who pays the fee, how buys are sent
         self.client = client
         self.name = str(client.id)
         self.max_ticker_age = max_ticker_age
@@ -184,7 +186,9 @@ class CcxtExchange(RestingOrders):
         return markets
 
     def rules(self, symbol: str) -> MarketRules:
-        return rules_from_market(resolve(self.markets(), symbol), int(self.client.precisionMode))
+        """The market's rules as this venue executes them (fee side from the venue model)."""
+        market = resolve(self.markets(), symbol)
+        return self.model.market(rules_from_market(market, int(self.client.precisionMode)))
 
     def tradable(self, assets: Sequence[str], quote: str) -> list[str]:
         """The ``assets`` with an active spot market against ``quote`` here (no request
@@ -316,7 +320,8 @@ class CcxtExchange(RestingOrders):
         if self.order_type == "limit_ioc":
             send = self._limit_ioc(order, symbol, best, params, what)
         elif by_cost:
-            cost = order.expected_cost
+            # Coinbase spends the quote sent, fee included: send cost + fee to get the amount
+            cost = order.expected_cost + (order.expected_fee if self.model.cost_includes_fee else 0)
             if cost <= 0:
                 raise BelowMinimum(f"{what}: cost {cost} is not positive")
 
@@ -557,7 +562,7 @@ class CcxtExchange(RestingOrders):
             average = cost / filled
         if cost is None and average is not None:
             cost = average * filled
-        fee, fee_asset = self._fee(order, symbol, filled)
+        fee, fee_asset, other_fees = self._fee(order, symbol, filled)
         return Fill(
             client_order_id=str(order.get("clientOrderId") or cid),
             asset=asset,
@@ -570,14 +575,18 @@ class CcxtExchange(RestingOrders):
             fee_asset=fee_asset,
             status=str(order.get("status")),
             exchange_order_id=str(order.get("id") or ""),
+            other_fees=other_fees,
         )
 
-    def _fee(self, order: Mapping[str, Any], symbol: str, filled: Decimal) -> tuple[Decimal, str]:
-        """Fee as given by the exchange (base, quote or a third asset such as BNB).
+    def _fee(
+        self, order: Mapping[str, Any], symbol: str, filled: Decimal
+    ) -> tuple[Decimal, str, tuple[tuple[str, Decimal], ...]]:
+        """Every fee as given by the exchange (base, quote or a third asset such as BNB):
+        the main one (the quote's where the order paid one, else the first) and the others.
 
         An order look-up may carry no fee (Binance's GET /api/v3/order has no fills): the
-        order's trades are fetched then. With several fee currencies the first is kept and
-        the rest logged (a Fill has one fee asset).
+        order's trades are fetched then. CCXT's ``fees`` list is read whole (``fee`` only
+        where there is no list), so fees charged in two currencies are all kept.
         """
         fees = list(order.get("fees") or ([order["fee"]] if order.get("fee") else []))
         by_currency = sum_by_currency(fees)
@@ -587,10 +596,14 @@ class CcxtExchange(RestingOrders):
                 f"fetch_order_trades {symbol} {order_id}",
                 lambda: self.client.fetch_order_trades(order_id, symbol),
             )
-            by_currency = sum_by_currency(t["fee"] for t in trades if t.get("fee"))
+            by_currency = sum_by_currency(
+                fee
+                for t in trades
+                for fee in (t.get("fees") or ([t["fee"]] if t.get("fee") else []))
+            )
         if not by_currency:
-            return ZERO, ""
-        if len(by_currency) > 1:
-            log.warning("order %s: fees in several currencies %s", order.get("id"), by_currency)
-        currency, amount = next(iter(by_currency.items()))
-        return amount, currency
+            return ZERO, "", ()
+        quote = symbol.split("/")[-1]
+        currency = quote if quote in by_currency else next(iter(by_currency))
+        others = tuple((c, a) for c, a in by_currency.items() if c != currency)
+        return by_currency[currency], currency, others

@@ -116,7 +116,23 @@ def rules_from_market(market: Mapping[str, Any], precision_mode: int) -> MarketR
         min_notional=dec(cost_limits.get("min")) or ZERO,
         max_amount=min(maxima) if maxima else None,
         taker_fee=dec(market.get("taker")) or ZERO,
+        maker_fee=dec(market.get("maker")),
+        cost_step=cost_step(market, precision_mode),
     )
+
+
+def cost_step(market: Mapping[str, Any], precision_mode: int) -> Decimal | None:
+    """The precision of quote amounts on ``market``: Kraken's ``cost_decimals`` (its fees
+    are rounded to it), else what CCXT's ``cost_to_precision`` truncates a buy by cost to
+    (``precision.cost``, else ``precision.price``: Binance's tick, Coinbase's
+    ``quote_increment``); None when unknown."""
+    info = market.get("info") or {}
+    decimals = dec(info.get("cost_decimals")) if isinstance(info, Mapping) else None
+    if decimals is not None:
+        return Decimal(1).scaleb(-int(decimals))
+    precision = market.get("precision") or {}
+    value = precision.get("cost")
+    return step_from_precision(precision.get("price") if value is None else value, precision_mode)
 
 
 def positive(value: Any, what: str) -> Decimal:

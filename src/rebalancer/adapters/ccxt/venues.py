@@ -9,6 +9,7 @@ from typing import Any, Literal
 import ccxt
 
 from rebalancer.core.errors import ConfigError
+from rebalancer.core.venue import venue_model
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,16 @@ class Venue:
     poll_by_id: bool = False
 
 
-# Only venues whose orders can be found again by our client id through CCXT.
+# Only venues whose orders can be found again by our client id through CCXT. How each one
+# charges fees and sends buys comes from the core venue model (rebalancer.core.venue), so
+# paper and live agree: ``buy_by_cost`` is the model's ``buy_by``, and Kraken's ``fciq``
+# flag is what makes its fee the quote's, as the model says.
 VENUES = {
-    "binance": Venue("newClientOrderId", "origClientOrderId"),
+    "binance": Venue(
+        "newClientOrderId",
+        "origClientOrderId",
+        buy_by_cost=venue_model("binance").buy_by == "cost",
+    ),
     # kraken: AddOrder takes ``cl_ord_id``; CCXT's fetch_order would send a client id as
     # ``userref`` (an integer) next to ``txid``, so look-ups use ClosedOrders/OpenOrders with
     # ``cl_ord_id``. Buying by cost (``viqc``) is not relied on.
@@ -52,8 +60,8 @@ VENUES = {
         "cl_ord_id",
         None,
         ticker_time="received",
-        buy_by_cost=False,
-        order_params={"oflags": "fciq"},
+        buy_by_cost=venue_model("kraken").buy_by == "cost",
+        order_params={"oflags": "fciq" if venue_model("kraken").fee_in == "quote" else "fcib"},
     ),
     # coinbase (Advanced Trade): CCXT's create_order drops the unified clientOrderId and
     # sends its own "ccxt-<uuid>" unless ``client_order_id`` is passed; fetch_order needs the
@@ -63,6 +71,7 @@ VENUES = {
     "coinbase": Venue(
         "client_order_id",
         None,
+        buy_by_cost=venue_model("coinbase").buy_by == "cost",
         lookup_recent=True,
         bids_asks=True,
         poll_by_id=True,
