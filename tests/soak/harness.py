@@ -78,9 +78,9 @@ WIRE = {
     "http_418_read": ("read", WireFault.HTTP_418),
     "kill_before": ("order", WireFault.KILL_BEFORE),
     "kill_after": ("order", WireFault.KILL_AFTER),
+    "kill_mid_read": ("read", WireFault.KILL_BEFORE),  # the scheduled kill and restart
 }
 NAMES = {(on, fault): name for name, (on, fault) in WIRE.items()}
-NAMES["read", WireFault.KILL_BEFORE] = "kill_mid_read"  # the scheduled kill and restart
 
 
 @dataclass
@@ -123,6 +123,17 @@ def strategy(quote: str) -> Strategy:
     return Strategy(quote, targets, Threshold(Decimal("0.02")), PlanPolicy(min_trade=Decimal(10)))
 
 
+class Drain(io.StringIO):
+    """The log's console: what was written since the last :meth:`drain` (each line is read
+    once, so checking every cycle stays linear in the log's length)."""
+
+    def drain(self) -> str:
+        text = self.getvalue()
+        self.seek(0)
+        self.truncate()
+        return text
+
+
 class SoakWaiter:
     """The daemon's waiter: hands over to the soak between ticks, then jumps the clock."""
 
@@ -136,14 +147,23 @@ class SoakWaiter:
 
 
 class Soak:
-    """One venue for ``cycles`` checks, faults drawn with probability ``rate`` per cycle."""
+    """One venue for ``cycles`` checks, faults drawn with probability ``rate`` per cycle
+    (or, with ``script``, exactly the faults it names on the cycles it names)."""
 
     def __init__(
-        self, name: str, folder: Path, *, cycles: int, seed: int = 12, rate: float = 0.2
+        self,
+        name: str,
+        folder: Path,
+        *,
+        cycles: int,
+        seed: int = 12,
+        rate: float = 0.2,
+        script: dict[int, list[str]] | None = None,
     ) -> None:
         self.venue: Venue = venue(name, folder)
         self.cycles = cycles
         self.rate = rate
+        self.script = script  # cycle (1-based) -> faults "kind" or "kind@account"; no draws
         self.rng = random.Random(f"{seed}:{name}")
         self.clock = ManualClock(T0)
         self.url = f"sqlite:///{folder / 'journal.sqlite'}"
@@ -151,7 +171,7 @@ class Soak:
         self.strategy = strategy(self.venue.quote)
         self.risk = RiskLimits(MAX_DRAWDOWN, timedelta(hours=24), max_cycle_turnover=None)
         self.notifier = MemoryNotifier()
-        self.log = io.StringIO()
+        self.log = Drain()
         self.tally = Tally(name)
         self.mids = dict(PRICES)
         self.priced_at = T0
@@ -161,9 +181,8 @@ class Soak:
         self.last_resume: datetime | None = None
         self.halt_ticks = 0  # ticks left before the operator resumes
         self.down_ticks = 0
-        self.next_restart = self.rng.randint(100, 300)
+        self.next_restart = self.rng.randint(100, 300) if script is None else 10**9
         self.seen_ticks = 0
-        self.seen_log = 0
         self.seen_events = 0
         self.seen_hits: dict[str, int] = {}
         self.tick_at = T0
@@ -284,10 +303,19 @@ class Soak:
 
     def _draw_faults(self) -> None:
         self.tick_faults = []
+        if self.script is not None:  # a scripted case: these faults on this cycle
+            for kind in self.script.get(self.tally.cycles + 1, ()):
+                kind, _, name = kind.partition("@")
+                account = next(a for a in self.venue.accounts if a.name == (name or a.name))
+                self._inject(kind, account)
+            return
         if self.rng.random() >= self.rate:
             return
-        kind = self.rng.choice(self.venue.faults)
-        account = self.rng.choice(self.venue.accounts)
+        self._inject(self.rng.choice(self.venue.faults), self.rng.choice(self.venue.accounts))
+
+    def _inject(self, kind: str, account: Any) -> None:
+        """Inject one fault of ``kind`` (a name of :data:`WIRE` or of the market and account
+        faults of :mod:`soak.venues`) on ``account`` for the coming cycle."""
         port = account.wire if account.wire is not None else account.port
         asset = self.rng.choice([a for a in ASSETS if a in account.book_ids])
         if kind in WIRE:
@@ -466,8 +494,7 @@ class Soak:
 
     def _check_secrets(self) -> None:
         self.tally.invariants += 1
-        text = self.log.getvalue()[self.seen_log :]
-        self.seen_log += len(text)
+        text = self.log.drain()
         events = self.notifier.events[self.seen_events :]
         self.seen_events += len(events)
         texts = [text, self.last_error, *(f"{e.title} {e.body}" for e in events)]
@@ -487,6 +514,7 @@ class Soak:
         assert self.flaky is not None
         self.flaky.countdown = None
         self.rate = 0.0
+        self.script = {} if self.script is not None else None
         self._resume("the end")
         target = self.cycles
         self.cycles += 3
