@@ -64,6 +64,7 @@ RESTART = timedelta(seconds=30)  # deploy/rebalancer.service: RestartSec=30
 DAY = int(timedelta(days=1) / STEP)  # 288 cycles
 TWO_WEEKS = 14 * DAY  # 4,032 cycles
 VOL = 0.003  # standard deviation of a 5-minute log return
+REVERSION = 0.01  # per 5 minutes, of the log distance to the start price
 MAX_DRAWDOWN = Decimal("0.15")
 BAND = Decimal("0.002")  # undecided band around the drawdown limit (prices: last vs mid)
 TOLERANCE = Decimal("1e-7")  # CCXT hands amounts over as floats
@@ -282,8 +283,11 @@ class Soak:
         steps = max((when - self.priced_at) / STEP, 0.0)
         vol = VOL * math.sqrt(steps) * (4 if self.down_ticks else 1)
         for asset, mid in self.mids.items():
-            move = Decimal(str(math.exp(self.rng.gauss(0, vol)))) if vol else Decimal(1)
-            self.mids[asset] = (mid * move).quantize(Decimal("0.01"))
+            # a random walk pulled gently back to the start: two weeks of crashes and
+            # jumps must not walk a price down to nothing
+            pull = -REVERSION * steps * math.log(mid / PRICES[asset])
+            move = math.exp(self.rng.gauss(pull, vol)) if vol else 1.0
+            self.mids[asset] = (mid * Decimal(str(move))).quantize(Decimal("0.01"))
         self.priced_at = when
         self.venue.set_prices(self.mids, when)
         for account in self.venue.accounts:
