@@ -143,7 +143,10 @@ def test_a_lost_postgres_lock_stops_the_holder_between_two_orders(tmp_path: Path
     except Exception as exc:  # stopping by an error is fine; trading on is not
         world.outputs.append(f"{type(exc).__name__}: {exc}")
     finally:
-        journal.close()
+        try:
+            journal.close()
+        except Exception as exc:  # the lock's session is gone: releasing it may fail
+            world.outputs.append(f"{type(exc).__name__}: {exc}")
     _count("PostgreSQL lock session killed between two orders")
     assert killed == [1], "the lock session was found and terminated"
     assert len(double.placed()) == 1, "the holder kept sending after it lost the lock"
