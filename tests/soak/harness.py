@@ -160,6 +160,7 @@ class Soak:
         seed: int = 12,
         rate: float = 0.2,
         script: dict[int, list[str]] | None = None,
+        log_level: str = "DEBUG",
     ) -> None:
         self.venue: Venue = venue(name, folder)
         self.cycles = cycles
@@ -173,6 +174,7 @@ class Soak:
         self.risk = RiskLimits(MAX_DRAWDOWN, timedelta(hours=24), max_cycle_turnover=None)
         self.notifier = MemoryNotifier()
         self.log = Drain()
+        self.log_level = log_level  # DEBUG: CCXT's lines too (signed URLs, headers)
         self.tally = Tally(name)
         self.mids = dict(PRICES)
         self.priced_at = T0
@@ -196,7 +198,7 @@ class Soak:
     # -- running -----------------------------------------------------------------------------
 
     def run(self) -> Tally:
-        setup_logging("INFO", secrets=self.venue.secrets, console=self.log)
+        setup_logging(self.log_level, secrets=self.venue.secrets, console=self.log)
         try:
             while self.tally.cycles < self.cycles:
                 self._segment(self.cycles - self.tally.cycles)
