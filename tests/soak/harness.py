@@ -209,7 +209,9 @@ class Soak:
                 self.journal.close()
         return self.tally
 
-    def _open(self) -> Daemon:
+    def _open(self, max_ticks: int | None = None) -> Daemon:
+        """Start the bot (again, after a kill or a stop): a journal connection holding the
+        account's lock, a new client on each account, a daemon for ``max_ticks`` checks."""
         if self.journal is not None:
             self.journal.close()  # the process died: its connection and lock went with it
             self.tally.restarts += 1
@@ -221,7 +223,7 @@ class Soak:
             port = account.wire if account.wire is not None else account.port
             port.guard = self._guard
         policy = DaemonPolicy(
-            Schedule(period=STEP), timedelta(minutes=1), timedelta(minutes=15), max_ticks=None
+            Schedule(period=STEP), timedelta(minutes=1), timedelta(minutes=15), max_ticks=max_ticks
         )
         daemon = Daemon(
             exchange,
@@ -240,17 +242,11 @@ class Soak:
         return daemon
 
     def _segment(self, left: int) -> None:
-        daemon = self._open()
-        daemon.policy = DaemonPolicy(
-            daemon.policy.schedule,
-            daemon.policy.retry_after,
-            daemon.policy.max_backoff,
-            max_ticks=left,
-        )
+        daemon = self._open(left)
         try:
             result = daemon.run(handle_signals=False)
-        except Killed:
-            self._after_tick(daemon, killed=True)
+        except Killed:  # the loop's `finally` still ran: a real SIGKILL would not even log
+            self._after_tick(daemon)
             return
         self._after_tick(daemon)
         if result.exit_code != 0:
@@ -388,7 +384,7 @@ class Soak:
     def _violation(self, text: str) -> None:
         self.tally.violations.append(f"{self.tally.venue} {self.clock.now():%m-%d %H:%M}: {text}")
 
-    def _after_tick(self, daemon: Daemon, *, killed: bool = False) -> None:
+    def _after_tick(self, daemon: Daemon) -> None:
         if daemon.ticks <= self.seen_ticks:
             return
         self.seen_ticks = daemon.ticks
