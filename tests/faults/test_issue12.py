@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -219,3 +220,36 @@ def test_a_write_killed_midway_leaves_no_temp_file_behind(
     state.save_balances({"USDT": D(80)})
     assert state.balances() == {"USDT": D(80)}
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+# -- found by the soak ------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="found by the soak; not fixed yet (reported by h6-soak)")
+def test_coinbase_keeps_trading_a_market_with_a_full_page_of_recent_orders() -> None:
+    """Coinbase cannot look an order up by client id: the adapter lists the market's orders
+    of the last ``lookup_window`` (7 days), one page of 100, and says "not found" only when
+    the page is not full. Once a market had 100 orders in a week (one every 100 minutes),
+    the check before each send cannot tell, and every new order on it is refused ("NOT sent,
+    could not check whether an order with this client id already exists"); an intent whose
+    request was lost can never be resolved either, which blocks every market. Two
+    simulated weeks on Coinbase: stuck from day 13. The client id carries its cycle's time
+    (:func:`rebalancer.core.order_ids.id_time`): listing from there would settle both."""
+    from doubles.coinbase import CbOrder
+    from soak.harness import Soak, scratch
+
+    with scratch() as folder:
+        soak = Soak("coinbase", folder, cycles=6, rate=0.0)
+        double = soak.venue.accounts[0].double
+        now = time.time()
+        for product in ("BTC-USD", "ETH-USD", "SOL-USD"):
+            for i in range(100):  # a busy week: 100 earlier orders on each market
+                cid = f"by-hand-{product}-{i}"  # the user's own orders, say
+                config = {"market_market_ioc": {"base_size": "0.001"}}
+                double.orders.append(
+                    CbOrder(f"old-{product}-{i}", cid, product, "BUY", config, now - 3600)
+                )
+        tally = soak.run()
+    _count("Coinbase: a market with a full page of recent orders")
+    assert tally.violations == [], "\n".join(tally.violations)
+    assert tally.orders >= 3, "the first check's three buys were refused"
