@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"soak {args.days} days x {args.venues} (seed {args.seed}): {total.cycles} cycles, "
         f"{sum(kinds.values())} faults ({by_kind}), "
-        f"{total.restarts} kill+restarts, {total.halts} halts, {total.orders} orders, "
+        f"{total.restarts} restarts, {total.halts} halts, {total.orders} orders, "
         f"{total.invariants} invariants checked, {len(total.violations)} violations "
         f"[{time.perf_counter() - started:.0f} s]"
     )
