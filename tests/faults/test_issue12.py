@@ -233,8 +233,9 @@ def test_coinbase_keeps_trading_a_market_with_a_full_page_of_recent_orders() -> 
     the check before each send cannot tell, and every new order on it is refused ("NOT sent,
     could not check whether an order with this client id already exists"); an intent whose
     request was lost can never be resolved either, which blocks every market. Two
-    simulated weeks on Coinbase: stuck from day 13. The client id carries its cycle's time
-    (:func:`rebalancer.core.order_ids.id_time`): listing from there would settle both."""
+    simulated weeks on Coinbase: SOL stuck from day 9, all markets from day 13. The client
+    id carries its cycle's time (:func:`rebalancer.core.order_ids.id_time`): listing from
+    there would settle both."""
     from doubles.coinbase import CbOrder
     from soak.harness import Soak, scratch
 
