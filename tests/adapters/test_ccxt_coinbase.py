@@ -278,14 +278,21 @@ def test_resending_a_client_id_returns_the_first_order() -> None:
     assert double.balances["BTC"] == Decimal("0.04")
 
 
-def test_unknown_client_id_is_none_and_a_full_page_cannot_tell(
+def test_a_look_up_follows_the_cursor_and_gives_up_only_past_its_page_budget(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _, _, exchange = build()
+    _, double, exchange = build()
     assert exchange.fetch_order("cb-none", "BTC/USD") is None
-    for i in range(2):
+    for i in range(5):
         exchange.create_market_order(order(Side.SELL, "BTC", "0.001", "60000", f"cb-{i}"))
     monkeypatch.setattr(exchange_module, "LOOKUP_PAGE", 2)
+    # newest first: cb-0 is on the third page of two; the cursor leads there
+    found = exchange.fetch_order("cb-0", "BTC/USD")
+    assert found is not None and found.client_order_id == "cb-0"
+    assert exchange.fetch_order("cb-older", "BTC/USD") is None  # three pages, complete
+    cursors = [r.params["cursor"] for r in double.log if "cursor" in r.params]
+    assert cursors == ["2", "4", "2", "4"], "the later pages were asked for by cursor"
+    monkeypatch.setattr(exchange_module, "LOOKUP_PAGES", 2)  # 4 of 5 orders: cannot tell
     with pytest.raises(RetryLater, match="cannot tell"):
         exchange.fetch_order("cb-older", "BTC/USD")
 

@@ -881,10 +881,12 @@ class CoinbaseDouble(BaseAdapter):
         ]
         for o in found:
             self._poll(o)
-        page = found[:limit]
+        offset = int((q.get("cursor") or ["0"])[0] or 0)  # the cursor: where the next page starts
+        page = found[offset : offset + limit]
+        more = len(found) > offset + limit
         return 200, {
             "orders": [self._order_json(o) for o in page],
             "sequence": "0",
-            "has_next": len(found) > limit,
-            "cursor": "next" if len(found) > limit else "",
+            "has_next": more,
+            "cursor": str(offset + limit) if more else "",
         }

@@ -51,7 +51,6 @@ def _count(case: str) -> None:
     TALLY.names[case] += 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 item 4: fixed on branch h2")
 def test_a_failed_read_after_the_buys_still_records_the_cycle(tmp_path: Path) -> None:
     """The final snapshot fails (HTTP 503 on the third balance read): the fills are
     journaled, and so is the cycle -- the rule's last firing is known, the user told."""
@@ -68,12 +67,13 @@ def test_a_failed_read_after_the_buys_still_records_the_cycle(tmp_path: Path) ->
     finish(world, "failed read after the buys")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 item 6: fixed on branch h2")
 def test_band_edge_with_spread_invests_a_deposit() -> None:
-    """``style = "band_edge"`` with ``cash_flows = "spread"``: a deposit is bought."""
+    """``style = "band_edge"`` with ``cash_flows = "spread"``: a deposit that leaves every
+    weight within its band is bought (one that trips the band runs the full band-edge
+    rebalance instead, as docs/smarter-rules.md says)."""
     policy = PlanPolicy(min_trade=D(1), style="band_edge", cash_flows="spread")
     targets = {"BTC": D("0.4"), "ETH": D("0.4"), "USDT": D("0.2")}
-    strat = Strategy("USDT", targets, Threshold(D("0.10")), policy)
+    strat = Strategy("USDT", targets, Threshold(D("0.15")), policy)
     ex = PaperExchange("USDT", {"BTC": D(40), "ETH": D(340), "USDT": D(2600)}, D("0.001"))
     ex.set_prices({"BTC": D(100), "ETH": D(10)}, T0)
     journal = MemoryJournal()
@@ -122,7 +122,6 @@ def _kill_lock_session(url: str, account: str) -> int:
         engine.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 item 1: fixed on branch h1")
 def test_a_lost_postgres_lock_stops_the_holder_between_two_orders(tmp_path: Path) -> None:
     """The lock session is killed after the first order of a cycle: the holder sends no
     further order; a second instance can take the lock and finishes the plan alone."""
@@ -155,7 +154,6 @@ def test_a_lost_postgres_lock_stops_the_holder_between_two_orders(tmp_path: Path
     second.close()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 minor (secret echoed): fixed on branch h7")
 def test_a_secret_under_targets_is_not_echoed(tmp_path: Path) -> None:
     """A key pasted under [targets] is refused without printing it back."""
     from rebalancer.config import load_config
@@ -186,7 +184,6 @@ def test_a_restart_after_an_unknown_outcome_trades_under_new_ids(tmp_path: Path)
     finish(world, "a restart after an unknown outcome")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 minor (state file values): fixed on branch h1")
 @pytest.mark.parametrize("value", ["abc", "NaN", "-5", ["1"]])
 def test_a_paper_state_with_wrong_values_is_a_clear_error(value: object, tmp_path: Path) -> None:
     from rebalancer.adapters.state_file import StateFile
@@ -198,7 +195,6 @@ def test_a_paper_state_with_wrong_values_is_a_clear_error(value: object, tmp_pat
         StateFile(path).balances()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 minor (orphaned temp files): fixed on branch h1")
 def test_a_write_killed_midway_leaves_no_temp_file_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -225,17 +221,15 @@ def test_a_write_killed_midway_leaves_no_temp_file_behind(
 # -- found by the soak ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="found by the soak; not fixed yet (reported by h6-soak)")
 def test_coinbase_keeps_trading_a_market_with_a_full_page_of_recent_orders() -> None:
     """Coinbase cannot look an order up by client id: the adapter lists the market's orders
     of the last ``lookup_window`` (7 days), one page of 100, and says "not found" only when
-    the page is not full. Once a market had 100 orders in a week (one every 100 minutes),
-    the check before each send cannot tell, and every new order on it is refused ("NOT sent,
-    could not check whether an order with this client id already exists"); an intent whose
-    request was lost can never be resolved either, which blocks every market. Two
-    simulated weeks on Coinbase: SOL stuck from day 9, all markets from day 13. The client
-    id carries its cycle's time (:func:`rebalancer.core.order_ids.id_time`): listing from
-    there would settle both."""
+    the page was not full. Once a market had 100 orders in a week (one every 100 minutes),
+    the check before each send could not tell, and every new order on it was refused ("NOT
+    sent, could not check whether an order with this client id already exists"); an intent
+    whose request was lost could never be resolved either, which blocked every market (two
+    simulated weeks on Coinbase: SOL stuck from day 9, all markets from day 13). Fixed: the
+    listing follows the exchange's cursor to the end, from the id's own cycle time."""
     from doubles.coinbase import CbOrder
     from soak.harness import Soak, scratch
 

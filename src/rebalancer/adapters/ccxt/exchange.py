@@ -59,6 +59,7 @@ from rebalancer.core.errors import (
     UnknownSymbol,
 )
 from rebalancer.core.model import ZERO, Fill, MarketRules, OrderRequest, Side, Snapshot
+from rebalancer.core.order_ids import id_time
 from rebalancer.core.venue import venue_model
 from rebalancer.ports import Clock
 
@@ -68,6 +69,8 @@ T = TypeVar("T")
 
 
 LOOKUP_PAGE = 100  # orders listed per look-up by client id where the exchange cannot filter
+LOOKUP_PAGES = 20  # pages followed by cursor before a look-up gives up (RetryLater)
+LOOKUP_SLACK = timedelta(minutes=5)  # listed from this long before an id's cycle time
 
 
 class MarketDataRejected(RetryLater):
@@ -509,22 +512,49 @@ class CcxtExchange(RestingOrders):
         return self._read(what, lambda: self.client.fetch_order(order_id, symbol))
 
     def _find_recent(self, cid: str, symbol: str) -> Any:
-        """List ``symbol``'s orders of the last ``lookup_window`` and pick ours by client id.
+        """List ``symbol``'s orders since ``cid`` was made (at most ``lookup_window`` back)
+        page by page, following the exchange's cursor, and pick ours by client id.
 
-        "Not found" is only claimed when the list was complete: a full page that does not
-        hold ``cid`` cannot tell, and is a RetryLater.
+        "Not found" is only claimed when the listing was complete (the last page carried no
+        cursor); more than ``LOOKUP_PAGES`` full pages cannot tell, and is a RetryLater. A
+        market with many earlier orders (the user's own, a busy week) no longer hides ours:
+        the listing starts at the order's own cycle time, less ``LOOKUP_SLACK``.
         """
-        since_ms = int((self.clock.now() - self.lookup_window).timestamp() * 1000)
-        orders = self.client.fetch_orders(symbol, since_ms, LOOKUP_PAGE)
-        for found in orders:
-            if found.get("clientOrderId") == cid:
-                return found
-        if len(orders) >= LOOKUP_PAGE:
-            raise RetryLater(
-                f"fetch_orders {symbol}: client id {cid} is not among the {len(orders)} most "
-                f"recent orders; cannot tell whether it exists"
-            )
-        return None
+        since = self.clock.now() - self.lookup_window
+        made = _made_at(cid)
+        if made is not None:
+            since = max(since, made - LOOKUP_SLACK)
+        cursor = ""
+        for _ in range(LOOKUP_PAGES):
+            orders, cursor = self._recent_page(symbol, since, cursor)
+            for found in orders:
+                if found.get("clientOrderId") == cid:
+                    return found
+            if not cursor:
+                return None
+        raise RetryLater(
+            f"fetch_orders {symbol}: client id {cid} is not among the "
+            f"{LOOKUP_PAGES * LOOKUP_PAGE} orders listed since {since:%Y-%m-%d %H:%M} UTC; "
+            "cannot tell whether it exists"
+        )
+
+    def _recent_page(self, symbol: str, since: datetime, cursor: str) -> tuple[list[Any], str]:
+        """One page of ``symbol``'s orders since ``since`` (newest first) and the cursor of
+        the next one ("" when this was the last). Coinbase's order list is read directly:
+        CCXT's ``fetch_orders`` hides the page's cursor in an order's ``info``, where every
+        Coinbase order already has a ``cursor`` field of its own."""
+        market = self.client.market(symbol)
+        request: dict[str, Any] = {
+            "product_id": market["id"],
+            "limit": LOOKUP_PAGE,
+            "start_date": self.client.iso8601(int(since.timestamp() * 1000)),
+        }
+        if cursor:
+            request["cursor"] = cursor
+        response = self.client.v3PrivateGetBrokerageOrdersHistoricalBatch(request)
+        orders = self.client.parse_orders(response.get("orders") or [], market)
+        more = bool(response.get("has_next")) and bool(response.get("cursor"))
+        return orders, str(response["cursor"]) if more else ""
 
     def _fetch_raw(self, cid: str, symbol: str) -> Any:
         """The CCXT order with our client id ``cid``, or None if the exchange has none."""
@@ -607,3 +637,14 @@ class CcxtExchange(RestingOrders):
         currency = quote if quote in by_currency else next(iter(by_currency))
         others = tuple((c, a) for c, a in by_currency.items() if c != currency)
         return by_currency[currency], currency, others
+
+
+def _made_at(cid: str) -> datetime | None:
+    """The cycle time our client id ``cid`` carries (None for an id not made by us)."""
+    if not cid.startswith("rb"):
+        return None
+    try:
+        return id_time(cid)
+    except (ValueError, OverflowError):
+        return None
+
