@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
+import rebalancer.backtest.optimize as optimize_mod
 from rebalancer.backtest.data import load_panel
 from rebalancer.backtest.optimize import (
     OPT_METHODS,
@@ -218,3 +221,31 @@ def test_risk_parity_within_bounds_keeps_them(returns: np.ndarray) -> None:  # t
     w, _ = optimise(returns, "risk_parity", c)
     assert (w >= 0.2 - 1e-12).all() and (w <= 0.3 + 1e-12).all()
     assert w.sum() == pytest.approx(0.9, abs=1e-12)
+
+
+@given(
+    raw=st.lists(st.floats(0.0, 1.0), min_size=2, max_size=6),
+    lo=st.sampled_from([0.0, 0.01, 0.05]),
+    hi=st.sampled_from([0.3, 0.5, 1.0]),
+    floor=st.sampled_from([0.0, 0.1, 0.25, 0.333333]),
+)
+def test_rounded_targets_keep_every_constraint(
+    raw: list[float], lo: float, hi: float, floor: float
+) -> None:
+    # weights inside the box summing to the budget, rounded to 1e-6: the quote is exactly
+    # its floor and every weight stays within [lo, hi] (nearest rounding broke the floor)
+    c = Constraints(min_weight=lo, max_weight=hi, cash_floor=floor)
+    assume(len(raw) * lo <= 1 - floor <= len(raw) * hi)
+    w = optimize_mod._project(np.array(raw) + 1e-7 * np.arange(len(raw)) / 3, c)
+    assume(abs(w.sum() - (1 - floor)) < 1e-12)
+    t = to_targets([f"A{i}" for i in range(len(raw))], w, "Q", c)
+    assert sum(t.values()) == 1 and t["Q"] == Decimal(repr(floor))
+    assert all(Decimal(repr(lo)) <= t[f"A{i}"] <= Decimal(repr(hi)) for i in range(len(raw)))
+    assert all(abs(float(t[f"A{i}"]) - w[i]) < 1.5e-6 for i in range(len(raw)))
+
+
+def test_rounding_that_pushed_the_quote_under_its_floor() -> None:
+    c = Constraints(cash_floor=0.1)
+    t = to_targets(["A", "B", "C"], np.array([0.2999996, 0.2999996, 0.3000008]), "Q", c)
+    # largest remainders: C owed 0.8 unit, A 0.6 (B ties A, comes later): each within 1e-6
+    assert t == {"A": D("0.3"), "B": D("0.299999"), "C": D("0.300001"), "Q": D("0.1")}

@@ -275,6 +275,21 @@ def risk_parity(cov: FloatArray, c: Constraints) -> FloatArray:
     return _solve(spread, _project(w, c), c)
 
 
+def sharpe_note(why: Mapping[str, float]) -> str:
+    """What a ``max_sharpe`` result means, for people ("" for the other methods)."""
+    if "sharpe" not in why:
+        return ""
+    note = f"Sharpe ratio {why['sharpe']:.2f} a year (risk-free rate 0)"
+    if why["sharpe"] <= 0:
+        note += (
+            "; every mix allowed lost money on average over the window, so this is the "
+            "least bad one (a corner of the constraints)"
+        )
+    if not why.get("proven", 1.0):
+        note += "; the best of several local searches, not proven optimal"
+    return note
+
+
 def optimise(
     returns: FloatArray,
     method: OptMethod,
@@ -320,10 +335,41 @@ def optimise(
     return w, {"shrinkage": shrink, "annual_vol": risk, "turnover": turnover, **extra}
 
 
-def to_targets(assets: Sequence[str], w: FloatArray, quote: str) -> dict[str, Decimal]:
-    """Decimal targets (rounded to 1e-6) summing to exactly 1, the rest on the quote."""
-    out = {a: Decimal(repr(round(float(x), 6))) for a, x in zip(assets, w, strict=True)}
-    out[quote] = Decimal(1) - sum(out.values(), Decimal(0))
+UNIT = 10**6  # targets are rounded to 1e-6
+
+
+def _round_units(w: FloatArray, c: Constraints) -> list[int]:
+    """``w`` in whole 1e-6 units that keep every bound and the budget: each weight rounded
+    down, then the units still owed (``round(sum w * 1e6)`` in all) to the largest remainders
+    first, never past ``max_weight`` (largest-remainder rounding within the bounds)."""
+    lo = math.ceil(c.min_weight * UNIT - 1e-6)
+    hi = math.floor(c.max_weight * UNIT + 1e-6)
+    scaled = [float(x) * UNIT for x in w]
+    units = [min(max(math.floor(x + 1e-6), lo), hi) for x in scaled]
+    owed = round(sum(scaled)) - sum(units)
+    order = sorted(range(len(units)), key=lambda i: units[i] - scaled[i])  # most owed first
+    while owed != 0:
+        step = 1 if owed > 0 else -1
+        movable = [i for i in order if lo <= units[i] + step <= hi]
+        if not movable:
+            break
+        for i in movable if step > 0 else reversed(movable):
+            if owed == 0:
+                break
+            units[i] += step
+            owed -= step
+    return units
+
+
+def to_targets(
+    assets: Sequence[str], w: FloatArray, quote: str, constraints: Constraints = Constraints()
+) -> dict[str, Decimal]:
+    """Decimal targets in 1e-6 steps summing to exactly 1, the rest on the quote. The
+    rounding keeps ``constraints``: every weight within its bounds and the quote at its
+    floor when ``w`` sums to ``1 - cash_floor`` (see :func:`_round_units`)."""
+    units = _round_units(w, constraints)
+    out = {a: Decimal(u).scaleb(-6).normalize() for a, u in zip(assets, units, strict=True)}
+    out[quote] = (Decimal(1) - sum(out.values(), Decimal(0))).normalize()
     return out
 
 
@@ -402,13 +448,13 @@ class WindowOptimiser:
         returns = np.diff(np.log(prices), axis=0)
         previous = np.array([float(current.get(a, 0)) for a in assets], dtype=np.float64)
         w, why = optimise(returns, cast(OptMethod, self.method), self.constraints, previous)
-        targets = to_targets(assets, w, self.quote)
+        targets = to_targets(assets, w, self.quote, self.constraints)
         weights = ", ".join(f"{a} {targets[a]:.1%}" for a in [*assets, self.quote])
         return TargetProposal(
             targets,
             f"window of {len(returns)} daily returns; {weights}; portfolio volatility "
             f"{why['annual_vol']:.0%} a year, shrinkage {why['shrinkage']:.2f}, turnover "
-            f"{why['turnover']:.2f}",
+            f"{why['turnover']:.2f}" + (f"; {sharpe_note(why)}" if "sharpe" in why else ""),
         )
 
 
@@ -456,7 +502,9 @@ def backtest_optimised(
     initial = {a: float(start_targets[a]) for a in assets}
     plan = target_schedule(closes, method, constraints, window=window, every=every, initial=initial)
     cuts = [0] + [int(index.searchsorted(when)) - 1 for when, _ in plan] + [len(closes)]
-    targets_at = [dict(start_targets)] + [to_targets(assets, w, quote) for _, w in plan]
+    targets_at = [dict(start_targets)] + [
+        to_targets(assets, w, quote, constraints) for _, w in plan
+    ]
     segments = [
         (cuts[k], cuts[k + 1], targets_at[k])
         for k in range(len(targets_at))

@@ -27,6 +27,7 @@ from rebalancer.backtest.optimize import (
     OptMethod,
     ledoit_wolf,
     optimise,
+    sharpe_note,
     to_targets,
 )
 from rebalancer.bootstrap import account_name, journal
@@ -96,7 +97,7 @@ def suggest_command(
     vols = np.sqrt(np.diag(cov) * 365)
     rc = w * (cov @ w)
     share = rc / rc.sum() if rc.sum() > 0 else rc
-    suggested = to_targets(assets, w, settings.quote)
+    suggested = to_targets(assets, w, settings.quote, c)
     end = panel.closes.index[-1]
     if as_json:
         out = {
@@ -107,7 +108,8 @@ def suggest_command(
             "current": {a: str(v) for a, v in strategy.targets.items()},
             "annual_vol": {a: float(v) for a, v in zip(assets, vols, strict=True)},
             "risk_share": {a: float(v) for a, v in zip(assets, share, strict=True)},
-            **why,
+            "portfolio_annual_vol": why["annual_vol"],
+            **{k: v for k, v in why.items() if k != "annual_vol"},
         }
         typer.echo(json.dumps(out, indent=2))
         return
@@ -129,6 +131,8 @@ def suggest_command(
         f"Ledoit-Wolf shrinkage {why['shrinkage']:.2f}; portfolio volatility "
         f"{why['annual_vol']:.0%} a year; turnover from the targets {why['turnover']:.2f}"
     )
+    if "sharpe" in why:
+        console.print(sharpe_note(why))
 
 
 def _weights(targets: Any) -> dict[str, str]:
