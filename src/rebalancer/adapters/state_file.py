@@ -17,6 +17,7 @@ from typing import Any
 
 from rebalancer.core.errors import DataError
 from rebalancer.core.model import Fill, OrderRequest, Side
+from rebalancer.core.numbers import plain, text
 from rebalancer.ports import (
     FlowRecord,
     Halt,
@@ -67,7 +68,7 @@ class StateFile:
         return None if raw is None else {k: Decimal(v) for k, v in raw.items()}
 
     def save_balances(self, balances: dict[str, Decimal]) -> None:
-        self.update(balances={k: str(v) for k, v in sorted(balances.items())})
+        self.update(balances={k: plain(v) for k, v in sorted(balances.items())})
 
     def orders(self) -> dict[str, Fill]:
         """The paper account's orders (client order id -> fill), empty when none."""
@@ -77,7 +78,7 @@ class StateFile:
     def save_account(self, balances: dict[str, Decimal], orders: dict[str, Fill]) -> None:
         """Balances and orders in one atomic write: a crash keeps both or neither."""
         self.update(
-            balances={k: str(v) for k, v in sorted(balances.items())},
+            balances={k: plain(v) for k, v in sorted(balances.items())},
             orders={cid: fill_dict(f) for cid, f in orders.items()},
         )
 
@@ -98,7 +99,7 @@ _FILL_FIELDS = (
 
 
 def fill_dict(fill: Fill) -> dict[str, str]:
-    return {k: str(getattr(fill, k)) for k in _FILL_FIELDS}
+    return {k: text(getattr(fill, k)) for k in _FILL_FIELDS}
 
 
 def fill_from(data: dict[str, str]) -> Fill:
@@ -122,7 +123,7 @@ def _time(value: Any) -> datetime | None:
 
 
 def order_dict(order: OrderRequest) -> dict[str, str]:
-    return {k: str(getattr(order, k)) for k in _ORDER_FIELDS}
+    return {k: text(getattr(order, k)) for k in _ORDER_FIELDS}
 
 
 def order_from(data: dict[str, str]) -> OrderRequest:

@@ -16,6 +16,7 @@ from rich.table import Table
 from rebalancer.bootstrap import account_name, journal, journal_url
 from rebalancer.cli.options import ConfigOpt, settings_from
 from rebalancer.core.errors import ConfigError
+from rebalancer.core.numbers import text
 
 KINDS = ("cycles", "orders", "fills", "halts")
 console = Console()
@@ -53,7 +54,7 @@ def _text(value: Any) -> str:
         return value.isoformat()
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return "" if value is None else str(value)
+    return "" if value is None else text(value)
 
 
 def write_csv(path: Path, rows: dict[str, list[dict[str, Any]]]) -> int:

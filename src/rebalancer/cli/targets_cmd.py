@@ -34,6 +34,7 @@ from rebalancer.bootstrap import account_name, journal
 from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
 from rebalancer.config import Settings
 from rebalancer.core.errors import ConfigError
+from rebalancer.core.numbers import plain
 from rebalancer.core.retarget import next_due
 from rebalancer.ports import TargetChange
 
@@ -104,8 +105,8 @@ def suggest_command(
             "method": method,
             "window_end": end.isoformat(),
             "window": window,
-            "suggested": {a: str(v) for a, v in suggested.items()},
-            "current": {a: str(v) for a, v in strategy.targets.items()},
+            "suggested": {a: plain(v) for a, v in suggested.items()},
+            "current": {a: plain(v) for a, v in strategy.targets.items()},
             "annual_vol": {a: float(v) for a, v in zip(assets, vols, strict=True)},
             "risk_share": {a: float(v) for a, v in zip(assets, share, strict=True)},
             "portfolio_annual_vol": why["annual_vol"],
@@ -136,7 +137,7 @@ def suggest_command(
 
 
 def _weights(targets: Any) -> dict[str, str]:
-    return {a: str(w) for a, w in targets.items()}
+    return {a: plain(w) for a, w in targets.items()}
 
 
 def targets_state(settings: Settings, changes: list[TargetChange], now: datetime) -> dict[str, Any]:
