@@ -542,6 +542,7 @@ def backtest_optimised(
     metrics = compute_metrics(
         eq,
         bar,
+        times=index[np.concatenate([np.arange(lo, hi) for lo, hi, _ in segments])],
         initial=float(capital),
         n_rebalances=rebalances,
         fees=float(fees),

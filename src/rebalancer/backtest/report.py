@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 
 from rebalancer import __version__
 from rebalancer.backtest.engine import BacktestResult, Run
+from rebalancer.backtest.metrics import CONVENTIONS
 
 COLORS = {"strategy": "#1f77b4", "buy_and_hold": "#7f7f7f", "calendar": "#ff7f0e"}
 LABELS = {
@@ -282,6 +283,12 @@ img{max-width:100%} pre{background:#f7f7f7;padding:1em;font-size:12px;overflow:a
 """
 
 
+def conventions_footer() -> str:
+    """The footer stating how the metrics are computed (``metrics.CONVENTIONS``)."""
+    items = "\n".join(f"<li>{html.escape(line)}</li>" for line in CONVENTIONS)
+    return f'<footer><h2>How the metrics are computed</h2>\n<ul>\n{items}\n</ul></footer>'
+
+
 def render_html(result: BacktestResult, images: Mapping[str, bytes], prov: Provenance) -> str:
     run = result.run
     s = result.summary()
@@ -317,6 +324,7 @@ the calendar rule trades back to target on the first bar of every month.</p>
 {trades_table(result)}
 <h2>Reproducibility</h2>
 {_repro(result, prov)}
+{conventions_footer()}
 </body></html>
 """
 
