@@ -249,3 +249,18 @@ def test_rounding_that_pushed_the_quote_under_its_floor() -> None:
     t = to_targets(["A", "B", "C"], np.array([0.2999996, 0.2999996, 0.3000008]), "Q", c)
     # largest remainders: C owed 0.8 unit, A 0.6 (B ties A, comes later): each within 1e-6
     assert t == {"A": D("0.3"), "B": D("0.299999"), "C": D("0.300001"), "Q": D("0.1")}
+
+
+def test_max_sharpe_says_when_the_corners_are_too_many_to_search(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(7)
+    rets = rng.normal(-0.002, 0.03, (90, 4))
+    c = Constraints(min_weight=0.05, max_weight=0.5, cash_floor=0.1)
+    _, why = optimise(rets, "max_sharpe", c)
+    assert why["proven"] == 1.0
+    monkeypatch.setattr(optimize_mod, "MAX_CORNERS", 3)
+    w, local = optimise(rets, "max_sharpe", c)
+    assert local["proven"] == 0.0 and "not proven" in optimize_mod.sharpe_note(local)
+    assert w.sum() == pytest.approx(0.9, abs=1e-9)
+    assert local["sharpe"] <= why["sharpe"] + 1e-12  # never better than the proven optimum

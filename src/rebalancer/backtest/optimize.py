@@ -125,10 +125,11 @@ def _best_return(mu: FloatArray, c: Constraints) -> float:
     return float(mu @ w)
 
 
-def corners(n: int, c: Constraints, limit: int = MAX_CORNERS) -> FloatArray | None:
+def corners(n: int, c: Constraints, limit: int | None = None) -> FloatArray | None:
     """Every vertex of ``{min_weight <= w_i <= max_weight, sum w = 1 - cash_floor}`` (one row
     each), or None when there are more than ``limit``. At a vertex at most one weight lies
     strictly inside the box: ``k`` weights at the maximum, one free, the rest at the minimum."""
+    limit = MAX_CORNERS if limit is None else limit
     lo, hi, budget = c.min_weight, c.max_weight, 1.0 - c.cash_floor
     if hi - lo <= 1e-15:
         return np.full((1, n), budget / n, dtype=np.float64)
