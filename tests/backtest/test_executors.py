@@ -74,8 +74,9 @@ def test_dask_sweep_equals_the_local_one(cluster: Any, closes: pd.DataFrame) -> 
         assert ex.workers() == 2
         remote = run_grid(closes, _strategy(), executor=ex, progress=done.append, **kwargs)
         # the closes, strategy, capital, bar, semantics once for the replay rows, the
-        # prices, targets, capital, bar once for the kernel rows: never once per chunk
-        assert ex.scattered == 9
+        # prices, targets, capital, bar, calendar span once for the kernel rows: never once
+        # per chunk
+        assert ex.scattered == 10
     assert remote.engines() == local.engines() == {"kernel": 100, "replay": 300}
     pd.testing.assert_frame_equal(remote.rows, local.rows, check_exact=True)
     pd.testing.assert_frame_equal(remote.break_even, local.break_even, check_exact=True)

@@ -6,6 +6,7 @@ import math
 from datetime import timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from rebalancer.backtest.metrics import (
@@ -113,3 +114,86 @@ def test_single_bar_has_undefined_ratios() -> None:
     assert math.isnan(m.cagr)
     assert math.isnan(m.sharpe)
     assert m.max_drawdown == 0.0
+
+
+HOUR = timedelta(hours=1)
+
+
+def _gapped_year() -> tuple[np.ndarray, pd.DatetimeIndex]:  # type: ignore[type-arg]
+    """Hourly equity doubling over exactly one 365-day year, 87 of its hours missing (an
+    exchange outage of 33 hours and 54 single hours), as the hourly 2018-22 panel has."""
+    hours = pd.date_range("2021-01-01", periods=8761, freq="h", tz="UTC")
+    drop = set(range(1000, 1033)) | set(range(2000, 2000 + 54 * 100, 100))
+    keep = np.array([i for i in range(8761) if i not in drop])
+    assert len(drop) == 87 and keep[0] == 0 and keep[-1] == 8760
+    return 100 * 2 ** (keep / 8760), hours[keep]
+
+
+def test_years_and_cagr_come_from_the_timestamps_on_a_gapped_panel() -> None:
+    equity, times = _gapped_year()
+    m = compute_metrics(equity, HOUR, times=times)
+    assert m.years == pytest.approx(1.0, rel=1e-15)
+    assert m.cagr == pytest.approx(1.0, rel=1e-12)  # doubled in one calendar year
+    # counted in bars, the year looked 87 hours shorter and the CAGR higher
+    bars = compute_metrics(equity, HOUR)
+    assert bars.years == pytest.approx((8761 - 87 - 1) / 8760, rel=1e-15)
+    assert bars.cagr > m.cagr + 0.01
+    # the ratios annualise per-bar returns with P = 365 days / bar length either way
+    assert m.volatility == bars.volatility and m.sharpe == bars.sharpe
+
+
+def test_the_premium_and_the_drawdown_duration_use_calendar_time() -> None:
+    equity, times = _gapped_year()
+    reb = compute_metrics(
+        equity * 1.1 ** (np.arange(len(equity)) / (len(equity) - 1)), HOUR, times=times
+    )
+    hold = compute_metrics(equity, HOUR, times=times)
+    assert rebalancing_premium(reb, hold).annualised == pytest.approx(0.1, rel=1e-12)
+    # under water from the peak at bar 1 to the end: 3 bars spanning 3 days
+    days = pd.DatetimeIndex(["2021-01-01", "2021-01-02", "2021-01-03", "2021-01-05"], tz="UTC")
+    m = compute_metrics([100.0, 110.0, 90.0, 95.0], DAY, times=days)
+    assert m.max_drawdown_bars == 2 and m.max_drawdown_duration == timedelta(days=3)
+
+
+@pytest.mark.parametrize(
+    ("times", "message"),
+    [
+        (pd.date_range("2021-01-01", periods=2, freq="D", tz="UTC"), "one per equity value"),
+        (pd.DatetimeIndex(["2021-01-02", "2021-01-01", "2021-01-03"], tz="UTC"), "increasing"),
+    ],
+)
+def test_refuses_bad_times(times: pd.DatetimeIndex, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        compute_metrics([1.0, 2.0, 3.0], DAY, times=times)
+
+
+def test_backtest_grid_and_sweep_agree_on_calendar_years_of_a_real_gapped_panel() -> None:
+    from decimal import Decimal
+    from pathlib import Path
+
+    from rebalancer.backtest.data import load_panel
+    from rebalancer.backtest.engine import run_backtest
+    from rebalancer.backtest.grid import run_grid
+    from rebalancer.core.planner import PlanPolicy
+    from rebalancer.core.strategy import Strategy
+    from rebalancer.core.triggers import Threshold
+
+    root = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
+    panel = load_panel(
+        root.parent / "shared" / "data" / "binance_spot_2017_2022", ["BTC", "ETH"], "1h"
+    )
+    closes = panel.closes.loc["2018-02-01":"2018-03-31"]  # the 33-hour outage of 2018-02-08
+    span = closes.index[-1] - closes.index[0]
+    assert span > (len(closes) - 1) * HOUR  # hours are missing
+    years = span.total_seconds() / (365 * 86400)
+    targets = {"BTC": Decimal("0.5"), "ETH": Decimal("0.4"), "USDT": Decimal("0.1")}
+    strategy = Strategy("USDT", targets, Threshold(Decimal("0.05")), PlanPolicy())
+    res = run_backtest(
+        closes, strategy, capital=Decimal(10000), taker_fee=Decimal("0.001"), bar=HOUR
+    )
+    m = res.run.metrics
+    assert m.years == pytest.approx(years, rel=1e-12)
+    assert m.cagr == pytest.approx((1 + m.total_return) ** (1 / years) - 1, rel=1e-12)
+    grid = run_grid(closes, strategy, bands=[0.05], fee_rates=[0.001], bar=HOUR, workers=1)
+    row = grid.rows.iloc[0]
+    assert row["cagr"] == pytest.approx((1 + row["total_return"]) ** (1 / years) - 1, rel=1e-12)

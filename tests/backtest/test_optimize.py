@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
+import rebalancer.backtest.optimize as optimize_mod
 from rebalancer.backtest.data import load_panel
 from rebalancer.backtest.optimize import (
     OPT_METHODS,
@@ -107,3 +110,157 @@ def test_backtest_with_scheduled_targets(closes: pd.DataFrame) -> None:
         "A": D("0.333333"),
         "Q": D("0.666667"),
     }
+
+
+def _sharpe(w: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> float:  # type: ignore[type-arg]
+    return float(mu @ w) / float(np.sqrt(w @ cov @ w))
+
+
+def test_max_sharpe_is_the_global_optimum_on_the_real_losing_window(
+    closes: pd.DataFrame,
+) -> None:
+    # The daily 2024-26 panel, 90 returns to 2026-01-29: every mean is negative. One local
+    # solve from inverse-vol weights stopped at ETH 0.9 (Sharpe -2.0339); BNB 0.9 is better.
+    panel = load_panel(DATA, ["BTC", "ETH", "BNB", "XRP", "LTC"], "1d").closes
+    rets = np.diff(np.log(panel.to_numpy(dtype=np.float64)[-91:]), axis=0)
+    assert (rets.mean(axis=0) < 0).all()
+    c = Constraints(cash_floor=0.1)
+    w, why = optimise(rets, "max_sharpe", c)
+    np.testing.assert_allclose(w, [0, 0, 0.9, 0, 0], atol=1e-12)
+    assert why["sharpe"] == pytest.approx(-2.0297, abs=1e-4) and why["proven"] == 1.0
+    cov, _ = ledoit_wolf(rets)
+    mu = rets.mean(axis=0)
+    grid = _grid_n(5, c, 0.05)
+    best = max(_sharpe(x, mu, cov) for x in grid)
+    assert _sharpe(w, mu, cov) >= best - 1e-12
+
+
+def _grid_n(n: int, c: Constraints, step: float) -> np.ndarray:  # type: ignore[type-arg]
+    import itertools
+
+    budget = 1 - c.cash_floor
+    ticks = np.arange(c.min_weight, c.max_weight + step / 2, step)
+    out = [
+        (*head, budget - sum(head))
+        for head in itertools.product(ticks, repeat=n - 1)
+        if c.min_weight - 1e-9 <= budget - sum(head) <= c.max_weight + 1e-9
+    ]
+    return np.array(out, dtype=float)
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize(
+    "c",
+    [
+        Constraints(cash_floor=0.1),
+        Constraints(min_weight=0.05, max_weight=0.3, cash_floor=0.4),
+        Constraints(min_weight=0.1, max_weight=0.6),
+    ],
+)
+def test_max_sharpe_with_losing_means_beats_an_exhaustive_grid(seed: int, c: Constraints) -> None:
+    # Every feasible mix loses on average: the optimum is a corner of the constraints, and
+    # no point of a fine grid over the whole feasible set scores higher.
+    rng = np.random.default_rng(seed)
+    vols = rng.uniform(0.01, 0.06, 3)
+    corr = np.array([[1, 0.6, 0.3], [0.6, 1, 0.5], [0.3, 0.5, 1]])
+    rets = rng.multivariate_normal(-vols / 20, corr * np.outer(vols, vols), size=90)
+    rets -= rets.mean(axis=0) - rng.uniform(-0.004, -0.0005, 3)  # every mean negative
+    w, why = optimise(rets, "max_sharpe", c)
+    cov, _ = ledoit_wolf(rets)
+    mu = rets.mean(axis=0)
+    grid = _grid_n(3, c, 0.005)
+    scores = (grid @ mu) / np.sqrt(np.einsum("ij,jk,ik->i", grid, cov, grid))
+    assert _sharpe(w, mu, cov) >= scores.max() - 1e-12
+    assert why["proven"] == 1.0
+    assert w.sum() == pytest.approx(1 - c.cash_floor, abs=1e-12)
+    assert (w >= c.min_weight - 1e-12).all() and (w <= c.max_weight + 1e-12).all()
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("bounds", [(0.0, 1.0), (0.05, 0.5), (0.1, 0.4)])
+def test_max_sharpe_equals_pyportfolioopt_when_some_mean_is_positive(
+    seed: int, bounds: tuple[float, float]
+) -> None:
+    ef_mod = pytest.importorskip("pypfopt.efficient_frontier")
+    rng = np.random.default_rng(100 + seed)
+    n = 5
+    vols = rng.uniform(0.01, 0.06, n)
+    rets = rng.normal(0, 1, (120, n)) * vols
+    rets -= rets.mean(axis=0) - rng.uniform(-0.002, 0.003, n)
+    rets[:, 0] += 0.004 - rets[:, 0].mean()  # at least one mean clearly positive
+    c = Constraints(min_weight=bounds[0], max_weight=bounds[1], cash_floor=0.1)
+    w, why = optimise(rets, "max_sharpe", c)
+    cov, _ = ledoit_wolf(rets)
+    mu = rets.mean(axis=0)
+    # PyPortfolioOpt's weights sum to 1: the same problem scaled by the 0.9 budget
+    ef = ef_mod.EfficientFrontier(
+        pd.Series(mu), pd.DataFrame(cov), weight_bounds=(bounds[0] / 0.9, bounds[1] / 0.9)
+    )
+    ref = np.array(list(ef.max_sharpe(risk_free_rate=0.0).values())) * 0.9
+    np.testing.assert_allclose(w, ref, atol=2e-5)
+    assert _sharpe(w, mu, cov) >= _sharpe(ref, mu, cov) - 1e-9
+    assert why["proven"] == 1.0 and why["sharpe"] > 0
+
+
+def test_risk_parity_is_exact_and_equals_skfolio(returns: np.ndarray) -> None:  # type: ignore[type-arg]
+    w, _ = optimise(returns, "risk_parity", Constraints())
+    cov, _ = ledoit_wolf(returns)
+    rc = w * (cov @ w)
+    assert rc.max() / rc.min() - 1 < 1e-9  # equal contributions to solver precision
+    opt = pytest.importorskip("skfolio.optimization")
+    prior = pytest.importorskip("skfolio.prior")
+    moments = pytest.importorskip("skfolio.moments")
+    ref = opt.RiskBudgeting(
+        prior_estimator=prior.EmpiricalPrior(covariance_estimator=moments.LedoitWolf())
+    ).fit(pd.DataFrame(returns))
+    np.testing.assert_allclose(w, ref.weights_, atol=1e-4)
+
+
+def test_risk_parity_within_bounds_keeps_them(returns: np.ndarray) -> None:  # type: ignore[type-arg]
+    c = Constraints(min_weight=0.2, max_weight=0.3, cash_floor=0.1)
+    w, _ = optimise(returns, "risk_parity", c)
+    assert (w >= 0.2 - 1e-12).all() and (w <= 0.3 + 1e-12).all()
+    assert w.sum() == pytest.approx(0.9, abs=1e-12)
+
+
+@given(
+    raw=st.lists(st.floats(0.0, 1.0), min_size=2, max_size=6),
+    lo=st.sampled_from([0.0, 0.01, 0.05]),
+    hi=st.sampled_from([0.3, 0.5, 1.0]),
+    floor=st.sampled_from([0.0, 0.1, 0.25, 0.333333]),
+)
+def test_rounded_targets_keep_every_constraint(
+    raw: list[float], lo: float, hi: float, floor: float
+) -> None:
+    # weights inside the box summing to the budget, rounded to 1e-6: the quote is exactly
+    # its floor and every weight stays within [lo, hi] (nearest rounding broke the floor)
+    c = Constraints(min_weight=lo, max_weight=hi, cash_floor=floor)
+    assume(len(raw) * lo <= 1 - floor <= len(raw) * hi)
+    w = optimize_mod._project(np.array(raw) + 1e-7 * np.arange(len(raw)) / 3, c)
+    assume(abs(w.sum() - (1 - floor)) < 1e-12)
+    t = to_targets([f"A{i}" for i in range(len(raw))], w, "Q", c)
+    assert sum(t.values()) == 1 and t["Q"] == Decimal(repr(floor))
+    assert all(Decimal(repr(lo)) <= t[f"A{i}"] <= Decimal(repr(hi)) for i in range(len(raw)))
+    assert all(abs(float(t[f"A{i}"]) - w[i]) < 1.5e-6 for i in range(len(raw)))
+
+
+def test_rounding_that_pushed_the_quote_under_its_floor() -> None:
+    c = Constraints(cash_floor=0.1)
+    t = to_targets(["A", "B", "C"], np.array([0.2999996, 0.2999996, 0.3000008]), "Q", c)
+    # largest remainders: C owed 0.8 unit, A 0.6 (B ties A, comes later): each within 1e-6
+    assert t == {"A": D("0.3"), "B": D("0.299999"), "C": D("0.300001"), "Q": D("0.1")}
+
+
+def test_max_sharpe_says_when_the_corners_are_too_many_to_search(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(7)
+    rets = rng.normal(-0.002, 0.03, (90, 4))
+    c = Constraints(min_weight=0.05, max_weight=0.5, cash_floor=0.1)
+    _, why = optimise(rets, "max_sharpe", c)
+    assert why["proven"] == 1.0
+    monkeypatch.setattr(optimize_mod, "MAX_CORNERS", 3)
+    w, local = optimise(rets, "max_sharpe", c)
+    assert local["proven"] == 0.0 and "not proven" in optimize_mod.sharpe_note(local)
+    assert w.sum() == pytest.approx(0.9, abs=1e-9)
+    assert local["sharpe"] <= why["sharpe"] + 1e-12  # never better than the proven optimum

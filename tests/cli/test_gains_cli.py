@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -65,3 +66,27 @@ def test_gains_per_year_and_exports(tmp_path: Path) -> None:
     assert D(json.loads(fifo.output)["years"]["2025"]["net"]) == D("249.75") - D("100.1")
     bad = runner.invoke(app, ["gains", "-c", str(config), "--method", "avg"])
     assert bad.exit_code == 2 and "fifo, lifo, hifo" in bad.output
+
+
+def test_tiny_amounts_are_written_without_an_exponent(tmp_path: Path) -> None:
+    config = tmp_path / "rebalancer.toml"
+    config.write_text(f'state_dir = "{tmp_path / "state"}"\n[targets]\nBTC = 0.5\nUSDT = 0.5\n')
+    _record(
+        config,
+        [
+            (datetime(2025, 1, 5, 9, 30, tzinfo=UTC), "b1", Side.BUY, "0.0000001", "60000"),
+            (datetime(2025, 3, 5, 14, 7, tzinfo=UTC), "s1", Side.SELL, "0.0000001", "90000"),
+        ],
+    )
+    koinly, lots = tmp_path / "koinly.csv", tmp_path / "lots.csv"
+    args = ["gains", "-c", str(config), "--year", "2025", "--json"]
+    result = runner.invoke(app, [*args, "--csv", str(koinly), "--disposals-csv", str(lots)])
+    assert result.exit_code == 0, result.output
+    exponent = re.compile(r"\d[eE][+-]?\d")
+    for text in (result.output, koinly.read_text(), lots.read_text()):
+        assert not exponent.search(text), text
+    rows = list(csv.DictReader(koinly.open()))
+    assert rows[0]["Received Amount"] == "0.0000001" and rows[0]["Date"] == "2025-01-05 09:30 UTC"
+    assert D(rows[0]["Fee Amount"]) == D("0.0000001") * 60000 / 1000
+    net = json.loads(result.output)["years"]["2025"]["net"]
+    assert D(net) == D("0.009") - D("0.000009") - D("0.006") - D("0.000006")

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from rebalancer.core.errors import DataError
 from rebalancer.core.model import Fill, OrderRequest, Side
+from rebalancer.core.numbers import plain, text
 from rebalancer.ports import (
     FlowRecord,
     Halt,
@@ -131,7 +132,7 @@ class StateFile:
         return _validated(self.path, "balances", _BALANCES, raw)
 
     def save_balances(self, balances: dict[str, Decimal]) -> None:
-        self.update(balances={k: str(v) for k, v in sorted(balances.items())})
+        self.update(balances={k: plain(v) for k, v in sorted(balances.items())})
 
     def orders(self) -> dict[str, Fill]:
         """The paper account's orders (client order id -> fill), empty when none."""
@@ -142,7 +143,7 @@ class StateFile:
     def save_account(self, balances: dict[str, Decimal], orders: dict[str, Fill]) -> None:
         """Balances and orders in one atomic write: a crash keeps both or neither."""
         self.update(
-            balances={k: str(v) for k, v in sorted(balances.items())},
+            balances={k: plain(v) for k, v in sorted(balances.items())},
             orders={cid: fill_dict(f) for cid, f in orders.items()},
         )
 
@@ -225,7 +226,7 @@ _FILL_FIELDS = (
 
 
 def fill_dict(fill: Fill) -> dict[str, str]:
-    return {k: str(getattr(fill, k)) for k in _FILL_FIELDS}
+    return {k: text(getattr(fill, k)) for k in _FILL_FIELDS}
 
 
 class MemoryJournal:

@@ -650,9 +650,11 @@ def _run(
     equity, weights = _curves(closes, strategy, initial, cycles)
     traded = [r for _, r in cycles if r.fills]
     turnover = sum(float(r.traded_value / r.drift.total_value) for r in traded)
+    time_index = _time_index(closes.index, bar, times.all)
     metrics = compute_metrics(
         equity,
         bar,
+        times=time_index,
         initial=float(initial_value),
         n_rebalances=len(traded),
         fees=float(sum((r.fees_in_quote() for r in traded), ZERO)),
@@ -662,7 +664,7 @@ def _run(
     return Run(
         name,
         strategy,
-        _time_index(closes.index, bar, times.all),
+        time_index,
         equity,
         weights,
         cycles,

@@ -67,10 +67,13 @@ def kernel_chunk(
     targets: FloatArray,
     capital: float,
     bar: timedelta,
+    span: timedelta | None = None,
 ) -> list[dict[str, Any]]:
     """One task on a worker: ``combos`` through the compiled kernel (as run locally)."""
     with _KERNEL_LOCK:
-        return _run_kernel(list(combos), prices, targets, capital, bar, lambda _n: None)
+        return _run_kernel(
+            list(combos), prices, targets, capital, bar, lambda _n: None, span=span
+        )
 
 
 def replay_chunk(
@@ -160,9 +163,10 @@ class DaskExecutor:
         capital: float,
         bar: timedelta,
         progress: Progress,
+        span: timedelta | None = None,
     ) -> list[dict[str, Any]]:
         return self._map(
-            kernel_chunk, todo, self.kernel_chunk, (prices, targets, capital, bar), progress
+            kernel_chunk, todo, self.kernel_chunk, (prices, targets, capital, bar, span), progress
         )
 
     def replay_rows(

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from rebalancer.backtest.engine import FirstBar, check_closes, run_backtest
+from rebalancer.backtest.metrics import calendar_span
 from rebalancer.backtest.sweep import sweep
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.lots import Method
@@ -94,6 +95,7 @@ class Executor(Protocol):
         capital: float,
         bar: timedelta,
         progress: Progress,
+        span: timedelta | None = None,
     ) -> list[dict[str, Any]]: ...
 
     def replay_rows(
@@ -296,6 +298,7 @@ def _run_kernel(
     bar: timedelta,
     progress: Progress,
     chunk: int = 256,
+    span: timedelta | None = None,
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for start in range(0, len(todo), chunk):
@@ -303,7 +306,7 @@ def _run_kernel(
         res = sweep(
             prices, targets, [c.band for c in part], [c.fee_rate for c in part], capital=capital
         )
-        frame = res.to_frame(bar)
+        frame = res.to_frame(bar, span)
         out.extend({str(k): v for k, v in r.items()} for r in frame[METRICS].to_dict("records"))
         progress(len(part))
     return out
@@ -350,16 +353,19 @@ def run_grid(
     tick = progress or (lambda _n: None)
     t0 = time.perf_counter()
     prices = frame.to_numpy(dtype=np.float64)
+    span = calendar_span(frame.index)  # calendar time: missing bars count
     targets = np.array([float(strategy.targets[a]) for a in strategy.assets])
     if executor is not None:  # e.g. a Dask cluster (rebalancer.backtest.executors)
         k_rows = executor.kernel_rows(
-            [*k_todo, *k_holds], prices, targets, float(capital), bar, tick
+            [*k_todo, *k_holds], prices, targets, float(capital), bar, tick, span
         )
         r_rows = executor.replay_rows(
             [*r_todo, *r_holds], frame, strategy, capital, bar, semantics, tick
         )
     else:
-        k_rows = _run_kernel([*k_todo, *k_holds], prices, targets, float(capital), bar, tick)
+        k_rows = _run_kernel(
+            [*k_todo, *k_holds], prices, targets, float(capital), bar, tick, span=span
+        )
         r_rows = _run_replays(
             [*r_todo, *r_holds],
             frame,

@@ -4,13 +4,16 @@ Definitions (``E`` the equity per bar, ``r_t = E_t / E_{t-1} - 1`` for ``t >= 1`
 bars per year = 365 days / bar period):
 
 * ``total_return = E_last / initial - 1`` (``initial`` defaults to ``E_0``; pass the capital
-  to charge the bar-0 purchase fee); ``years = (bars - 1) * period / 365 days``;
+  to charge the bar-0 purchase fee); ``years`` = the calendar time from the first bar to the
+  last (their timestamps, when given; else ``(bars - 1) * period``) / 365 days, so bars
+  missing from the data (exchange outages) do not shorten it;
   ``cagr = (E_last / initial) ** (1 / years) - 1``;
 * ``volatility = std(r, ddof=1) * sqrt(P)``; ``sharpe = mean(r) / std(r, ddof=1) * sqrt(P)``
   (risk-free rate 0); ``sortino = mean(r) / sqrt(mean(min(r, 0)^2)) * sqrt(P)``;
 * ``max_drawdown = max_t (1 - E_t / max_{s<=t} E_s)`` (a positive fraction);
   ``max_drawdown_bars`` = the longest run of bars since the last running peak (until the
-  peak is regained, or the end); ``calmar = cagr / max_drawdown``;
+  peak is regained, or the end), ``max_drawdown_duration`` the longest such time (from the
+  timestamps when given); ``calmar = cagr / max_drawdown``;
 * the rebalancing premium over buy-and-hold: ``total = E_reb / E_hold - 1`` and annualised
   ``(E_reb / E_hold) ** (1 / years) - 1``.
 
@@ -20,18 +23,38 @@ Undefined ratios (zero deviation, zero drawdown, less than two returns) are NaN.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike
 
 if TYPE_CHECKING:
     from rebalancer.backtest.reference import RunResult
 
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+Times = pd.Index | Sequence[datetime] | None  # one timestamp per equity value
+
 DAYS_PER_YEAR = 365
 SECONDS_PER_YEAR = DAYS_PER_YEAR * 86400
+
+# The conventions above in words, for people: the HTML report's footer and the docs say these.
+CONVENTIONS: tuple[str, ...] = (
+    "A year is 365 days (crypto trades every day). Years are the calendar time from the first "
+    "bar to the last, so bars missing from the data (exchange outages) still count.",
+    "Periods per year P = 365 days / bar length (365 for daily bars, 8760 for hourly).",
+    "Volatility (annualised) = standard deviation of the per-bar returns (n - 1) x sqrt(P).",
+    "Sharpe = mean / standard deviation of the per-bar returns x sqrt(P), risk-free rate 0.",
+    "Sortino = mean return / downside deviation x sqrt(P); the downside deviation is "
+    "sqrt(mean(min(r, 0)^2)) over all returns, gains counting as 0.",
+    "Total return and CAGR are measured from the starting capital, so the first purchase's "
+    "fees count: CAGR = (final / capital)^(1 / years) - 1; Calmar = CAGR / max drawdown.",
+    "Max drawdown = the largest fall from a running peak; its duration = the longest time "
+    "spent below a previous peak (until regained, or the end).",
+)
 
 
 @dataclass(frozen=True)
@@ -117,27 +140,59 @@ def drawdown(equity: ArrayLike) -> tuple[float, int]:
     return float((1.0 - e / peak).max()), int((bars - last_peak).max())
 
 
+def bar_times(times: Times, n: int, bar_seconds: float) -> FloatArray:
+    """Seconds since the first bar for each of ``n`` bars: from ``times`` (datetimes,
+    strictly increasing, one per bar) or, without them, evenly ``bar_seconds`` apart."""
+    if times is None:
+        return np.arange(n, dtype=np.float64) * bar_seconds
+    index = pd.DatetimeIndex(list(times) if not isinstance(times, pd.Index) else times)
+    ns = index.as_unit("ns").asi8
+    if ns.size != n:
+        raise ValueError(f"times: one per equity value needed, got {ns.size} for {n}")
+    if n > 1 and not np.all(np.diff(ns) > 0):
+        raise ValueError("times must be strictly increasing")
+    return np.asarray((ns - ns[0]) / 1e9, dtype=np.float64)
+
+
+def underwater_seconds(equity: ArrayLike, elapsed: FloatArray) -> float:
+    """The longest time (seconds, from ``elapsed``: each bar's seconds since the first)
+    spent since the last running peak, as ``max_drawdown_bars`` counts bars."""
+    e = np.asarray(equity, dtype=np.float64)
+    if e.size == 0:
+        return 0.0
+    peak = np.maximum.accumulate(e)
+    last_peak = np.maximum.accumulate(np.where(e >= peak, np.arange(e.size), 0))
+    return float((elapsed - elapsed[last_peak]).max())
+
+
 def compute_metrics(
     equity: ArrayLike,
     bar_period: timedelta | float,
     *,
+    times: Times = None,
     initial: float | None = None,
     n_rebalances: int = 0,
     fees: float = 0.0,
     traded: float = 0.0,
     turnover: float = 0.0,
 ) -> Metrics:
-    """Metrics of ``equity`` (one value per bar, evenly spaced by ``bar_period``)."""
+    """Metrics of ``equity`` (one value per bar of length ``bar_period``). ``times``: each
+    bar's timestamp; years (CAGR, Calmar, the premium) and the drawdown duration then come
+    from the calendar, so missing bars count as the time they span. Without ``times`` the
+    bars are taken as evenly spaced. Ratios annualise per-bar returns with ``P`` = 365 days /
+    ``bar_period`` either way."""
     e = np.asarray(equity, dtype=np.float64)
     if e.ndim != 1 or e.size < 1 or not np.all(np.isfinite(e)) or np.any(e <= 0):
         raise ValueError("equity must be a non-empty 1-D array of finite values > 0")
     secs = period_seconds(bar_period)
+    elapsed = bar_times(times, e.size, secs)
     start = float(e[0]) if initial is None else float(initial)
     final = float(e[-1])
-    years = (e.size - 1) * secs / SECONDS_PER_YEAR
+    years = float(elapsed[-1]) / SECONDS_PER_YEAR
     cagr = (final / start) ** (1 / years) - 1 if years > 0 else math.nan
     vol, sharpe, sortino = ratios_from_moments(return_moments(e), secs)
     max_dd, dd_bars = drawdown(e)
+    dd_seconds = underwater_seconds(e, elapsed)
     return Metrics(
         final_value=final,
         total_return=final / start - 1,
@@ -148,7 +203,7 @@ def compute_metrics(
         sortino=sortino,
         max_drawdown=max_dd,
         max_drawdown_bars=dd_bars,
-        max_drawdown_duration=timedelta(seconds=dd_bars * secs),
+        max_drawdown_duration=timedelta(seconds=dd_seconds),
         calmar=cagr / max_dd if max_dd > 0 else math.nan,
         n_rebalances=n_rebalances,
         fees=fees,
@@ -157,11 +212,17 @@ def compute_metrics(
     )
 
 
-def run_metrics(run: RunResult, bar_period: timedelta | float, capital: float) -> Metrics:
+def run_metrics(
+    run: RunResult,
+    bar_period: timedelta | float,
+    capital: float,
+    times: Times = None,
+) -> Metrics:
     """Metrics of a reference run; returns measured from ``capital`` (bar-0 fee charged)."""
     return compute_metrics(
         run.equity,
         bar_period,
+        times=times,
         initial=capital,
         n_rebalances=run.n_rebalances,
         fees=run.total_fees,
@@ -175,3 +236,11 @@ def rebalancing_premium(strategy: Metrics, hold: Metrics) -> Premium:
     ratio = strategy.final_value / hold.final_value
     years = strategy.years
     return Premium(total=ratio - 1, annualised=ratio ** (1 / years) - 1 if years > 0 else math.nan)
+
+
+def calendar_span(index: pd.Index) -> timedelta | None:
+    """The time from the first to the last timestamp of ``index`` (gaps included), or None
+    when it holds no timestamps (the bars are then taken as evenly spaced)."""
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
+        return None
+    return (index[-1] - index[0]).to_pytimedelta()

@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 from rebalancer import __version__, templates
 from rebalancer.backtest import labels
 from rebalancer.backtest.engine import BacktestResult, Run
+from rebalancer.backtest.metrics import CONVENTIONS
 
 COLORS = {"strategy": "#1f77b4", "buy_and_hold": "#7f7f7f", "calendar": "#ff7f0e"}
 LABELS = {
@@ -291,6 +292,7 @@ def render_html(result: BacktestResult, images: Mapping[str, bytes], prov: Prove
         trades=trades_table(result),
         prov=prov,
         config_json=config_json(prov),
+        conventions=CONVENTIONS,
     )
 
 

@@ -445,11 +445,16 @@ class SweepResult:
             n=int(row[N_RET]), mean=float(row[MEAN]), m2=float(row[M2]), down_ss=float(row[DOWN_SS])
         )
 
-    def to_frame(self, bar_period: timedelta | float) -> pd.DataFrame:
-        """One row per combination with the metrics of :mod:`rebalancer.backtest.metrics`."""
+    def to_frame(
+        self, bar_period: timedelta | float, span: timedelta | None = None
+    ) -> pd.DataFrame:
+        """One row per combination with the metrics of :mod:`rebalancer.backtest.metrics`.
+        ``span``: the calendar time from the first bar to the last (from the timestamps, so
+        missing bars count); default ``(bars - 1) * bar_period``."""
         secs = period_seconds(bar_period)
         n_bars = int(self.stats[0, N_RET]) + 1 if self.stats.shape[0] else 0
-        years = (n_bars - 1) * secs / (365 * 86400)
+        elapsed = (n_bars - 1) * secs if span is None else span.total_seconds()
+        years = elapsed / (365 * 86400)
         rows: list[dict[str, Any]] = []
         for k in range(self.stats.shape[0]):
             row = self.stats[k]

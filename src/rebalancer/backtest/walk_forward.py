@@ -42,7 +42,7 @@ import pandas as pd
 
 from rebalancer.backtest.engine import BacktestResult, FirstBar, check_closes, run_backtest
 from rebalancer.backtest.grid import Combo
-from rebalancer.backtest.metrics import Metrics, compute_metrics
+from rebalancer.backtest.metrics import Metrics, calendar_span, compute_metrics
 from rebalancer.backtest.sweep import sweep
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.strategy import Strategy
@@ -145,9 +145,10 @@ def _choose(
     capital: float,
     bar: timedelta,
     objective: str,
+    span: timedelta | None = None,
 ) -> tuple[float, float]:
     res = sweep(prices, targets, list(bands), [fee] * len(bands), capital=capital)
-    frame = res.to_frame(bar)
+    frame = res.to_frame(bar, span)
     scores = frame[objective].to_numpy(dtype=np.float64)
     scores = np.where(np.isfinite(scores), scores, -np.inf)
     k = int(np.argmax(scores))  # first maximum: the smaller band on ties
@@ -228,8 +229,9 @@ def walk_forward(
     for i, w in enumerate(wins):
         (a, b), (c, d) = w.train, w.test
         if kind == "abs":
+            in_span = calendar_span(frame.index[a:b])
             band, in_score = _choose(
-                prices[a:b], targets, grid, float(fee_rate), float(capital), bar, objective
+                prices[a:b], targets, grid, float(fee_rate), float(capital), bar, objective, in_span
             )
         else:
             band, in_score = _choose_replayed(
@@ -266,6 +268,7 @@ def walk_forward(
     metrics = compute_metrics(
         equity.to_numpy(),
         bar,
+        times=equity.index,
         initial=float(capital),
         n_rebalances=n_reb,
         fees=fees,

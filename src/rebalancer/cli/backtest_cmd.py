@@ -261,6 +261,11 @@ def backtest_command(
     `report.html` (charts, trade list, data hashes), PNGs, `trades.csv` and `summary.json`
     into --out.
 
+    Metrics: a year is 365 days and years are calendar time (missing bars count); volatility
+    (annualised), Sharpe and Sortino scale per-bar returns by sqrt(P), P = 365 days / bar
+    length; risk-free rate 0; Sortino's downside deviation is over all returns (gains as 0);
+    total return and CAGR are measured from --capital, so the first purchase's fees count.
+
     Example: `rebalancer backtest --data-dir ../shared/data/binance_spot_2017_2022
     --start 2018-05-04 -c my.toml --fee 0.001 --out out/`
     """

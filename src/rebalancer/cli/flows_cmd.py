@@ -20,6 +20,7 @@ from rich.table import Table
 
 from rebalancer.bootstrap import account_name, journal
 from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
+from rebalancer.core.numbers import plain, text
 from rebalancer.web.view import parse_since
 
 console = Console()
@@ -29,7 +30,7 @@ COLUMNS = ("at", "asset", "amount", "value", "quote")
 def flow_rows(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Journal rows as text (times ISO 8601 UTC, numbers exact), oldest first."""
     return [
-        {k: (r[k].isoformat() if isinstance(r[k], datetime) else str(r[k])) for k in COLUMNS}
+        {k: (r[k].isoformat() if isinstance(r[k], datetime) else text(r[k])) for k in COLUMNS}
         for r in rows
     ]
 
@@ -63,7 +64,7 @@ def flows_command(
             writer.writeheader()
             writer.writerows(rows)
     if as_json:
-        out = {"account": account_name(settings), "flows": rows, "net_value": str(net)}
+        out = {"account": account_name(settings), "flows": rows, "net_value": plain(net)}
         typer.echo(json.dumps(out, indent=2))
         return
     if not rows:

@@ -24,6 +24,7 @@ from rebalancer.cli.options import ConfigOpt, settings_from
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.lots import METHODS, Method, TimedFill, gains_by_year, realise
 from rebalancer.core.model import Fill, Side
+from rebalancer.core.numbers import plain
 from rebalancer.core.tax_export import (
     DISPOSAL_COLUMNS,
     KOINLY_COLUMNS,
@@ -115,11 +116,11 @@ def gains_command(
             "fills": len(fills),
             "years": {
                 str(y): {
-                    "proceeds": str(g.proceeds),
-                    "cost": str(g.cost),
-                    "gains": str(g.gains),
-                    "losses": str(g.losses),
-                    "net": str(g.net),
+                    "proceeds": plain(g.proceeds),
+                    "cost": plain(g.cost),
+                    "gains": plain(g.gains),
+                    "losses": plain(g.losses),
+                    "net": plain(g.net),
                 }
                 for y, g in shown.items()
             },

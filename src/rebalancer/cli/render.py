@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rebalancer.core.drift import PortfolioDrift
+from rebalancer.core.numbers import plain
 from rebalancer.core.planner import Plan
 from rebalancer.core.triggers import Decision
 from rebalancer.service import CycleReport
@@ -20,7 +21,7 @@ from rebalancer.service import CycleReport
 
 def _default(obj: Any) -> Any:
     if isinstance(obj, Decimal):
-        return str(obj)
+        return plain(obj)
     if isinstance(obj, datetime):
         return obj.isoformat()
     if isinstance(obj, Enum):

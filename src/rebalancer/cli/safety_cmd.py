@@ -18,6 +18,7 @@ from rebalancer.cli.options import ConfigOpt, settings_from
 from rebalancer.config.bounds import since_time
 from rebalancer.config.secrets import mask_url
 from rebalancer.core.errors import ConfigError
+from rebalancer.core.numbers import text
 
 KINDS = ("cycles", "orders", "fills", "halts")
 EXTRA = ("commands",)  # shown only when asked for
@@ -44,7 +45,7 @@ def _text(value: Any) -> str:
         return value.isoformat()
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return "" if value is None else str(value)
+    return "" if value is None else text(value)
 
 
 def write_csv(path: Path, rows: dict[str, list[dict[str, Any]]]) -> int:

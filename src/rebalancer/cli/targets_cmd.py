@@ -27,12 +27,14 @@ from rebalancer.backtest.optimize import (
     OptMethod,
     ledoit_wolf,
     optimise,
+    sharpe_note,
     to_targets,
 )
 from rebalancer.bootstrap import account_name, journal
 from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
 from rebalancer.config import Settings
 from rebalancer.core.errors import ConfigError
+from rebalancer.core.numbers import plain
 from rebalancer.core.retarget import next_due
 from rebalancer.ports import TargetChange
 
@@ -96,18 +98,19 @@ def suggest_command(
     vols = np.sqrt(np.diag(cov) * 365)
     rc = w * (cov @ w)
     share = rc / rc.sum() if rc.sum() > 0 else rc
-    suggested = to_targets(assets, w, settings.quote)
+    suggested = to_targets(assets, w, settings.quote, c)
     end = panel.closes.index[-1]
     if as_json:
         out = {
             "method": method,
             "window_end": end.isoformat(),
             "window": window,
-            "suggested": {a: str(v) for a, v in suggested.items()},
-            "current": {a: str(v) for a, v in strategy.targets.items()},
+            "suggested": {a: plain(v) for a, v in suggested.items()},
+            "current": {a: plain(v) for a, v in strategy.targets.items()},
             "annual_vol": {a: float(v) for a, v in zip(assets, vols, strict=True)},
             "risk_share": {a: float(v) for a, v in zip(assets, share, strict=True)},
-            **why,
+            "portfolio_annual_vol": why["annual_vol"],
+            **{k: v for k, v in why.items() if k != "annual_vol"},
         }
         typer.echo(json.dumps(out, indent=2))
         return
@@ -129,10 +132,12 @@ def suggest_command(
         f"Ledoit-Wolf shrinkage {why['shrinkage']:.2f}; portfolio volatility "
         f"{why['annual_vol']:.0%} a year; turnover from the targets {why['turnover']:.2f}"
     )
+    if "sharpe" in why:
+        console.print(sharpe_note(why))
 
 
 def _weights(targets: Any) -> dict[str, str]:
-    return {a: str(w) for a, w in targets.items()}
+    return {a: plain(w) for a, w in targets.items()}
 
 
 def targets_state(settings: Settings, changes: list[TargetChange], now: datetime) -> dict[str, Any]:

@@ -15,7 +15,9 @@ from collections.abc import Iterable
 
 from rebalancer.core.lots import Disposal, TimedFill
 from rebalancer.core.model import Side
+from rebalancer.core.numbers import plain
 
+KOINLY_DATE = "%Y-%m-%d %H:%M UTC"  # the importer's documented "YYYY-MM-DD HH:MM UTC"
 KOINLY_COLUMNS = (
     "Date",
     "Sent Amount",
@@ -52,14 +54,14 @@ def koinly_rows(fills: Iterable[TimedFill], year: int | None = None) -> list[dic
         buy = f.side is Side.BUY
         rows.append(
             {
-                "Date": tf.at.strftime("%Y-%m-%d %H:%M:%S UTC"),
-                "Sent Amount": str(f.cost if buy else f.amount),
+                "Date": tf.at.strftime(KOINLY_DATE),
+                "Sent Amount": plain(f.cost if buy else f.amount),
                 "Sent Currency": tf.quote if buy else f.asset,
-                "Received Amount": str(f.amount if buy else f.cost),
+                "Received Amount": plain(f.amount if buy else f.cost),
                 "Received Currency": f.asset if buy else tf.quote,
-                "Fee Amount": str(f.fee) if f.fee else "",
+                "Fee Amount": plain(f.fee) if f.fee else "",
                 "Fee Currency": f.fee_asset if f.fee else "",
-                "Net Worth Amount": str(f.cost),
+                "Net Worth Amount": plain(f.cost),
                 "Net Worth Currency": tf.quote,
                 "Label": "",
                 "Description": f"rebalancer {f.side.value} {f.symbol}",
@@ -76,7 +78,7 @@ def disposal_rows(disposals: Iterable[Disposal], year: int | None = None) -> lis
             "Date Acquired": d.acquired.strftime("%Y-%m-%d"),
             "Date Sold": d.disposed.strftime("%Y-%m-%d"),
             "Asset": d.asset,
-            "Amount": str(d.amount),
+            "Amount": plain(d.amount),
             "Proceeds": f"{d.proceeds:.2f}",
             "Cost Basis": f"{d.cost:.2f}",
             "Gain": f"{d.gain:.2f}",

@@ -9,6 +9,7 @@ from typing import Any
 
 from rebalancer.core.drift import PortfolioDrift
 from rebalancer.core.model import ZERO, Fill, OrderRequest, Side, Snapshot
+from rebalancer.core.numbers import plain
 from rebalancer.core.planner import Plan
 from rebalancer.core.triggers import Decision
 from rebalancer.ports import OrderOutcome
@@ -60,9 +61,9 @@ class LimitOrder:
             "client_order_id": self.client_order_id,
             "symbol": self.symbol,
             "side": self.side.value,
-            "amount": str(self.amount),
-            "price": str(self.price),
-            "filled_as_maker": str(self.filled),
+            "amount": plain(self.amount),
+            "price": plain(self.price),
+            "filled_as_maker": plain(self.filled),
             "fallback": self.fallback,
         }
 
@@ -108,7 +109,7 @@ class CycleReport:
         order, bps = self.sent.get(fill.client_order_id), self.slippage_bps(fill)
         return {
             **fill_dict(fill),
-            "expected_price": "" if order is None else str(order.expected_price),
+            "expected_price": "" if order is None else plain(order.expected_price),
             "slippage_bps": "" if bps is None else f"{bps:.2f}",
         }
 
@@ -140,7 +141,7 @@ class CycleReport:
     def summary(self) -> dict[str, Any]:
         return {
             "at": self.at.isoformat(),
-            "total_value": str(self.drift.total_value),
+            "total_value": plain(self.drift.total_value),
             "fire": self.decision.fire,
             "reason": self.decision.reason,
             "executed": self.executed,
@@ -150,13 +151,13 @@ class CycleReport:
                 {
                     "symbol": x.order.symbol,
                     "side": x.order.side.value,
-                    "amount": str(x.order.amount),
+                    "amount": plain(x.order.amount),
                     "error": x.error,
                     "kind": x.kind,
                 }
                 for x in self.failed
             ],
-            "fees_quote": str(self.fees_in_quote()),
+            "fees_quote": plain(self.fees_in_quote()),
             "limits": [x.as_dict() for x in self.limits],
             "reconciled": {
                 cid: outcome.source
@@ -173,10 +174,10 @@ def fill_dict(f: Fill) -> dict[str, str]:
         "client_order_id": f.client_order_id,
         "symbol": f.symbol,
         "side": f.side.value,
-        "amount": str(f.amount),
-        "price": str(f.price),
-        "cost": str(f.cost),
-        "fee": str(f.fee),
+        "amount": plain(f.amount),
+        "price": plain(f.price),
+        "cost": plain(f.cost),
+        "fee": plain(f.fee),
         "fee_asset": f.fee_asset,
         "status": f.status,
     }

@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from rebalancer.core.model import ZERO
+from rebalancer.core.numbers import plain
 from rebalancer.core.retarget import Cadence, next_due, targets_due
 from rebalancer.core.strategy import Strategy
 from rebalancer.ports import (
@@ -160,8 +161,8 @@ def _optimise(
                 "\n".join([*lines, proposal.explanation]),
                 {
                     "method": method,
-                    "old": {a: str(w) for a, w in current.items()},
-                    "new": {a: str(w) for a, w in change.new.items()},
+                    "old": {a: plain(w) for a, w in current.items()},
+                    "new": {a: plain(w) for a, w in change.new.items()},
                 },
             )
         )
