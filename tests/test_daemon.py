@@ -560,7 +560,11 @@ def test_run_cli_once_and_help(tmp_path: Path) -> None:
     assert beat is not None and beat.ticks == 1 and "2 orders filled" in beat.last_result
 
 
-def test_run_cli_refuses_live_without_the_flag(tmp_path: Path) -> None:
+def test_run_cli_refuses_live_without_the_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BINANCE_API_KEY", "k")  # the keys are checked first, then the flag
+    monkeypatch.setenv("BINANCE_API_SECRET", "s")
     cfg = _config(tmp_path)
     cfg.write_text('mode = "live"\n' + cfg.read_text())
     result = CliRunner().invoke(app, ["run", "-c", str(cfg), "--once"])
