@@ -45,7 +45,8 @@ err_console = Console(stderr=True)
 
 
 def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn the project's errors into a clear message and a non-zero exit, no traceback."""
+    """Turn the project's errors into a clear message and a non-zero exit, no traceback; a
+    module of a missing extra (numba, fastapi, ...) names the ``pip install`` that adds it."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -54,6 +55,16 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except RebalancerError as exc:
             err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
             raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
+        except ImportError as exc:
+            from rebalancer.cli.extras import missing_extra
+
+            message = missing_extra(exc)
+            if message is None:
+                raise
+            from rich.markup import escape  # the message holds [extra] brackets
+
+            err_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False)
+            raise typer.Exit(1) from None
 
     return wrapper
 
@@ -334,3 +345,7 @@ def root(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":  # `python -m rebalancer.cli.app` (as `python -m rebalancer`)
+    main()

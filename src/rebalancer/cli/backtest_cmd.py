@@ -15,39 +15,31 @@ from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rebalancer.backtest.data import CandlePanel, load_demo_panel, load_panel, load_ranges
-from rebalancer.backtest.engine import BacktestResult, run_backtest
-from rebalancer.backtest.executors import make_executor
-from rebalancer.backtest.grid import DEFAULT_FEES, GridResult, run_grid, write_outputs
-from rebalancer.backtest.report import Provenance, write_report
-from rebalancer.backtest.timeframes import parse_timeframe
 from rebalancer.cli import render
-from rebalancer.cli.options import JsonOpt
-from rebalancer.config import Settings, default_config, load_config
+from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
 from rebalancer.core.errors import ConfigError
-from rebalancer.core.strategy import Strategy
 
-DEFAULT_FEES_TEXT = ",".join(str(f) for f in DEFAULT_FEES)
+if TYPE_CHECKING:  # pandas, numba and matplotlib are imported when a command runs
+    import pandas as pd
+
+    from rebalancer.backtest.data import CandlePanel
+    from rebalancer.backtest.engine import BacktestResult
+    from rebalancer.backtest.grid import GridResult
+    from rebalancer.config import Settings
+    from rebalancer.core.strategy import Strategy
+
+#: ``rebalancer.backtest.grid.DEFAULT_FEES`` as the option's text (a test keeps them equal)
+DEFAULT_FEES_TEXT = "0.0005,0.001,0.0025"
 
 # -- shared options ----------------------------------------------------------------------------
 
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="TOML config: targets, rule, style, fees (default: the built-in default).",
-        show_default=False,
-    ),
-]
 DataDirOpt = Annotated[
     Path | None,
     typer.Option(
@@ -69,7 +61,9 @@ OutOpt = Annotated[Path, typer.Option("--out", help="Folder for the report, CSVs
 
 
 def _settings(path: Path | None) -> Settings:
-    return load_config(path) if path is not None else default_config()
+    """The config like every other command's: -c, REBALANCER_CONFIG, ./rebalancer.toml, the
+    built-in default."""
+    return settings_from(path)
 
 
 def load_data(
@@ -80,6 +74,9 @@ def load_data(
     end: str | None,
 ) -> CandlePanel:
     """The closes of the config's assets from ``data_dir`` (or the embedded demo data)."""
+    from rebalancer.backtest.data import load_demo_panel, load_panel
+    from rebalancer.backtest.timeframes import parse_timeframe
+
     assets = list(settings.strategy().assets)
     parse_timeframe(timeframe)
     if data_dir is None:
@@ -178,6 +175,9 @@ def _ranges(
 ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """The price ranges limit orders meet (None without limit orders): the next bar's, or
     with ``fine`` the next bar's first ``limit_timeout`` of ``fine`` candles (at least one)."""
+    from rebalancer.backtest.data import load_ranges
+    from rebalancer.backtest.timeframes import parse_timeframe
+
     if not strategy.execution.limit_inside:
         return None
     if fine is None:
@@ -222,6 +222,9 @@ def backtest_command(
     Example: `rebalancer backtest --data-dir ../shared/data/binance_spot_2017_2022
     --start 2018-05-04 -c my.toml --fee 0.001 --out out/`
     """
+    from rebalancer.backtest.engine import run_backtest
+    from rebalancer.backtest.report import Provenance, write_report
+
     settings = _settings(config)
     strategy: Strategy = settings.strategy()
     panel = load_data(settings, data_dir, timeframe, start, end)
@@ -416,6 +419,9 @@ def sweep_command(
 
     On a Dask cluster: add `--executor dask --scheduler tcp://HOST:8786`.
     """
+    from rebalancer.backtest.executors import make_executor
+    from rebalancer.backtest.grid import run_grid, write_outputs
+
     settings = _settings(config)
     strategy = settings.strategy()
     panel = load_data(settings, data_dir, timeframe, start, end)
@@ -476,6 +482,10 @@ def sweep_command(
 
 def bars_in(text: str, bar: timedelta, name: str) -> int:
     """``"365d"``, ``"12w"``, ``"2000h"`` or a bare number of bars -> bars."""
+    import pandas as pd
+
+    from rebalancer.backtest.timeframes import parse_timeframe
+
     if text.strip().isdigit():
         return int(text)
     try:

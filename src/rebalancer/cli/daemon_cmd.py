@@ -4,25 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rebalancer.bootstrap import build, build_notifier, notify_secrets
 from rebalancer.cli.options import ConfigOpt, settings_from
-from rebalancer.config import Settings, load_secrets
-from rebalancer.daemon import (
-    Daemon,
-    DaemonPolicy,
-    HeartbeatFile,
-    SystemWaiter,
-    heartbeat_path,
-)
-from rebalancer.logs import reset_logging, setup_logging
+
+if TYPE_CHECKING:
+    from rebalancer.config import Settings
 
 
 def _secrets(settings: Settings) -> list[str]:
     """Every secret value the process can see (keys, notification URLs), for the logs to mask."""
+    from rebalancer.bootstrap import notify_secrets
+    from rebalancer.config import load_secrets
+
     keys = load_secrets(settings.exchange)
     values = [s.get_secret_value() for s in (keys.api_key, keys.secret, keys.password) if s]
     return [*values, *notify_secrets()]
@@ -92,6 +88,16 @@ def run_command(
 
     Example: `rebalancer run -c rebalancer.toml` (paper), `rebalancer run --live` (live)
     """
+    from rebalancer.bootstrap import build, build_notifier
+    from rebalancer.daemon import (
+        Daemon,
+        DaemonPolicy,
+        HeartbeatFile,
+        SystemWaiter,
+        heartbeat_path,
+    )
+    from rebalancer.logs import reset_logging, setup_logging
+
     settings = settings_from(config)
     setup_logging(settings.daemon.log_level, settings.state_dir / "logs", _secrets(settings))
     notifier = build_notifier(settings)

@@ -13,7 +13,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rebalancer.bootstrap import account_name, journal, journal_url
 from rebalancer.cli.options import ConfigOpt, settings_from
 from rebalancer.core.errors import ConfigError
 
@@ -92,6 +91,8 @@ def history_command(
 
     Example: `rebalancer history --since 7d --kind fills --csv fills.csv`
     """
+    from rebalancer.bootstrap import account_name, journal, journal_url
+
     settings = settings_from(config)
     kinds = _kinds(kind)
     start = parse_since(since, datetime.now(UTC))
@@ -154,6 +155,8 @@ def resume_command(
     Check first why it halted (`rebalancer history --kind halts`). Example:
     `rebalancer resume --note "checked the prices: a real crash, keep rebalancing"`
     """
+    from rebalancer.bootstrap import account_name, journal
+
     settings = settings_from(config)
     jr = journal(settings)
     try:
