@@ -96,6 +96,7 @@ def run_command(
         SystemWaiter,
         heartbeat_path,
     )
+    from rebalancer.daemon.loop import checks
     from rebalancer.logs import reset_logging, setup_logging
 
     settings = settings_from(config)
@@ -103,7 +104,11 @@ def run_command(
     notifier = build_notifier(settings)
     rt = build(settings, confirm_live=live, lock=True)
     try:
-        policy = DaemonPolicy.from_config(settings.daemon, max_ticks=1 if once else max_ticks)
+        policy = DaemonPolicy.from_config(
+            settings.daemon,
+            max_ticks=1 if once else max_ticks,
+            max_ticks_flag="--once" if once else f"--max-ticks {max_ticks}",
+        )
         daemon = Daemon(
             rt.exchange,
             rt.journal,
@@ -123,6 +128,6 @@ def run_command(
     finally:
         rt.close()
         reset_logging()  # the handlers hold this run's streams; leave none behind
-    typer.echo(f"rebalancer run: stopped after {result.ticks} checks: {result.reason}")
+    typer.echo(f"rebalancer run: stopped after {checks(result.ticks)}: {result.reason or 'done'}")
     if result.exit_code:
         raise typer.Exit(result.exit_code)

@@ -79,6 +79,11 @@ def backoff_delay(failures: int, first: timedelta, cap: timedelta) -> timedelta:
     return min(first * (1 << min(failures - 1, 40)), cap)
 
 
+def checks(n: int) -> str:
+    """``"1 check"``, ``"3 checks"``."""
+    return f"{n} check" if n == 1 else f"{n} checks"
+
+
 @dataclass(frozen=True)
 class DaemonPolicy:
     schedule: Schedule
@@ -86,9 +91,13 @@ class DaemonPolicy:
     max_backoff: timedelta = timedelta(hours=1)
     daily_summary: bool = False
     max_ticks: int | None = None
+    # the command-line flag that set max_ticks, named when the daemon stops on it
+    max_ticks_flag: str = "--max-ticks"
 
     @classmethod
-    def from_config(cls, daemon: Any, max_ticks: int | None = None) -> DaemonPolicy:
+    def from_config(
+        cls, daemon: Any, max_ticks: int | None = None, max_ticks_flag: str = "--max-ticks"
+    ) -> DaemonPolicy:
         """From a validated ``[daemon]`` table (:class:`rebalancer.config.schema.Daemon`)."""
         from rebalancer.config import parse_period
 
@@ -98,6 +107,7 @@ class DaemonPolicy:
             parse_period(daemon.max_backoff),
             daemon.notify_daily_summary,
             max_ticks,
+            max_ticks_flag,
         )
 
 
@@ -198,7 +208,7 @@ class Daemon:
         try:
             while True:
                 if self.policy.max_ticks is not None and self.ticks >= self.policy.max_ticks:
-                    reason = f"{self.ticks} ticks done (--max-ticks)"
+                    reason = f"done ({self.policy.max_ticks_flag})"
                     break
                 self._beat.next_tick = next_at
                 self._write_beat()
@@ -231,7 +241,7 @@ class Daemon:
         beat.next_tick = None
         beat.stopped_at = self.clock.now()
         self._write_beat()
-        log.info("daemon stopped after %d ticks: %s", self.ticks, reason or "done")
+        log.info("daemon stopped after %s: %s", checks(self.ticks), reason or "done")
         if not exit_code:  # an error that stops it was already told, as a halt
             self._send(Event("stop", f"rebalancer stopped ({self.mode})", reason or "done", {}))
 
