@@ -7,6 +7,7 @@ endpoint) mounted, so nothing touches the network.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -166,3 +167,5 @@ def test_live_flag_with_a_paper_config_is_refused(tmp_path: Path) -> None:
         assert code == 1, out
         assert "--live was given" in out and 'mode = "paper"' in out and "drop --live" in out
     assert not (tmp_path / "state" / "journal.sqlite").exists()  # nothing ran
+    # `run` set up its log handlers first: refused, it leaves none behind
+    assert not [h for h in logging.getLogger().handlers if getattr(h, "_rebalancer", False)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -101,9 +101,12 @@ def run_command(
 
     settings = settings_from(config)
     setup_logging(settings.daemon.log_level, settings.state_dir / "logs", _secrets(settings))
-    notifier = build_notifier(settings)
-    rt = build(settings, confirm_live=live, lock=True)
-    try:
+    with ExitStack() as done:
+        # the handlers hold this run's streams: leave none behind, even when wiring fails
+        done.callback(reset_logging)
+        notifier = build_notifier(settings)
+        rt = build(settings, confirm_live=live, lock=True)
+        done.callback(rt.close)
         policy = DaemonPolicy.from_config(
             settings.daemon,
             max_ticks=1 if once else max_ticks,
@@ -125,9 +128,6 @@ def run_command(
         )
         with _dashboard(settings, serve):
             result = daemon.run()
-    finally:
-        rt.close()
-        reset_logging()  # the handlers hold this run's streams; leave none behind
     typer.echo(f"rebalancer run: stopped after {checks(result.ticks)}: {result.reason or 'done'}")
     if result.exit_code:
         raise typer.Exit(result.exit_code)
