@@ -78,13 +78,39 @@ def _needs_shared_data(item: pytest.Item) -> bool:
     return any(_reads_shared_data(fn) for fn in functions if fn is not None)
 
 
+#: the slowest tests (10 s or more each on the 2-core development machine, from
+#: `pytest --durations=60`), by node id without parameters, or a whole file; `-m "not slow"`
+#: skips them. A test may also carry ``@pytest.mark.slow`` itself.
+SLOW = (
+    "tests/backtest/test_executors.py::test_dask_sweep_equals_the_local_one",
+    "tests/backtest/test_grid.py::test_worker_processes_give_the_same_rows",
+    "tests/backtest/test_engine.py::test_parity_with_the_planner",
+    "tests/core/test_planner_properties.py",
+    "tests/core/test_weights.py::test_band_edge_properties",
+    "tests/core/test_execution.py::test_slices_sum_exactly_are_legal_and_under_the_cap",
+    "tests/faults/test_crash.py::test_killed_then_restarted",
+    "tests/adapters/test_journal.py::test_the_lock_holds_across_processes_and_dies_with_its_holder",
+    "tests/test_daemon.py::test_sigterm_stops_the_real_process_cleanly_and_a_restart_resumes",
+    "tests/test_done_when_daemon.py::test_paper_daemon_notifies_survives_sigkill_and_reports",
+    "tests/cli/test_startup.py::test_the_bot_runs_without_any_extra",
+)
+
+
+def _is_slow(item: pytest.Item) -> bool:
+    node = item.nodeid.split("[")[0]
+    return any(node == s or node.startswith(s + "::") for s in SLOW)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test that reads ``../shared/data`` with ``shared_data`` (explicitly, by the
     ``shared_data`` fixture, or by naming the path in its source or its fixtures'); skip them
-    with the reason when the folder is absent, instead of failing."""
+    with the reason when the folder is absent, instead of failing. Mark the :data:`SLOW`
+    ones ``slow``."""
     missing = not (SHARED / "data").is_dir()
     skip = pytest.mark.skip(reason=SHARED_DATA_REASON.format(path=SHARED / "data"))
     for item in items:
+        if _is_slow(item):
+            item.add_marker(pytest.mark.slow)
         if _needs_shared_data(item):
             item.add_marker(pytest.mark.shared_data)
             if missing:

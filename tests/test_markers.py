@@ -41,3 +41,22 @@ def test_the_marker_selects_the_tests_that_read_the_shared_data() -> None:
         )  # fmt: skip
         counts.append(done.stdout.split()[1])
     assert counts == ["3", "1"]
+
+
+def test_every_slow_entry_names_a_test_that_exists() -> None:
+    from conftest import SLOW
+
+    for entry in SLOW:
+        path, _, name = entry.partition("::")
+        assert (ROOT / path).is_file(), entry
+        assert not name or f"def {name}(" in (ROOT / path).read_text(), entry
+
+
+def test_the_slow_marker_selects() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider",
+         "-m", "slow", "tests/cli/test_startup.py"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.stdout.split()[:2] == ["tests/cli/test_startup.py:", "1"], done.stdout
