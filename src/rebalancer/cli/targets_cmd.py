@@ -22,10 +22,10 @@ from rich.table import Table
 from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.retarget import next_due
-from rebalancer.ports import TargetChange
 
 if TYPE_CHECKING:
     from rebalancer.config import Settings
+    from rebalancer.ports import TargetChange
 
 targets_app = typer.Typer(help="Suggest target weights from recent prices.", no_args_is_help=True)
 console = Console()
