@@ -1,6 +1,8 @@
 # rebalancer — the daemon (`rebalancer run`) in a small image.
 #
 # Build:  docker build -t rebalancer .
+#         (the daemon only: no backtester, no dashboard; add extras with e.g.
+#          --build-arg EXTRAS=postgres,web for a PostgreSQL journal and `run --serve`)
 # Run:    docker run -d --name rebalancer --restart on-failure \
 #           --env-file .env \
 #           -v rebalancer-data:/data \
@@ -18,10 +20,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# the bot's core dependencies only (see the extras in pyproject.toml)
+ARG EXTRAS=""
+
 WORKDIR /app
 COPY pyproject.toml README.md config.example.toml ./
 COPY src ./src
-RUN pip install . \
+RUN pip install ".${EXTRAS:+[$EXTRAS]}" \
     && groupadd --system --gid 10001 rebalancer \
     && useradd --system --uid 10001 --gid rebalancer --home-dir /data --no-create-home \
        --shell /usr/sbin/nologin rebalancer \

@@ -516,7 +516,7 @@ def test_sigterm_stops_the_real_process_cleanly_and_a_restart_resumes(tmp_path: 
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    assert "stopped after 1 checks: signal SIGTERM" in out
+    assert "stopped after 1 check: signal SIGTERM" in out
     stopped = beat_file.read()
     assert stopped is not None and stopped.state == "stopped" and stopped.ticks == 1
     j = open_journal(f"sqlite:///{tmp_path / 'state' / 'journal.sqlite'}", "paper:binance")
@@ -555,12 +555,16 @@ def test_run_cli_once_and_help(tmp_path: Path) -> None:
     assert "Example:" in help_text and "--max-ticks" in help_text and "--live" in help_text
     result = runner.invoke(app, ["run", "-c", str(_config(tmp_path)), "--once"])
     assert result.exit_code == 0, result.output
-    assert "stopped after 1 checks" in result.output
+    assert "stopped after 1 check: done (--once)" in result.output
     beat = HeartbeatFile(heartbeat_path(tmp_path / "state", "paper")).read()
     assert beat is not None and beat.ticks == 1 and "2 orders filled" in beat.last_result
 
 
-def test_run_cli_refuses_live_without_the_flag(tmp_path: Path) -> None:
+def test_run_cli_refuses_live_without_the_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BINANCE_API_KEY", "k")  # the keys are checked first, then the flag
+    monkeypatch.setenv("BINANCE_API_SECRET", "s")
     cfg = _config(tmp_path)
     cfg.write_text('mode = "live"\n' + cfg.read_text())
     result = CliRunner().invoke(app, ["run", "-c", str(cfg), "--once"])

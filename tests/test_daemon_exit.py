@@ -14,12 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 from doubles.waiters import JumpingWaiter
+from rebalancer import bootstrap
 from rebalancer.adapters.clock import ManualClock
 from rebalancer.adapters.notify import MemoryNotifier
 from rebalancer.adapters.paper import PaperExchange
 from rebalancer.adapters.state_file import MemoryJournal
 from rebalancer.bootstrap import Runtime
-from rebalancer.cli import daemon_cmd
 from rebalancer.cli.app import app
 from rebalancer.core.errors import RetryLater
 from rebalancer.core.model import Fill, OrderRequest, Snapshot
@@ -103,13 +103,13 @@ def test_run_once_exits_non_zero_when_its_check_failed(
     cfg.write_text(
         'state_dir = "state"\n[targets]\nBTC = 0.5\nUSDT = 0.5\n[daemon]\nevery = "4h"\n'
     )
-    real_build = daemon_cmd.build
+    real_build = bootstrap.build
 
     def build_down(*args: Any, **kw: Any) -> Runtime:
         rt = real_build(*args, **kw)
         return replace(rt, exchange=Down(rt.exchange))
 
-    monkeypatch.setattr(daemon_cmd, "build", build_down)
+    monkeypatch.setattr(bootstrap, "build", build_down)  # the CLI imports it when it runs
     result = CliRunner().invoke(app, ["run", "-c", str(cfg), "--once"])
     assert result.exit_code == EXIT_CHECK_FAILED, result.output
     assert "last check failed" in result.output

@@ -118,3 +118,23 @@ def test_redact_leaves_ordinary_text_alone() -> None:
     assert redact("json://127.0.0.1:8080/hook") == f"json://{MASK}"
     assert redact("https://user:pass@example.com/x") == f"https://{MASK}@example.com/x"
     assert redact("short abc", ["abc"]) == "short abc"  # too short to be a secret
+
+
+def test_opening_the_journal_logs_one_line_per_schema_upgrade_and_no_alembic_noise(
+    tmp_path: Path,
+) -> None:
+    from rebalancer.adapters.journal import open_journal
+
+    alembic = logging.getLogger("alembic")
+    level = alembic.level
+    try:
+        console = io.StringIO()
+        setup_logging("INFO", tmp_path / "logs", console=console)
+        url = f"sqlite:///{tmp_path / 'journal.sqlite'}"
+        for _ in range(2):  # the daemon, and the dashboard of `run --serve`
+            open_journal(url, "paper:binance").close()
+        text = _read(tmp_path / "logs")
+    finally:
+        alembic.setLevel(level)
+    assert "Context impl" not in text and "non-transactional" not in text
+    assert text.count("journal schema upgraded from empty to ") == 1, text

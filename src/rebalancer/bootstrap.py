@@ -65,12 +65,19 @@ class Runtime:
     retarget: Retarget | None = None  # optimised targets on a schedule ([optimise])
     # how run_cycle waits [execution] slice_interval between the slices of an order
     pause: Callable[[timedelta], None] = field(default=sleep_between_slices)
+    # a view (status, plan): built without the live confirmation, so it never sends an order
+    read_only: bool = False
 
     def cycle(self, *, execute: bool = True, force: bool = False) -> CycleReport:
         """One :func:`rebalancer.service.run_cycle` now with everything this runtime wired
         (risk limits, price history, optimised targets, the wait between slices); plans
-        only with ``execute=False``. A trading cycle first confirms the account's lock is
-        still held (:class:`~rebalancer.adapters.journal.LockLost` when it is not)."""
+        only with ``execute=False``. A read-only runtime refuses ``execute=True``; a trading
+        cycle first confirms the account's lock is still held
+        (:class:`~rebalancer.adapters.journal.LockLost` when it is not)."""
+        if execute and self.read_only:
+            raise LiveNotConfirmed(
+                "this runtime was built as a read-only view: it plans, it never sends orders"
+            )
         confirm = getattr(self.journal, "confirm_lock", None)
         if execute and confirm is not None:
             confirm()
@@ -97,6 +104,10 @@ class Runtime:
 
 class LiveNotConfirmed(StopAndTell):
     """Live mode was configured but not confirmed on the command line."""
+
+
+class LiveRefused(StopAndTell):
+    """``--live`` was given but the config is not live: nothing is run, not even on paper."""
 
 
 def journal_url(settings: Settings) -> str:
@@ -298,41 +309,51 @@ def build(
     lock: bool = False,
     first_live: bool = False,
     allow_withdrawals: bool = False,
+    read_only: bool = False,
 ) -> Runtime:
-    """Wire the adapters for ``settings.mode``; live needs ``confirm_live``.
+    """Wire the adapters for ``settings.mode``; live needs ``confirm_live`` to trade.
 
     ``lock``: take the account's lock (commands that trade), so that one process at a time
     trades one account; call :meth:`Runtime.close` when done.
 
-    Live also needs, on the account's first live start only, ``first_live`` (the user's
-    explicit "I understand", then remembered in the state folder), and checks the keys'
-    permissions with the exchange: a key that can withdraw or transfer is refused unless
-    ``allow_withdrawals``; a missing IP whitelist is logged as a warning.
+    ``read_only`` (``status``, ``plan``): a view that never sends an order, so live needs no
+    confirmation; the runtime refuses to execute a cycle. ``confirm_live`` with a config that
+    is not live is refused (:class:`LiveRefused`): the user asked for real orders and would
+    otherwise get paper ones without noticing.
+
+    Live checks the keys first (a missing key is named before any confirmation is asked);
+    to trade it also needs, on the account's first live start only, ``first_live`` (the
+    user's explicit "I understand", then remembered in the state folder), and checks the
+    keys' permissions with the exchange: a key that can withdraw or transfer is refused
+    unless ``allow_withdrawals``; a missing IP whitelist is logged as a warning.
     """
     if settings.mode != "live":
+        if confirm_live:
+            raise LiveRefused(
+                f"--live was given but the config ({settings.source}) says mode = "
+                f'"{settings.mode}": nothing was run, on paper or live. Fix: set mode = "live" '
+                "in the config to trade real money, or drop --live to run on paper"
+            )
         return build_paper(settings, lock=lock)
-    if not confirm_live:
-        raise LiveNotConfirmed(
-            'mode = "live" in the config: real orders would be sent. Re-run with '
-            '--live to confirm, or set mode = "paper"'
-        )
-    first = not live_confirmed(settings)
-    if first and not first_live:
-        raise LiveNotConfirmed(
-            f"first live start for {account_name(settings)}: real orders will be sent on "
-            f"{settings.exchange} with real money. Run once with --live --i-understand "
-            "(`rebalancer rebalance --live --i-understand`), or confirm without trading with "
-            "`rebalancer keys check --i-understand`; later starts need only --live"
-        )
-    from rebalancer.adapters.ccxt.permissions import check_live_keys
-    from rebalancer.adapters.live import build_live, live_history  # the path to ccxt
+    from rebalancer.adapters.live import (  # the path to ccxt
+        build_live,
+        live_history,
+        require_live_keys,
+    )
 
+    require_live_keys(settings)
+    first = not live_confirmed(settings)
+    if not read_only:
+        _require_confirmation(settings, confirm_live=confirm_live, first_live=first_live)
     exchange, note = build_live(settings)
     strategy = settings.strategy()
-    for warning in check_live_keys(exchange, allow_withdrawals=allow_withdrawals):
-        log.warning("keys check: %s", warning)
-    if first:
-        record_live_confirmation(settings, datetime.now(UTC))
+    if not read_only:
+        from rebalancer.adapters.ccxt.permissions import check_live_keys
+
+        for warning in check_live_keys(exchange, allow_withdrawals=allow_withdrawals):
+            log.warning("keys check: %s", warning)
+        if first:
+            record_live_confirmation(settings, datetime.now(UTC))
     return Runtime(
         "live",
         strategy,
@@ -340,11 +361,29 @@ def build(
         journal(settings, lock=lock),
         LogNotifier(),
         SystemClock(),
-        note,
+        f"{note} (read-only view: nothing is sent)" if read_only else note,
         risk_limits(settings),
         live_history(exchange, strategy) or _live_optimiser_history(settings, exchange),
         retarget(settings),
+        read_only=read_only,
     )
+
+
+def _require_confirmation(settings: Settings, *, confirm_live: bool, first_live: bool) -> None:
+    """Raise :class:`LiveNotConfirmed` unless the command line confirmed live trading (and,
+    on the account's first live start, said "I understand")."""
+    if not confirm_live:
+        raise LiveNotConfirmed(
+            'mode = "live" in the config: real orders would be sent. Re-run with '
+            '--live to confirm, or set mode = "paper"'
+        )
+    if not live_confirmed(settings) and not first_live:
+        raise LiveNotConfirmed(
+            f"first live start for {account_name(settings)}: real orders will be sent on "
+            f"{settings.exchange} with real money. Run once with --live --i-understand "
+            "(`rebalancer rebalance --live --i-understand`), or confirm without trading with "
+            "`rebalancer keys check --i-understand`; later starts need only --live"
+        )
 
 
 def retarget(settings: Settings) -> Retarget | None:

@@ -141,6 +141,9 @@ def setup_logging(
     root.setLevel(level)
     # apprise logs its target URLs (tokens included) at DEBUG; keep it to warnings
     logging.getLogger("apprise").setLevel(max(logging.WARNING, root.level))
+    # alembic says "Context impl SQLiteImpl" at every journal open (twice with --serve); the
+    # journal logs the one line that matters, a schema upgrade (adapters.journal.schema)
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
     return redactor
 
 

@@ -156,6 +156,7 @@ def test_bootstrap_wires_the_history_for_live(monkeypatch: Any, tmp_path: Path) 
         '[trigger]\nkind = "vol_threshold"\nhalf_life = 5\nbase_band = 0.05\n'
     )
     monkeypatch.setattr(live, "build_live", lambda s: (exchange, "double"))
+    monkeypatch.setattr(live, "require_live_keys", lambda s: None)
     monkeypatch.setattr(permissions, "check_live_keys", lambda e, **k: [])
     rt = bootstrap.build(settings, confirm_live=True, first_live=True)
     try:

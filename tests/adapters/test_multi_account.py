@@ -261,6 +261,7 @@ def test_the_rebalance_command_prints_the_suggested_transfers(
 
     from typer.testing import CliRunner
 
+    from rebalancer import bootstrap
     from rebalancer.adapters.clock import ManualClock
     from rebalancer.bootstrap import Runtime
     from rebalancer.cli import app as cli
@@ -272,7 +273,7 @@ def test_the_rebalance_command_prints_the_suggested_transfers(
             "live", strategy, multi, MemoryJournal(), MemoryNotifier(), clock, "2 accounts"
         )
 
-    monkeypatch.setattr(cli, "build", lambda *a, **k: runtime())
+    monkeypatch.setattr(bootstrap, "build", lambda *a, **k: runtime())  # the command's import
     runner = CliRunner()
     out = runner.invoke(cli.app, ["rebalance"])
     assert out.exit_code == 0, out.output

@@ -110,7 +110,9 @@ def test_paper_reset_restores_initial_balances(config: Path) -> None:
     assert amounts == {"BTC": Decimal("0.05"), "ETH": 0, "SOL": 0, "USDT": Decimal(1000)}
 
 
-def test_live_mode_needs_confirmation(config: Path) -> None:
+def test_live_mode_needs_confirmation(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BINANCE_API_KEY", "k")  # the keys are checked first, then the flag
+    monkeypatch.setenv("BINANCE_API_SECRET", "s")
     config.write_text(CONFIG.replace('mode = "paper"', 'mode = "live"'))
     code, out = run("rebalance", "-c", str(config))
     assert code != 0

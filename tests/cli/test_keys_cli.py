@@ -7,7 +7,9 @@ endpoint) mounted, so nothing touches the network.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +121,51 @@ def test_rebalance_cli_asks_for_the_first_live_confirmation(
     code, out = run("keys", "check", "-c", str(config), "--i-understand")
     assert code == 0 and "first live start confirmed for live:binance" in out
     assert bootstrap.live_confirmed(load_config(config))
+
+
+def test_status_and_plan_are_read_only_views_of_a_live_account(
+    double: BinancePermissions, config: Path
+) -> None:
+    double.balances = {"BTC": Decimal("0.1"), "USDT": Decimal("1000")}
+    code, out = run("status", "-c", str(config))
+    assert code == 0, out
+    assert "live" in out and "read-only" in out and "BTC" in out
+    code, out = run("plan", "-c", str(config), "--json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert data["mode"] == "live" and data["plan"] is not None  # BTC 86 % against 50 %
+    assert double.placed() == []  # nothing sent
+    assert not bootstrap.live_confirmed(load_config(config))  # a view confirms nothing
+
+
+def test_a_read_only_runtime_refuses_to_trade(double: BinancePermissions, config: Path) -> None:
+    rt = bootstrap.build(load_config(config), read_only=True)
+    with pytest.raises(bootstrap.LiveNotConfirmed, match="read-only"):
+        rt.cycle(force=True)
+    rt.close()
+    assert double.placed() == []
+
+
+def test_live_without_keys_names_the_missing_keys_before_asking_to_confirm(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BINANCE_API_KEY", raising=False)
+    monkeypatch.delenv("BINANCE_API_SECRET", raising=False)
+    for args in ([], ["--live"]):
+        code, out = run("rebalance", "-c", str(config), *args)
+        assert code == 1 and "BINANCE_API_KEY" in out, out
+        assert "--i-understand" not in out and "Re-run with" not in out
+    code, out = run("status", "-c", str(config))
+    assert code == 1 and "BINANCE_API_KEY" in out
+
+
+def test_live_flag_with_a_paper_config_is_refused(tmp_path: Path) -> None:
+    paper = tmp_path / "paper.toml"
+    paper.write_text(f'state_dir = "{tmp_path / "state"}"\n[targets]\nBTC = 0.5\nUSDT = 0.5\n')
+    for command in ("rebalance", "run"):
+        code, out = run(command, "-c", str(paper), "--live")
+        assert code == 1, out
+        assert "--live was given" in out and 'mode = "paper"' in out and "drop --live" in out
+    assert not (tmp_path / "state" / "journal.sqlite").exists()  # nothing ran
+    # `run` set up its log handlers first: refused, it leaves none behind
+    assert not [h for h in logging.getLogger().handlers if getattr(h, "_rebalancer", False)]

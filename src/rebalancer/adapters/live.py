@@ -62,6 +62,21 @@ def connect(
     )
 
 
+def require_live_keys(
+    settings: Settings,
+    env: Mapping[str, str] | None = None,
+    dotenv_path: Path | None = None,
+) -> None:
+    """Raise :class:`~rebalancer.core.errors.AuthError` naming the missing key variables of
+    the first account that lacks one; nothing is built and the network is not touched."""
+    if not settings.accounts:
+        load_secrets(settings.exchange, env, dotenv_path).require_keys()
+        return
+    prefixes = key_prefixes(settings.accounts)
+    for name, account in settings.accounts.items():
+        load_secrets(account.exchange, env, dotenv_path, prefix=prefixes[name]).require_keys()
+
+
 def build_live(
     settings: Settings,
     env: Mapping[str, str] | None = None,

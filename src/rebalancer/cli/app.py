@@ -11,8 +11,6 @@ import typer
 from rich.console import Console
 
 from rebalancer import __version__
-from rebalancer.bootstrap import build, reset_paper
-from rebalancer.cli import render
 from rebalancer.cli.backtest_cmd import backtest_command, sweep_command, walk_forward_command
 from rebalancer.cli.daemon_cmd import run_command
 from rebalancer.cli.data_cmd import data_app, download_command
@@ -28,10 +26,7 @@ from rebalancer.cli.safety_cmd import history_command, resume_command
 from rebalancer.cli.targets_cmd import show_command, suggest_command, targets_app
 from rebalancer.cli.telegram_cmd import telegram_command
 from rebalancer.cli.web_cmd import serve_command
-from rebalancer.config import show_config
 from rebalancer.core.errors import ConfigError, RebalancerError
-from rebalancer.daemon.heartbeat import HeartbeatFile, heartbeat_path
-from rebalancer.service import apply_targets, evaluate
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -53,7 +48,8 @@ err_console = Console(stderr=True)
 
 
 def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn the project's errors into a clear message and a non-zero exit, no traceback."""
+    """Turn the project's errors into a clear message and a non-zero exit, no traceback; a
+    module of a missing extra (numba, fastapi, ...) names the ``pip install`` that adds it."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -62,11 +58,23 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except RebalancerError as exc:
             err_console.print(f"[bold red]error:[/bold red] {error_text(exc)}", highlight=False)
             raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
+        except ImportError as exc:
+            from rebalancer.cli.extras import missing_extra
+
+            message = missing_extra(exc)
+            if message is None:
+                raise
+            from rich.markup import escape  # the message holds [extra] brackets
+
+            err_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False)
+            raise typer.Exit(1) from None
 
     return wrapper
 
 
 def emit(data: Any) -> None:
+    from rebalancer.cli import render
+
     typer.echo(render.to_json(data))
 
 
@@ -75,10 +83,18 @@ def emit(data: Any) -> None:
 def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Holdings, weights, targets and drift per asset, and whether the rule fires and why.
 
+    A read-only view: with `mode = "live"` it reads the exchange (keys needed) and needs no
+    `--live`, since nothing is sent.
+
     Example: `rebalancer status --json`
     """
+    from rebalancer.bootstrap import build
+    from rebalancer.cli import render
+    from rebalancer.daemon.heartbeat import HeartbeatFile, heartbeat_path
+    from rebalancer.service import apply_targets, evaluate
+
     settings = settings_from(config)
-    rt = build(settings)
+    rt = build(settings, read_only=True)
     now, strategy = rt.clock.now(), rt.strategy
     if rt.retarget is not None:  # the optimised targets in force (nothing is journaled)
         step = apply_targets(
@@ -130,11 +146,15 @@ def plan(
 ) -> None:
     """The orders a rebalance would send, in order, and every skipped leg with its reason.
 
-    Nothing is sent.
+    Nothing is sent: a read-only view, so with `mode = "live"` it reads the exchange (keys
+    needed) and needs no `--live`.
 
     Example: `rebalancer plan --force`
     """
-    rt = build(settings_from(config))
+    from rebalancer.bootstrap import build
+    from rebalancer.cli import render
+
+    rt = build(settings_from(config), read_only=True)
     report = rt.cycle(execute=False, force=force)
     if as_json:
         emit(
@@ -183,10 +203,14 @@ def rebalance(
     """Run one cycle: sells first, then buys sized from the cash the sells produced.
 
     Paper unless the config says `mode = "live"` and `--live` confirms it (the first live
-    start of an account also needs `--i-understand`, once).
+    start of an account also needs `--i-understand`, once). `--live` with a paper config is
+    refused, nothing runs; live without keys names the missing keys first.
 
     Example: `rebalancer rebalance --force`
     """
+    from rebalancer.bootstrap import build
+    from rebalancer.cli import render
+
     rt = build(
         settings_from(config),
         confirm_live=live,
@@ -285,6 +309,8 @@ def config_show(config: ConfigOpt = None) -> None:
 
     Example: `rebalancer config show`
     """
+    from rebalancer.config import show_config
+
     typer.echo(show_config(settings_from(config), env=dict(os.environ)))
 
 
@@ -298,6 +324,8 @@ def paper_reset(config: ConfigOpt = None) -> None:
 
     Example: `rebalancer paper reset`
     """
+    from rebalancer.bootstrap import reset_paper
+
     path = reset_paper(settings_from(config))
     console.print(f"paper account reset ({path})")
 
@@ -325,3 +353,7 @@ def root(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":  # `python -m rebalancer.cli.app` (as `python -m rebalancer`)
+    main()

@@ -15,40 +15,32 @@ from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rebalancer.backtest.data import CandlePanel, load_demo_panel, load_panel, load_ranges
-from rebalancer.backtest.engine import BacktestResult, run_backtest
-from rebalancer.backtest.executors import make_executor
-from rebalancer.backtest.grid import DEFAULT_FEES, GridResult, run_grid, write_outputs
-from rebalancer.backtest.labels import bars_text, window_text
-from rebalancer.backtest.report import Provenance, write_report
-from rebalancer.backtest.timeframes import parse_timeframe
 from rebalancer.cli import render
-from rebalancer.cli.options import JsonOpt
-from rebalancer.config import Settings, bounds, default_config, load_config
+from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
 from rebalancer.core.errors import ConfigError
-from rebalancer.core.strategy import Strategy
 
-DEFAULT_FEES_TEXT = ",".join(str(f) for f in DEFAULT_FEES)
+if TYPE_CHECKING:  # pandas, numba and matplotlib are imported when a command runs
+    import pandas as pd
+
+    from rebalancer.backtest.data import CandlePanel
+    from rebalancer.backtest.engine import BacktestResult
+    from rebalancer.backtest.grid import GridResult
+    from rebalancer.backtest.report import Provenance
+    from rebalancer.config import Settings
+    from rebalancer.core.strategy import Strategy
+
+#: ``rebalancer.backtest.grid.DEFAULT_FEES`` as the option's text (a test keeps them equal)
+DEFAULT_FEES_TEXT = "0.0005,0.001,0.0025"
 
 # -- shared options ----------------------------------------------------------------------------
 
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="TOML config: targets, rule, style, fees (default: the built-in default).",
-        show_default=False,
-    ),
-]
 DataDirOpt = Annotated[
     Path | None,
     typer.Option(
@@ -70,7 +62,9 @@ OutOpt = Annotated[Path, typer.Option("--out", help="Folder for the report, CSVs
 
 
 def _settings(path: Path | None) -> Settings:
-    return load_config(path) if path is not None else default_config()
+    """The config like every other command's: -c, REBALANCER_CONFIG, ./rebalancer.toml, the
+    built-in default."""
+    return settings_from(path)
 
 
 def load_data(
@@ -81,6 +75,10 @@ def load_data(
     end: str | None,
 ) -> CandlePanel:
     """The closes of the config's assets from ``data_dir`` (or the embedded demo data)."""
+    from rebalancer.backtest.data import load_demo_panel, load_panel
+    from rebalancer.backtest.timeframes import parse_timeframe
+    from rebalancer.config import bounds
+
     assets = list(settings.strategy().assets)
     parse_timeframe(timeframe)
     if data_dir is None:
@@ -115,6 +113,8 @@ def _clean(data: Any) -> Any:
 
 def _decimal(value: float, name: str) -> Decimal:
     """``--fee`` / ``--capital`` checked against their ranges (:mod:`rebalancer.config.bounds`)."""
+    from rebalancer.config import bounds
+
     return bounds.fee_rate(value, name) if name == "--fee" else bounds.capital(value, name)
 
 
@@ -124,6 +124,8 @@ def _command_line() -> str:
 
 def _provenance(panel: CandlePanel, settings: Settings) -> Provenance:
     """Where a report's numbers came from: data files and hashes, config, command, notes."""
+    from rebalancer.backtest.report import Provenance
+
     return Provenance(
         panel.files,
         panel.sha256,
@@ -134,6 +136,8 @@ def _provenance(panel: CandlePanel, settings: Settings) -> Provenance:
 
 
 def _window(panel: CandlePanel) -> str:
+    from rebalancer.backtest.labels import window_text
+
     return window_text(panel.start, panel.end, len(panel.closes), _bar(panel))
 
 
@@ -144,6 +148,8 @@ NOTES_SHOWN = 5
 def data_lines(panel: CandlePanel) -> list[str]:
     """The window the run really covers (first and last candle, which may be shorter than
     --start/--end asked for) and the data notes: printed before any result."""
+    from rebalancer.backtest.labels import window_text
+
     notes = list(panel.report.issues)
     lines = [
         "Data: "
@@ -202,6 +208,8 @@ def _fmt(spec: str, value: Any) -> str:
 def summary_table(result: BacktestResult) -> Table:
     """The metrics side by side; the title names the candle window (open times, as the
     data line and --start/--end do)."""
+    from rebalancer.backtest.labels import window_text
+
     s = result.summary()
     runs = {"strategy": s["strategy"], **s["benchmarks"]}
     times, bar = result.run.times, result.bar
@@ -220,6 +228,9 @@ def _ranges(
 ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """The price ranges limit orders meet (None without limit orders): the next bar's, or
     with ``fine`` the next bar's first ``limit_timeout`` of ``fine`` candles (at least one)."""
+    from rebalancer.backtest.data import load_ranges
+    from rebalancer.backtest.timeframes import parse_timeframe
+
     if not strategy.execution.limit_inside:
         return None
     if fine is None:
@@ -269,6 +280,10 @@ def backtest_command(
     Example: `rebalancer backtest --data-dir ../shared/data/binance_spot_2017_2022
     --start 2018-05-04 -c my.toml --fee 0.001 --out out/`
     """
+    from rebalancer.backtest.engine import run_backtest
+    from rebalancer.backtest.labels import bars_text
+    from rebalancer.backtest.report import write_report
+
     settings = _settings(config)
     strategy: Strategy = settings.strategy()
     panel = load_data(settings, data_dir, timeframe, start, end)
@@ -456,6 +471,10 @@ def sweep_command(
 
     On a Dask cluster: add `--executor dask --scheduler tcp://HOST:8786`.
     """
+    from rebalancer.backtest.executors import make_executor
+    from rebalancer.backtest.grid import run_grid, write_outputs
+    from rebalancer.config import bounds
+
     settings = _settings(config)
     strategy = settings.strategy()
     panel = load_data(settings, data_dir, timeframe, start, end)
@@ -529,6 +548,10 @@ def sweep_command(
 
 def bars_in(text: str, bar: timedelta, name: str) -> int:
     """``"365d"``, ``"12w"``, ``"2000h"`` or a bare number of bars -> bars."""
+    import pandas as pd
+
+    from rebalancer.backtest.timeframes import parse_timeframe
+
     if text.strip().isdigit():
         return int(text)
     try:
@@ -587,6 +610,9 @@ def walk_forward_command(
     Example: `rebalancer walk-forward --data-dir ../shared/data/binance_spot_2017_2022
     -c my.toml --train 365d --test 90d --objective calmar --json`
     """
+    import pandas as pd
+
+    from rebalancer.backtest.labels import bars_text, window_text
     from rebalancer.backtest.walk_forward import equity_figure, walk_forward
 
     settings = _settings(config)

@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Annotated
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rebalancer.bootstrap import build, build_notifier, notify_secrets
 from rebalancer.cli.options import ConfigOpt, settings_from
 from rebalancer.cli.telegram_cmd import telegram_beside_daemon, telegram_secrets
-from rebalancer.config import Settings, load_secrets
-from rebalancer.daemon import (
-    Daemon,
-    DaemonPolicy,
-    HeartbeatFile,
-    SystemWaiter,
-    heartbeat_path,
-)
-from rebalancer.logs import reset_logging, setup_logging
+
+if TYPE_CHECKING:
+    from rebalancer.config import Settings
 
 
 def _secrets(settings: Settings) -> list[str]:
     """Every secret value the process can see (keys, notification URLs), for the logs to mask."""
+    from rebalancer.bootstrap import notify_secrets
+    from rebalancer.config import load_secrets
+
     keys = load_secrets(settings.exchange, dotenv_path=settings.dotenv_path)
     values = [s.get_secret_value() for s in (keys.api_key, keys.secret, keys.password) if s]
     return [*values, *notify_secrets(settings), *telegram_secrets(settings)]
@@ -104,12 +100,30 @@ def run_command(
 
     Example: `rebalancer run -c rebalancer.toml` (paper), `rebalancer run --live` (live)
     """
+    from rebalancer.bootstrap import build, build_notifier
+    from rebalancer.daemon import (
+        Daemon,
+        DaemonPolicy,
+        HeartbeatFile,
+        SystemWaiter,
+        heartbeat_path,
+    )
+    from rebalancer.daemon.loop import checks
+    from rebalancer.logs import reset_logging, setup_logging
+
     settings = settings_from(config)
     setup_logging(settings.daemon.log_level, settings.state_dir / "logs", _secrets(settings))
-    notifier = build_notifier(settings)
-    rt = build(settings, confirm_live=live, lock=True)
-    try:
-        policy = DaemonPolicy.from_config(settings.daemon, max_ticks=1 if once else max_ticks)
+    with ExitStack() as done:
+        # the handlers hold this run's streams: leave none behind, even when wiring fails
+        done.callback(reset_logging)
+        notifier = build_notifier(settings)
+        rt = build(settings, confirm_live=live, lock=True)
+        done.callback(rt.close)
+        policy = DaemonPolicy.from_config(
+            settings.daemon,
+            max_ticks=1 if once else max_ticks,
+            max_ticks_flag="--once" if once else f"--max-ticks {max_ticks}",
+        )
         daemon = Daemon(
             rt.exchange,
             rt.journal,
@@ -126,9 +140,6 @@ def run_command(
         )
         with _dashboard(settings, serve), telegram_beside_daemon(settings, telegram, live):
             result = daemon.run()
-    finally:
-        rt.close()
-        reset_logging()  # the handlers hold this run's streams; leave none behind
-    typer.echo(f"rebalancer run: stopped after {result.ticks} checks: {result.reason}")
+    typer.echo(f"rebalancer run: stopped after {checks(result.ticks)}: {result.reason or 'done'}")
     if result.exit_code:
         raise typer.Exit(result.exit_code)

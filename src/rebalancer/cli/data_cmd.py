@@ -18,7 +18,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from rebalancer.backtest import download as dl
 from rebalancer.cli import render
 
 data_app = typer.Typer(
@@ -58,6 +57,8 @@ def download_command(
     Example: `rebalancer data download --exchange binance --assets BTC,ETH --quote USDT
     --timeframe 1h --since 2024-01-01 --dir data/binance`
     """
+    from rebalancer.backtest import download as dl
+
     names = [a.strip() for a in assets.split(",") if a.strip()]
     console = Console(quiet=as_json, stderr=True)
     with Progress(

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from rebalancer.backtest.data import load_demo_panel
-from rebalancer.backtest.demo import DEMO_START_WEIGHTS, run_demo
 from rebalancer.cli import render
-from rebalancer.config import default_config, load_config
-from rebalancer.service import CycleReport
+
+if TYPE_CHECKING:
+    from rebalancer.service import CycleReport
+
 
 
 def _trade_line(r: CycleReport) -> str:
@@ -43,6 +43,10 @@ def demo_command(
 
     Example: `rebalancer demo --json`
     """
+    from rebalancer.backtest.data import load_demo_panel
+    from rebalancer.backtest.demo import DEMO_START_WEIGHTS, run_demo
+    from rebalancer.config import default_config, load_config
+
     settings = load_config(config) if config else default_config()
     strategy = settings.strategy()
     console = Console(quiet=as_json)

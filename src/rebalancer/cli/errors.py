@@ -8,10 +8,11 @@ signed exchange URLs, passwords in URLs (``user:PASSWORD@`` and ``?password=``),
 
 from __future__ import annotations
 
-from rebalancer.config.secrets import mask_url
 from rebalancer.logs import redact
 
 
 def error_text(exc: BaseException) -> str:
     """``str(exc)`` with every secret-looking part masked as ``***``."""
+    from rebalancer.config.secrets import mask_url  # pydantic: not at `--help` time
+
     return redact(mask_url(str(exc)))

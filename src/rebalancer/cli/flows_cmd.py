@@ -18,10 +18,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rebalancer.bootstrap import account_name, journal
 from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
 from rebalancer.core.numbers import plain, text
-from rebalancer.web.view import parse_since
 
 console = Console()
 COLUMNS = ("at", "asset", "amount", "value", "quote")
@@ -50,6 +48,9 @@ def flows_command(
 
     Example: `rebalancer flows --since 30d --csv flows.csv`
     """
+    from rebalancer.bootstrap import account_name, journal
+    from rebalancer.web.view import parse_since
+
     settings = settings_from(config)
     start = parse_since(since, datetime.now(UTC))
     jr = journal(settings)

@@ -19,7 +19,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rebalancer.bootstrap import journal
 from rebalancer.cli.options import ConfigOpt, settings_from
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.lots import METHODS, Method, TimedFill, gains_by_year, realise
@@ -90,6 +89,8 @@ def gains_command(
 
     Example: `rebalancer gains --year 2025 --csv koinly-2025.csv`
     """
+    from rebalancer.bootstrap import journal
+
     settings = settings_from(config)
     chosen = (method or settings.tax.method).strip().lower()
     if chosen not in METHODS or chosen == "specific":

@@ -16,7 +16,6 @@ from typing import Annotated, Literal
 
 import typer
 
-from rebalancer.config import parse_config
 from rebalancer.core.errors import ConfigError
 
 TriggerKind = Literal["threshold", "calendar", "hybrid"]
@@ -128,6 +127,8 @@ def init_command(
     """
     if path.exists() and not force:
         raise ConfigError(f"{path} exists: pass --force to overwrite it, or name another file")
+    from rebalancer.config import parse_config  # pydantic: only when the command runs
+
     answers = _answers(exchange, quote, targets, trigger, band, every)
     text = render(answers)
     parse_config(text, str(path), base_dir=path.parent)  # every rule, before writing

@@ -15,7 +15,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rebalancer.bootstrap import account_name, key_permissions, record_live_confirmation
 from rebalancer.cli.errors import error_text
 from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
 from rebalancer.core.errors import ConfigError, RebalancerError
@@ -55,6 +54,8 @@ def keys_check(
 
     Example: `rebalancer keys check -c rebalancer.toml`
     """
+    from rebalancer.bootstrap import account_name, key_permissions, record_live_confirmation
+
     try:
         settings = settings_from(config)
         results = key_permissions(settings)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rebalancer.config import Settings, load_config
+if TYPE_CHECKING:  # the config (pydantic) is imported when a command runs, not for --help
+    from rebalancer.config import Settings
 
 CONFIG_NAME = Path("rebalancer.toml")
 
@@ -27,6 +28,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.
 
 def settings_from(path: Path | None) -> Settings:
     """The config at ``path``, else ``./rebalancer.toml`` if present, else the defaults."""
+    from rebalancer.config import load_config
+
     if path is None and CONFIG_NAME.exists():
         path = CONFIG_NAME
     return load_config(path)

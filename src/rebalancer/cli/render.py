@@ -7,16 +7,18 @@ from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
-from rebalancer.core.drift import PortfolioDrift
 from rebalancer.core.numbers import plain
-from rebalancer.core.planner import Plan
-from rebalancer.core.triggers import Decision
-from rebalancer.service import CycleReport
+
+if TYPE_CHECKING:  # annotations only: `--help` need not import the decision core
+    from rebalancer.core.drift import PortfolioDrift
+    from rebalancer.core.planner import Plan
+    from rebalancer.core.triggers import Decision
+    from rebalancer.service import CycleReport
 
 
 def _default(obj: Any) -> Any:

@@ -10,10 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rebalancer.bootstrap import account_name, journal
 from rebalancer.cli.options import ConfigOpt, settings_from
-from rebalancer.web import view
-from rebalancer.web.report import build_report, summary_rows, write_report
 
 console = Console()
 
@@ -35,6 +32,10 @@ def report_command(
 
     Example: `rebalancer report --since 14d --out report/`
     """
+    from rebalancer.bootstrap import account_name, journal
+    from rebalancer.web import view
+    from rebalancer.web.report import build_report, summary_rows, write_report
+
     settings = settings_from(config)
     start = view.parse_since(since, datetime.now(UTC))
     jr = journal(settings)

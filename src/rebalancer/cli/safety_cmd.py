@@ -13,10 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rebalancer.bootstrap import account_name, journal, journal_url
 from rebalancer.cli.options import ConfigOpt, settings_from
-from rebalancer.config.bounds import since_time
-from rebalancer.config.secrets import mask_url
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.numbers import text
 
@@ -28,6 +25,8 @@ console = Console()
 def parse_since(text: str | None, now: datetime) -> datetime | None:
     """``2026-01-31``, ``2026-01-31T12:00`` (UTC unless an offset is given) or a period
     back from now such as ``24h`` / ``7d``."""
+    from rebalancer.config.bounds import since_time  # pydantic: not at `--help` time
+
     return since_time(text, now, "--since")
 
 
@@ -87,6 +86,8 @@ def history_command(
 
     Example: `rebalancer history --since 7d --kind fills --csv fills.csv`
     """
+    from rebalancer.bootstrap import account_name, journal, journal_url
+
     settings = settings_from(config)
     kinds = _kinds(kind)
     start = parse_since(since, datetime.now(UTC))
@@ -105,6 +106,8 @@ def history_command(
         }
         typer.echo(json.dumps({"account": account_name(settings), **data}, indent=2))
         return
+    from rebalancer.config.secrets import mask_url
+
     shown = mask_url(journal_url(settings))  # never a password, even one in the query
     console.print(f"[dim]journal {shown} · account {account_name(settings)}[/dim]")
     for name, items in rows.items():
@@ -150,6 +153,8 @@ def resume_command(
     Check first why it halted (`rebalancer history --kind halts`). Example:
     `rebalancer resume --note "checked the prices: a real crash, keep rebalancing"`
     """
+    from rebalancer.bootstrap import account_name, journal
+
     settings = settings_from(config)
     jr = journal(settings)
     try:

@@ -13,30 +13,20 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from rebalancer.backtest.data import load_demo_panel, load_panel
-from rebalancer.backtest.optimize import (
-    OPT_METHODS,
-    Constraints,
-    OptMethod,
-    ledoit_wolf,
-    optimise,
-    sharpe_note,
-    to_targets,
-)
-from rebalancer.bootstrap import account_name, journal
 from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
-from rebalancer.config import Settings
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.numbers import plain
 from rebalancer.core.retarget import next_due
-from rebalancer.ports import TargetChange
+
+if TYPE_CHECKING:
+    from rebalancer.config import Settings
+    from rebalancer.ports import TargetChange
 
 targets_app = typer.Typer(help="Suggest target weights from recent prices.", no_args_is_help=True)
 console = Console()
@@ -65,6 +55,19 @@ def suggest_command(
 
     Example: `rebalancer targets suggest --method min_variance --max-weight 0.5`
     """
+    import numpy as np
+
+    from rebalancer.backtest.data import load_demo_panel, load_panel
+    from rebalancer.backtest.optimize import (
+        OPT_METHODS,
+        Constraints,
+        OptMethod,
+        ledoit_wolf,
+        optimise,
+        sharpe_note,
+        to_targets,
+    )
+
     if method not in OPT_METHODS:
         raise ConfigError(f"--method: must be one of {', '.join(OPT_METHODS)}; found {method!r}")
     if window < 10:
@@ -190,6 +193,8 @@ def show_command(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 
     Example: `rebalancer targets show --json`
     """
+    from rebalancer.bootstrap import account_name, journal
+
     settings = settings_from(config)
     jr = journal(settings)
     try:

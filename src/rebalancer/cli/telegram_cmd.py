@@ -9,12 +9,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from rebalancer.cli.options import ConfigOpt, settings_from
-from rebalancer.config import Settings
+
+if TYPE_CHECKING:
+    from rebalancer.config import Settings
 
 LiveOpt = Annotated[
     bool,

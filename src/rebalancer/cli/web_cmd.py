@@ -8,14 +8,6 @@ import typer
 from rich.console import Console
 
 from rebalancer.cli.options import ConfigOpt, settings_from
-from rebalancer.web.server import (
-    StandaloneControls,
-    create_app,
-    dashboard_for,
-    open_reader,
-    serve_forever,
-    web_token,
-)
 
 console = Console()
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -65,6 +57,15 @@ def serve_command(
 
     Example: `rebalancer serve -c rebalancer.toml`, then open the printed address.
     """
+    from rebalancer.web.server import (
+        StandaloneControls,
+        create_app,
+        dashboard_for,
+        open_reader,
+        serve_forever,
+        web_token,
+    )
+
     settings = settings_from(config)
     web = settings.web
     host, port = host or web.host, port or web.port

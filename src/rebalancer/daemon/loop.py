@@ -80,6 +80,11 @@ def backoff_delay(failures: int, first: timedelta, cap: timedelta) -> timedelta:
     return min(first * (1 << min(failures - 1, 40)), cap)
 
 
+def checks(n: int) -> str:
+    """``"1 check"``, ``"3 checks"``."""
+    return f"{n} check" if n == 1 else f"{n} checks"
+
+
 @dataclass(frozen=True)
 class DaemonPolicy:
     schedule: Schedule
@@ -87,9 +92,13 @@ class DaemonPolicy:
     max_backoff: timedelta = timedelta(hours=1)
     daily_summary: bool = False
     max_ticks: int | None = None
+    # the command-line flag that set max_ticks, named when the daemon stops on it
+    max_ticks_flag: str = "--max-ticks"
 
     @classmethod
-    def from_config(cls, daemon: Any, max_ticks: int | None = None) -> DaemonPolicy:
+    def from_config(
+        cls, daemon: Any, max_ticks: int | None = None, max_ticks_flag: str = "--max-ticks"
+    ) -> DaemonPolicy:
         """From a validated ``[daemon]`` table (:class:`rebalancer.config.schema.Daemon`)."""
         from rebalancer.config import parse_period
 
@@ -99,6 +108,7 @@ class DaemonPolicy:
             parse_period(daemon.max_backoff),
             daemon.notify_daily_summary,
             max_ticks,
+            max_ticks_flag,
         )
 
 
@@ -221,7 +231,7 @@ class Daemon:
     def _ticks_done(self) -> tuple[int, str]:
         """Exit code and reason once ``max_ticks`` are done: a failure when the last check
         failed (``run --once`` in a cron job must see it; a halted check is no failure)."""
-        reason = f"{self.ticks} ticks done (--max-ticks)"
+        reason = f"done ({self.policy.max_ticks_flag})"
         if not self.failures:
             return EXIT_OK, reason
         last = self._beat.last_error if self._beat is not None else ""
@@ -241,7 +251,7 @@ class Daemon:
         beat.next_tick = None
         beat.stopped_at = self.clock.now()
         self._write_beat()
-        log.info("daemon stopped after %d ticks: %s", self.ticks, reason or "done")
+        log.info("daemon stopped after %s: %s", checks(self.ticks), reason or "done")
         if not exit_code:  # a failure was already told (a halt, or the failed check)
             self._send(Event("stop", f"rebalancer stopped ({self.mode})", reason or "done", {}))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from rebalancer.adapters.journal.models import Base
 from rebalancer.core.errors import DataError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+log = logging.getLogger("rebalancer.journal")
 
 
 def alembic_config() -> Config:
@@ -62,13 +64,17 @@ def upgrade(engine: Engine) -> None:
     cfg = alembic_config()
     try:
         with engine.begin() as connection:
+            before = MigrationContext.configure(connection).get_current_revision()
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, "head")
+            after = MigrationContext.configure(connection).get_current_revision()
     except Exception as exc:
         raise DataError(
             f"cannot open the journal at {engine.url.render_as_string(hide_password=True)}: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
+    if after != before:
+        log.info("journal schema upgraded from %s to %s", before or "empty", after)
 
 
 def current_revision(engine: Engine) -> str | None:
