@@ -145,6 +145,8 @@ def advise(
             "(--bands 0.01:0.25:0.01)"
         )
     rules = [Rule("abs", float(b), float(fee_rate)) for b in sorted(set(bands))]
+    regime_opts = opt.regimes or RegimeOptions(window=max(2, round(90 * 86_400 / bar_seconds)))
+    regime_opts.check(p.shape[0])  # before the long runs, not after them
     runner = KernelRunner(targets, rules, capital=capital, bar_seconds=bar_seconds)
     returns = np.diff(np.log(runner.paths(p).equity), axis=1).T  # (bars - 1, rows)
     pbo = pbo_cscv(returns, opt.splits)
@@ -167,7 +169,6 @@ def advise(
         raise ConfigError("every bootstrap resample failed: the panel is too short or degenerate")
     candidate = rows[int(np.nanargmax(lows))]
     verdict, reasons = _verdict(candidate, pbo, opt.level)
-    regime_opts = opt.regimes or RegimeOptions(window=max(2, round(90 * 86_400 / bar_seconds)))
     equity, bh, flows = reference_run(p, targets, rules[rows.index(candidate)], capital)
     labels = label_bars(bh, regime_opts)
     regimes = regime_table(equity, bh, flows, labels, SECONDS_PER_YEAR / bar_seconds)

@@ -86,6 +86,17 @@ class BootstrapResult:
     drawdowns: FloatArray
 
 
+def _arch_bootstrap() -> Any:
+    """``arch.bootstrap``, or a clear message naming the extra to install."""
+    try:
+        import arch.bootstrap
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ConfigError(
+            "the bootstrap needs the 'arch' package: pip install 'rebalancer[trust]'"
+        ) from None
+    return arch.bootstrap
+
+
 def log_returns(prices: FloatArray) -> FloatArray:
     """Per-bar log returns ``(bars - 1, assets)`` of a positive price panel."""
     out: FloatArray = np.diff(np.log(np.asarray(prices, dtype=np.float64)), axis=0)
@@ -94,15 +105,13 @@ def log_returns(prices: FloatArray) -> FloatArray:
 
 def block_length(prices: FloatArray) -> int:
     """The mean block length in bars (see the module docstring): at least 2, rounded up."""
-    from arch.bootstrap import optimal_block_length
-
     r = log_returns(prices)
     if r.shape[0] < 2 * MIN_BLOCKS:
         raise ConfigError(
             f"the panel has {r.shape[0] + 1} bars; the bootstrap needs at least "
             f"{2 * MIN_BLOCKS + 1}: widen --start/--end or use a shorter --timeframe"
         )
-    table = optimal_block_length(np.hstack([r, r * r]))
+    table = _arch_bootstrap().optimal_block_length(np.hstack([r, r * r]))
     best = float(np.nanmax(table["stationary"].to_numpy()))
     return max(2, math.ceil(best)) if math.isfinite(best) else 2
 
@@ -129,9 +138,7 @@ def index_chunks(
     returns: FloatArray, block: int, reps: int, seed: int, chunk: int = CHUNK
 ) -> Iterator[list[IntArray]]:
     """The resample indices, in order, ``chunk`` at a time (arch's stationary bootstrap)."""
-    from arch.bootstrap import StationaryBootstrap
-
-    bs = StationaryBootstrap(block, returns, seed=seed)
+    bs = _arch_bootstrap().StationaryBootstrap(block, returns, seed=seed)
     part: list[IntArray] = []
     for _ in bs.bootstrap(reps):
         part.append(np.asarray(bs.index, dtype=np.int64).copy())
