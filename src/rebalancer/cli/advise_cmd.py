@@ -126,8 +126,13 @@ def advise_command(
     ] = None,
     splits: Annotated[int, typer.Option("--splits", help="CSCV blocks for PBO (even).")] = 16,
     workers: Annotated[
-        int | None, typer.Option("--workers", help="Processes (default: all cores).")
-    ] = None,
+        int,
+        typer.Option(
+            "--workers",
+            help="Processes for the resamples (1: in this process, one kernel thread; more "
+            "pays off only on idle cores). Same figures for any count.",
+        ),
+    ] = 1,
     regime_window: Annotated[
         str, typer.Option("--regime-window", help="Trailing window of the regimes: 90d, 2000h.")
     ] = "90d",
