@@ -35,10 +35,24 @@ from rebalancer.cli.options import JsonOpt
 from rebalancer.core.errors import ConfigError
 
 
-def _pct(x: float, signed: bool = True) -> str:
+def _pct(x: float | None, signed: bool = True) -> str:
     if x is None or not math.isfinite(x):
         return "n/a"
     return f"{x:+.1%}" if signed else f"{x:.1%}"
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.2f}"
+
+
+def _dsr_line(d: dict[str, Any]) -> str:
+    if d.get("dsr") is None:
+        return f"Deflated Sharpe: n/a ({d.get('note', 'not computed')})."
+    return (
+        f"Deflated Sharpe of the best-Sharpe band ({d['band']:.0%}): {d['dsr']:.2f} (Sharpe "
+        f"{d['sharpe_annual']:.2f} vs {d['sr0_annual']:.2f} expected from {d['trials']} "
+        "unskilled trials, annualised)."
+    )
 
 
 def render_text(a: Advice, head: str) -> str:
@@ -66,10 +80,7 @@ def render_text(a: Advice, head: str) -> str:
         f"{b['seed']}.",
         f"PBO (CSCV, {a.pbo['splits']} splits, {a.pbo['combinations']} combinations, "
         f"{a.pbo['configurations']} bands): {a.pbo['pbo']:.2f} (weak above {a.pbo['limit']}).",
-        f"Deflated Sharpe of the best-Sharpe band ({a.deflated_sharpe['band']:.0%}): "
-        f"{a.deflated_sharpe['dsr']:.2f} (Sharpe {a.deflated_sharpe['sharpe_annual']:.2f} vs "
-        f"{a.deflated_sharpe['sr0_annual']:.2f} expected from {a.deflated_sharpe['trials']} "
-        "unskilled trials, annualised).",
+        _dsr_line(a.deflated_sharpe),
         "",
         f"{'band':>5} {'premium':>8} {lvl + ' interval':>20} {'P(beat)':>8} {'Sharpe':>7} "
         f"{'max DD':>7} {'shape':>8}",
@@ -78,10 +89,12 @@ def render_text(a: Advice, head: str) -> str:
         lines.append(
             f"{r['band']:>5.0%} {_pct(r['premium']):>8} "
             f"{'[' + _pct(r['premium_low']) + ', ' + _pct(r['premium_high']) + ']':>20} "
-            f"{r['p_beat']:>8.0%} {r['sharpe']:>7.2f} {_pct(r['max_drawdown'], False):>7} "
+            f"{r['p_beat']:>8.0%} {_num(r['sharpe']):>7} {_pct(r['max_drawdown'], False):>7} "
             f"{r['shape']:>8}"
         )
     o = a.regime_options
+    if any(_num(r["sharpe"]) == "n/a" for r in a.rows):
+        lines.append("(n/a: no finite value: the Sharpe ratio of a flat equity curve)")
     lines += [
         "",
         f"Regimes of the candidate (buy-and-hold trailing {o['window']} bars: bull > "

@@ -150,7 +150,11 @@ def advise(
     runner = KernelRunner(targets, rules, capital=capital, bar_seconds=bar_seconds)
     returns = np.diff(np.log(runner.paths(p).equity), axis=1).T  # (bars - 1, rows)
     pbo = pbo_cscv(returns, opt.splits)
-    best, dsr = deflated_sharpe_of_best(returns)
+    try:
+        best, dsr = deflated_sharpe_of_best(returns)
+        dsr_out = _dsr(dsr, rules[best], bar_seconds)
+    except ConfigError as exc:  # degenerate returns: say why instead of a NaN
+        dsr_out = {"dsr": None, "note": str(exc)}
     boot = bootstrap_rows(
         runner,
         p,
@@ -184,7 +188,7 @@ def advise(
             "configurations": pbo.configurations,
             "limit": PBO_LIMIT,
         },
-        deflated_sharpe=_dsr(dsr, rules[best], bar_seconds),
+        deflated_sharpe=dsr_out,
         regimes=regimes,
         bootstrap={
             "reps": boot.reps,
@@ -207,4 +211,5 @@ def _dsr(d: DeflatedSharpe, rule: Rule, bar_seconds: float) -> dict[str, Any]:
         "bars": d.bars,
         "skew": d.skew,
         "kurtosis": d.kurtosis,
+        "note": "",
     }

@@ -236,7 +236,7 @@ def bootstrap_rows(
     check_panel(p.shape[0], b)
     returns = log_returns(p)
     real = runner.stats(p)
-    n_workers = os.cpu_count() or 1 if workers is None else workers
+    n_workers = (os.cpu_count() or 1) if workers is None else workers
     draws = _draws(runner, p, returns, index_chunks(returns, b, reps, seed), n_workers)
     rows = tuple(
         RowBootstrap(
