@@ -278,3 +278,42 @@ def test_verdict_is_weak_when_the_interval_straddles_zero_or_pbo_is_high(
     got, reasons = _verdict(candidate, PboResult(pbo, np.zeros(1), 16, 25), 0.9)
     assert got == verdict
     assert any(says in r for r in reasons)
+
+
+def test_a_sweeps_rows_run_through_the_runner_give_the_sweeps_premiums() -> None:
+    from datetime import timedelta
+    from decimal import Decimal
+
+    import pandas as pd
+
+    from rebalancer.backtest.grid import run_grid
+    from rebalancer.backtest.trust.runner import rules_from_rows
+    from rebalancer.core.planner import PlanPolicy
+    from rebalancer.core.strategy import Strategy
+    from rebalancer.core.triggers import Threshold
+
+    prices = _panel(200, 2)
+    closes = pd.DataFrame(
+        prices,
+        columns=["BTC", "ETH"],
+        index=pd.date_range("2024-01-01", periods=200, freq="D", tz="UTC"),
+    )
+    strategy = Strategy(
+        targets={"BTC": Decimal("0.45"), "ETH": Decimal("0.45"), "USDT": Decimal("0.1")},
+        quote="USDT",
+        trigger=Threshold(Decimal("0.05"), None),
+        policy=PlanPolicy(),
+    )
+    grid = run_grid(
+        closes,
+        strategy,
+        bands=[0.02, 0.1],
+        fee_rates=[0.001, 0.0025],
+        capital=Decimal(1000),
+        bar=timedelta(days=1),
+    )
+    rules = rules_from_rows(grid.rows)
+    stats = KernelRunner([0.45, 0.45], rules, capital=1000).stats(prices)
+    np.testing.assert_allclose(stats.premium, grid.rows["premium"].to_numpy(), rtol=1e-12)
+    with pytest.raises(ConfigError, match="--styles target"):
+        rules_from_rows(grid.rows.assign(style="band_edge"))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -152,3 +152,18 @@ def reference_run(
         prices.shape[0], run.rebalance_bars, run.traded, run.fees, run.value_before
     )
     return run.equity, bh.equity, flows
+
+
+def rules_from_rows(rows: Any) -> list[Rule]:
+    """The rules of a sweep's rows (``GridResult.rows``: columns kind, style, band,
+    fee_rate), to bootstrap each row; only ``target``-style rows can be run here."""
+    styles = sorted({str(s) for s in rows["style"]})
+    if styles != ["target"]:
+        raise ConfigError(
+            f"the trust statistics run trade-back-to-target rows only, got styles {styles}: "
+            "sweep with --styles target"
+        )
+    return [
+        Rule(str(k), float(b), float(f))
+        for k, b, f in zip(rows["kind"], rows["band"], rows["fee_rate"], strict=True)
+    ]
