@@ -317,3 +317,24 @@ def test_a_sweeps_rows_run_through_the_runner_give_the_sweeps_premiums() -> None
     np.testing.assert_allclose(stats.premium, grid.rows["premium"].to_numpy(), rtol=1e-12)
     with pytest.raises(ConfigError, match="--styles target"):
         rules_from_rows(grid.rows.assign(style="band_edge"))
+
+
+def test_bootstrap_on_a_dask_cluster_equals_the_local_run() -> None:
+    distributed = pytest.importorskip("distributed")
+    prices = _panel(200, 3)
+    runner = KernelRunner([0.3, 0.3, 0.3], [Rule("abs", b, 0.001) for b in (0.02, 0.1)])
+    local = bootstrap_rows(runner, prices, reps=60, seed=3, block=5)
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=2,
+            processes=False,
+            protocol="tcp",
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        remote = bootstrap_rows(runner, prices, reps=60, seed=3, block=5, client=client)
+    np.testing.assert_array_equal(local.premiums, remote.premiums)
+    np.testing.assert_array_equal(local.drawdowns, remote.drawdowns)

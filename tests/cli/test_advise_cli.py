@@ -38,3 +38,8 @@ def test_advise_bad_input_is_a_clear_message_not_a_traceback() -> None:
     assert short.exit_code == 2 and "need at least 180" in short.output
     assert "--regime-window" in short.output
     assert "Traceback" not in one.output + short.output
+
+
+def test_advise_dask_without_a_scheduler_says_what_to_pass() -> None:
+    result = runner.invoke(app, ["advise", *FAST, "--executor", "dask"])
+    assert result.exit_code == 2 and "--scheduler ADDRESS" in result.output

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from rebalancer.backtest.executors import make_executor
 from rebalancer.backtest.trust.advise import Advice, AdviseOptions, advise
 from rebalancer.backtest.trust.regimes import DEFAULT_BEAR, DEFAULT_BULL, RegimeOptions
 from rebalancer.cli import render
@@ -162,6 +164,18 @@ def advise_command(
         Path | None, typer.Option("--out", help="Also write advise.json and advise.txt here.")
     ] = None,
     as_json: JsonOpt = False,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="local: this machine; dask: the resamples on a Dask cluster (needs "
+            "--scheduler and the 'cluster' extra). Same figures for a seed either way.",
+        ),
+    ] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786."),
+    ] = None,
 ) -> None:
     """Which band to trust: the band with the best lower confidence bound on its premium over
     buy-and-hold, its odds of beating it, its regime profile and the sweep's PBO.
@@ -172,6 +186,8 @@ def advise_command(
 
     Example: `rebalancer advise -c g1.toml --data-dir ../shared/data/binance_spot_2017_2022
     --start 2018-05-04 --fee 0.001`
+
+    On a Dask cluster: add `--executor dask --scheduler tcp://HOST:8786`.
     """
     settings = _settings(config)
     strategy = settings.strategy()
@@ -180,29 +196,32 @@ def advise_command(
     taker = float(settings.fees.taker if fee is None else _decimal(fee, "--fee"))
     if taker >= 1:
         raise ConfigError(f"--fee must be below 1 (0.001 = 0.1 %), got {taker}")
-    options = AdviseOptions(
-        reps=reps,
-        seed=seed,
-        level=level,
-        block=block_length,
-        splits=splits,
-        workers=workers,
-        regimes=RegimeOptions(
-            window=bars_in(regime_window, bar, "--regime-window"),
-            bull=bull,
-            bear=bear,
-            vol_quantile=vol_quantile,
-        ),
-    )
-    advice = advise(
-        panel.closes.to_numpy(),
-        [float(strategy.targets[a]) for a in strategy.assets],
-        parse_numbers(bands, "--bands"),
-        taker,
-        capital=float(_decimal(capital, "--capital")),
-        bar_seconds=bar.total_seconds(),
-        options=options,
-    )
+    remote = make_executor(executor, scheduler)
+    with remote or nullcontext():
+        options = AdviseOptions(
+            reps=reps,
+            seed=seed,
+            level=level,
+            block=block_length,
+            splits=splits,
+            workers=workers,
+            client=None if remote is None else remote.client,
+            regimes=RegimeOptions(
+                window=bars_in(regime_window, bar, "--regime-window"),
+                bull=bull,
+                bear=bear,
+                vol_quantile=vol_quantile,
+            ),
+        )
+        advice = advise(
+            panel.closes.to_numpy(),
+            [float(strategy.targets[a]) for a in strategy.assets],
+            parse_numbers(bands, "--bands"),
+            taker,
+            capital=float(_decimal(capital, "--capital")),
+            bar_seconds=bar.total_seconds(),
+            options=options,
+        )
     data: dict[str, Any] = {
         "start": panel.start.isoformat(),
         "end": panel.end.isoformat(),

@@ -55,6 +55,8 @@ class AdviseOptions:
     workers: int | None = 1
     regimes: RegimeOptions | None = None
     tolerance: float = 0.02
+    #: a ``distributed.Client``: the resamples run on that Dask cluster
+    client: Any = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ def advise(
         block=opt.block,
         level=opt.level,
         workers=opt.workers,
+        client=opt.client,
     )
     shapes = robustness(
         [r.band for r in rules], [b.premium.point for b in boot.rows], tolerance=opt.tolerance

@@ -16,7 +16,8 @@ with the Patton, Politis and White 2009 correction), computed per asset on the l
 volatility clustering that plain crypto returns barely show -- and the largest of these
 taken, rounded up, at least 2 bars. A panel needs at least :data:`MIN_BLOCKS` blocks.
 
-**Speed**: resamples run one per process and core (``workers``), each on one kernel thread.
+**Speed**: resamples run one per process and core (``workers``), each on one kernel thread,
+or on a Dask cluster (``client``), in chunks of :data:`CHUNK`.
 
 **Determinism**: the resample indices come from one generator seeded with ``seed`` in the
 calling process, in order, and are cut into fixed chunks; workers only run them, so a seed
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -174,6 +176,33 @@ def _run_chunk(indices: list[IntArray]) -> FloatArray:
     return np.asarray(out, dtype=np.float64)
 
 
+def run_chunk_on(
+    runner: RowRunner, prices: FloatArray, returns: FloatArray, indices: list[IntArray]
+) -> FloatArray:
+    """One task on a Dask worker: :func:`_run_chunk` with its inputs passed in (the
+    kernel's one-thread setting and a lock: Dask worker threads share one process)."""
+    with _DASK_LOCK:
+        _init(runner, prices, returns)
+        return _run_chunk(indices)
+
+
+_DASK_LOCK = threading.Lock()
+
+
+def _dask_draws(
+    client: Any,
+    runner: RowRunner,
+    prices: FloatArray,
+    returns: FloatArray,
+    chunks: Iterator[list[IntArray]],
+) -> FloatArray:
+    """The chunks on a Dask cluster (``client``: a ``distributed.Client``); the inputs are
+    scattered to every worker once, the results gathered in submission order."""
+    shared = [client.scatter(x, broadcast=True, hash=False) for x in (runner, prices, returns)]
+    futures = [client.submit(run_chunk_on, *shared, c, pure=False) for c in chunks]
+    return np.concatenate(client.gather(futures))
+
+
 def _draws(
     runner: RowRunner,
     prices: FloatArray,
@@ -220,10 +249,12 @@ def bootstrap_rows(
     block: int | None = None,
     level: float = 0.90,
     workers: int | None = 1,
+    client: Any = None,
 ) -> BootstrapResult:
     """Bootstrap every row of ``runner`` over ``prices`` (see the module docstring).
 
-    ``workers``: processes (``None`` = all cores); the figures do not depend on it.
+    ``workers``: processes (``None`` = all cores); ``client``: a ``distributed.Client`` to
+    run the resamples on a Dask cluster instead. The figures depend on neither.
     """
     p = np.ascontiguousarray(prices, dtype=np.float64)
     if reps < 10:
@@ -237,7 +268,11 @@ def bootstrap_rows(
     returns = log_returns(p)
     real = runner.stats(p)
     n_workers = (os.cpu_count() or 1) if workers is None else workers
-    draws = _draws(runner, p, returns, index_chunks(returns, b, reps, seed), n_workers)
+    chunks = index_chunks(returns, b, reps, seed)
+    if client is not None:
+        draws = _dask_draws(client, runner, p, returns, chunks)
+    else:
+        draws = _draws(runner, p, returns, chunks, n_workers)
     rows = tuple(
         RowBootstrap(
             premium=_interval(float(real.premium[k]), draws[:, 0, k], level),
