@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from rebalancer import __version__
+from rebalancer.cli.advise_cmd import advise_command
 from rebalancer.cli.backtest_cmd import backtest_command, sweep_command, walk_forward_command
 from rebalancer.cli.daemon_cmd import run_command
 from rebalancer.cli.data_cmd import data_app, download_command
@@ -259,6 +260,7 @@ app.command(name="init")(user_errors(init_command))
 app.command(name="backtest")(user_errors(backtest_command))
 app.command(name="sweep")(user_errors(sweep_command))
 app.command(name="walk-forward")(user_errors(walk_forward_command))
+app.command(name="advise")(user_errors(advise_command))
 
 # --- safety commands (history, resume, keys check) are registered here ---
 app.command(name="history")(user_errors(history_command))

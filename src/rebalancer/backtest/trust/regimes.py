@@ -1,0 +1,190 @@
+"""Market regimes: label each bar bull / bear / sideways and high / low volatility.
+
+Labels come from the portfolio's **buy-and-hold** equity ``bh`` (so they describe the
+market the rule faced, not the rule): at bar ``t`` with a trailing ``window`` of bars,
+
+* trend: the trailing return ``bh[t] / bh[t - window] - 1``; **bull** above ``bull``
+  (default +10 %), **bear** below ``bear`` (default -10 %), **sideways** in between;
+* volatility: the standard deviation of the last ``window`` per-bar log returns of ``bh``;
+  **high** above the ``vol_quantile`` (default the median, 0.5) of that series over the
+  panel, **low** otherwise.
+
+The first ``window`` bars have no full trailing window and are labelled ``warm-up``
+(excluded from every regime). Defaults (:data:`DEFAULT_WINDOW_DAYS` = 90 days, +/-10 %,
+median volatility) are documented in the README; the CLI converts the days into bars.
+
+:func:`regime_table` then reports, per regime, what a run did on the bars of that regime
+(the return of bar ``t`` is counted in the regime of bar ``t``): the rebalancing premium
+over buy-and-hold compounded over those bars and annualised, turnover, fees, and the
+maximum drawdown of the rule's and buy-and-hold's returns chained over those bars.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rebalancer.backtest.reference import FloatArray
+from rebalancer.core.errors import ConfigError
+
+TRENDS = ("bull", "bear", "sideways")
+VOLS = ("high-vol", "low-vol")
+WARMUP = "warm-up"
+DEFAULT_WINDOW_DAYS = 90
+DEFAULT_BULL = 0.10
+DEFAULT_BEAR = -0.10
+DEFAULT_VOL_QUANTILE = 0.5
+
+
+@dataclass(frozen=True)
+class RegimeOptions:
+    """``window`` in bars; ``bull`` / ``bear`` trailing-return cut-offs (fractions);
+    ``vol_quantile``: the quantile of trailing volatility above which a bar is high-vol."""
+
+    window: int
+    bull: float = DEFAULT_BULL
+    bear: float = DEFAULT_BEAR
+    vol_quantile: float = DEFAULT_VOL_QUANTILE
+
+    def check(self, n_bars: int) -> None:
+        if self.window < 2:
+            raise ConfigError(f"--regime-window must be at least 2 bars, got {self.window}")
+        if not self.bear < self.bull:
+            raise ConfigError(
+                f"--bear ({self.bear}) must be below --bull ({self.bull}), e.g. -0.1 and 0.1"
+            )
+        if not 0 < self.vol_quantile < 1:
+            raise ConfigError(f"--vol-quantile must be in (0, 1), got {self.vol_quantile}")
+        if n_bars < 2 * self.window:
+            raise ConfigError(
+                f"the panel has {n_bars} bars; regimes with a {self.window}-bar window need at "
+                f"least {2 * self.window}: widen --start/--end or shorten --regime-window"
+            )
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Per bar: ``trend`` (bull / bear / sideways / warm-up) and ``vol`` (high-vol /
+    low-vol / warm-up), and the volatility cut-off used (per-bar log-return std)."""
+
+    trend: np.ndarray[Any, np.dtype[np.str_]]
+    vol: np.ndarray[Any, np.dtype[np.str_]]
+    vol_cutoff: float
+
+
+def label_bars(bh_equity: FloatArray, options: RegimeOptions) -> Labels:
+    """Label every bar of the buy-and-hold equity curve (see the module docstring)."""
+    e = np.asarray(bh_equity, dtype=np.float64)
+    options.check(e.size)
+    w = options.window
+    trailing = np.full(e.size, math.nan)
+    trailing[w:] = e[w:] / e[:-w] - 1
+    r = np.diff(np.log(e))
+    vol = np.full(e.size, math.nan)
+    # vol[t] = std of returns r[t-w .. t-1] (the w returns ending at bar t)
+    windows = np.lib.stride_tricks.sliding_window_view(r, w)
+    vol[w:] = windows.std(axis=1, ddof=1)
+    cutoff = float(np.quantile(vol[w:], options.vol_quantile))
+    trend = np.full(e.size, WARMUP, dtype="<U8")
+    trend[w:] = np.where(
+        trailing[w:] > options.bull,
+        "bull",
+        np.where(trailing[w:] < options.bear, "bear", "sideways"),
+    )
+    vols = np.full(e.size, WARMUP, dtype="<U8")
+    vols[w:] = np.where(vol[w:] > cutoff, "high-vol", "low-vol")
+    return Labels(trend=trend, vol=vols, vol_cutoff=cutoff)
+
+
+@dataclass(frozen=True)
+class BarFlows:
+    """Per bar of a run: ``traded`` notional and ``fees`` (quote units) and ``turnover``
+    (traded / value before trading), zero where the rule did not trade."""
+
+    traded: FloatArray
+    fees: FloatArray
+    turnover: FloatArray
+
+
+def _max_drawdown(log_returns: FloatArray) -> float:
+    if log_returns.size == 0:
+        return math.nan
+    curve = np.exp(np.concatenate([[0.0], np.cumsum(log_returns)]))
+    return float(np.max(1 - curve / np.maximum.accumulate(curve)))
+
+
+def regime_table(
+    equity: FloatArray,
+    bh_equity: FloatArray,
+    flows: BarFlows,
+    labels: Labels,
+    bars_per_year: float,
+) -> list[dict[str, Any]]:
+    """One row per regime (trends, then volatilities): bars, share of labelled bars, rule and
+    buy-and-hold return over those bars, the premium (compounded, and per year), turnover,
+    fees and drawdowns; a regime with no bars says so in ``note`` (its figures are NaN)."""
+    e = np.asarray(equity, dtype=np.float64)
+    b = np.asarray(bh_equity, dtype=np.float64)
+    r_rule = np.concatenate([[0.0], np.diff(np.log(e))])
+    r_bh = np.concatenate([[0.0], np.diff(np.log(b))])
+    labelled = int(np.sum(labels.trend != WARMUP))
+    rows: list[dict[str, Any]] = []
+    for name, column in [(t, labels.trend) for t in TRENDS] + [(v, labels.vol) for v in VOLS]:
+        mask = column == name
+        n = int(mask.sum())
+        row: dict[str, Any] = {"regime": name, "bars": n, "share": n / labelled if labelled else 0}
+        if n == 0:
+            row.update(dict.fromkeys(_FIGURES, math.nan))
+            row["note"] = (
+                "no bars in this regime: loosen the cut-offs (--bull/--bear/--vol-quantile) "
+                "or lengthen the panel"
+            )
+        else:
+            excess = float(r_rule[mask].sum() - r_bh[mask].sum())
+            row.update(
+                {
+                    "rule_return": math.expm1(float(r_rule[mask].sum())),
+                    "bh_return": math.expm1(float(r_bh[mask].sum())),
+                    "premium": math.expm1(excess),
+                    "premium_per_year": math.expm1(excess * bars_per_year / n),
+                    "turnover": float(flows.turnover[mask].sum()),
+                    "fees": float(flows.fees[mask].sum()),
+                    "rebalances": int(np.count_nonzero(flows.traded[mask])),
+                    "max_drawdown": _max_drawdown(r_rule[mask]),
+                    "bh_max_drawdown": _max_drawdown(r_bh[mask]),
+                    "note": "",
+                }
+            )
+        rows.append(row)
+    return rows
+
+
+_FIGURES: Sequence[str] = (
+    "rule_return",
+    "bh_return",
+    "premium",
+    "premium_per_year",
+    "turnover",
+    "fees",
+    "rebalances",
+    "max_drawdown",
+    "bh_max_drawdown",
+)
+
+
+def reference_flows(
+    n_bars: int, rebalance_bars: Any, traded: Any, fees: Any, before: Any
+) -> BarFlows:
+    """Per-bar flows from a reference-style run's per-rebalance arrays (bar 0 excluded)."""
+    t = np.zeros(n_bars)
+    f = np.zeros(n_bars)
+    u = np.zeros(n_bars)
+    idx = np.asarray(rebalance_bars, dtype=np.int64)
+    t[idx] = np.asarray(traded, dtype=np.float64)
+    f[idx] = np.asarray(fees, dtype=np.float64)
+    u[idx] = t[idx] / np.asarray(before, dtype=np.float64)
+    return BarFlows(traded=t, fees=f, turnover=u)
