@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal as D
 from pathlib import Path
 
-from rebalancer.adapters.state_file import StateFile, fill_dict, fill_from
+from rebalancer.adapters.state_file import StateFile
 from rebalancer.cli.flows_cmd import flow_rows
 from rebalancer.cli.render import to_json
 from rebalancer.cli.safety_cmd import _text
@@ -71,4 +71,4 @@ def test_state_file_writes_plain_decimals_and_reads_them_back(tmp_path: Path) ->
     text = (tmp_path / "state.json").read_text()
     assert not EXPONENT.search(text)
     assert state.balances() == {"BTC": D("1E-7"), "USDT": D("100")}
-    assert fill_from(fill_dict(TINY)) == TINY
+    assert state.orders() == {"c1": TINY}
