@@ -22,6 +22,7 @@ from rebalancer.cli.gains_cmd import gains_command
 from rebalancer.cli.init_cmd import init_command
 from rebalancer.cli.keys_cmd import keys_app
 from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
+from rebalancer.cli.render import esc
 from rebalancer.cli.report_cmd import report_command
 from rebalancer.cli.safety_cmd import history_command, resume_command
 from rebalancer.cli.targets_cmd import show_command, suggest_command, targets_app
@@ -57,7 +58,8 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except RebalancerError as exc:
-            err_console.print(f"[bold red]error:[/bold red] {error_text(exc)}", highlight=False)
+            shown = esc(error_text(exc))
+            err_console.print(f"[bold red]error:[/bold red] {shown}", highlight=False)
             raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
         except ImportError as exc:
             from rebalancer.cli.extras import missing_extra
@@ -65,9 +67,7 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
             message = missing_extra(exc)
             if message is None:
                 raise
-            from rich.markup import escape  # the message holds [extra] brackets
-
-            err_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False)
+            err_console.print(f"[bold red]error:[/bold red] {esc(message)}", highlight=False)
             raise typer.Exit(1) from None
 
     return wrapper
@@ -120,13 +120,13 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             }
         )
         return
-    console.print(f"[dim]{rt.mode} · {rt.prices_note}[/dim]")
+    console.print(f"[dim]{esc(rt.mode)} · {esc(rt.prices_note)}[/dim]")
     console.print(render.drift_table(drift, rt.strategy.quote, decision.out_of_band))
-    console.print(f"Trigger: {rt.strategy.trigger.describe()}")
+    console.print(f"Trigger: {esc(rt.strategy.trigger.describe())}")
     render.print_decision(console, decision)
     if halt is not None:
         console.print(
-            f"[bold red]HALTED[/bold red] since {halt.at:%Y-%m-%d %H:%M} UTC: {halt.reason}; "
+            f"[bold red]HALTED[/bold red] since {halt.at:%Y-%m-%d %H:%M} UTC: {esc(halt.reason)}; "
             "no order is sent until `rebalancer resume`",
             highlight=False,
         )
@@ -135,7 +135,7 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     if beat is None:
         console.print("Daemon: never started here (`rebalancer run`)")
     for line in [] if beat is None else beat.lines(rt.clock.now()):
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, markup=False)
 
 
 @app.command()
@@ -166,9 +166,9 @@ def plan(
             }
         )
         return
-    console.print(f"[dim]{rt.mode} · {rt.prices_note}[/dim]")
+    console.print(f"[dim]{esc(rt.mode)} · {esc(rt.prices_note)}[/dim]")
     if report.targets_note:
-        console.print(f"[dim]targets: {report.targets_note}[/dim]", highlight=False)
+        console.print(f"[dim]targets: {esc(report.targets_note)}[/dim]", highlight=False)
     render.print_decision(console, report.decision)
     if report.plan is not None:
         render.print_plan(console, report.plan, rt.strategy.quote)
@@ -226,18 +226,18 @@ def rebalance(
     if as_json:
         emit({"mode": rt.mode, **render.cycle_dict(report)})
         return
-    console.print(f"[dim]{rt.mode} · {rt.prices_note}[/dim]")
+    console.print(f"[dim]{esc(rt.mode)} · {esc(rt.prices_note)}[/dim]")
     if report.targets_note:
-        console.print(f"[dim]targets: {report.targets_note}[/dim]", highlight=False)
+        console.print(f"[dim]targets: {esc(report.targets_note)}[/dim]", highlight=False)
     render.print_decision(console, report.decision)
     if report.fills:
         console.print(render.fills_table(report))
     for limit in report.limits:
-        console.print(f"[dim]{limit.describe()}[/dim]", highlight=False)
+        console.print(f"[dim]{esc(limit.describe())}[/dim]", highlight=False)
     for failed in report.failed:
         console.print(
-            f"[yellow]not placed[/yellow] {failed.order.symbol} "
-            f"{failed.order.side.value}: {failed.error}"
+            f"[yellow]not placed[/yellow] {esc(failed.order.symbol)} "
+            f"{failed.order.side.value}: {esc(failed.error)}"
         )
     for plan_ in (report.plan, report.buy_plan):
         if plan_ is not None and plan_.skipped:
@@ -246,11 +246,11 @@ def rebalance(
         console.print(render.drift_table(report.drift_after, rt.strategy.quote))
     for text in report.suggestions:
         console.print(
-            f"[yellow]suggested transfer[/yellow] (never made by the bot): {text}",
+            f"[yellow]suggested transfer[/yellow] (never made by the bot): {esc(text)}",
             highlight=False,
         )
     if report.stopped:
-        console.print(f"[bold red]stopped:[/bold red] {report.stopped}")
+        console.print(f"[bold red]stopped:[/bold red] {esc(report.stopped)}")
 
 
 app.command(name="demo")(user_errors(demo_command))
@@ -329,7 +329,7 @@ def paper_reset(config: ConfigOpt = None) -> None:
     from rebalancer.bootstrap import reset_paper
 
     path = reset_paper(settings_from(config))
-    console.print(f"paper account reset ({path})")
+    console.print(f"paper account reset ({esc(path)})")
 
 
 def version_callback(value: bool) -> None:

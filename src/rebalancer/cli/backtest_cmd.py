@@ -353,7 +353,7 @@ def backtest_command(
             f"The rule {verdict} buy-and-hold by {abs(prem.total):.2%} "
             f"({prem.annualised:+.2%} a year) over this window; it does not always win."
         )
-    out_console.print(f"Wrote {', '.join(files.values())}", highlight=False)
+    out_console.print(f"Wrote {render.esc(', '.join(files.values()))}", highlight=False)
 
 
 # -- sweep -------------------------------------------------------------------------------------
@@ -540,7 +540,8 @@ def sweep_command(
         f"{len(grid.rows)} combinations in {grid.seconds:.2f} s ({grid.engines()}); "
         f"{beats} beat buy-and-hold, {len(grid.rows) - beats} did not."
     )
-    out_console.print(f"Wrote {', '.join(str(p) for p in paths.values())}", highlight=False)
+    written = ", ".join(str(p) for p in paths.values())
+    out_console.print(f"Wrote {render.esc(written)}", highlight=False)
 
 
 # -- walk-forward ------------------------------------------------------------------------------
@@ -705,4 +706,5 @@ def walk_forward_command(
             f"Buy-and-hold over the same span: final {hold['final_value']:,.2f}, {objective} "
             f"{_fmt('{:.3f}', hold[objective])}."
         )
-    out_console.print(f"Wrote {', '.join(str(p) for p in paths.values())}", highlight=False)
+    written = ", ".join(str(p) for p in paths.values())
+    out_console.print(f"Wrote {render.esc(written)}", highlight=False)

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
+from rebalancer.cli.render import esc
 from rebalancer.core.numbers import plain, text
 
 console = Console()
@@ -77,6 +78,6 @@ def flows_command(
         for r in rows:
             table.add_row(r["at"][:16], r["asset"], r["amount"], f"{Decimal(r['value']):.2f}")
         console.print(table)
-        console.print(f"net: {net:.2f} {settings.quote}", highlight=False)
+        console.print(f"net: {net:.2f} {esc(settings.quote)}", highlight=False)
     if csv_path is not None:
-        console.print(f"written: {csv_path} ({len(rows)} rows)", highlight=False)
+        console.print(f"written: {esc(csv_path)} ({len(rows)} rows)", highlight=False)

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rebalancer.cli.options import ConfigOpt, settings_from
+from rebalancer.cli.render import esc
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.lots import METHODS, Method, TimedFill, gains_by_year, realise
 from rebalancer.core.model import Fill, Side
@@ -144,4 +145,4 @@ def gains_command(
         )
     for path in (csv_path, disposals_csv):
         if path is not None:
-            console.print(f"written {path}")
+            console.print(f"written {esc(path)}")

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from rebalancer.cli.errors import error_text
 from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
+from rebalancer.cli.render import esc
 from rebalancer.core.errors import ConfigError, RebalancerError
 
 keys_app = typer.Typer(help="Check the exchange API keys' permissions.", no_args_is_help=True)
@@ -60,7 +61,7 @@ def keys_check(
         settings = settings_from(config)
         results = key_permissions(settings)
     except RebalancerError as exc:
-        err_console.print(f"[bold red]error:[/bold red] {error_text(exc)}", highlight=False)
+        err_console.print(f"[bold red]error:[/bold red] {esc(error_text(exc))}", highlight=False)
         raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
     refusals = [
         f"{p.exchange}: {r}"
@@ -92,7 +93,7 @@ def keys_check(
             )
         console.print(table)
         for w in warnings:
-            console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+            console.print(f"[yellow]warning:[/yellow] {esc(w)}", highlight=False)
     if refusals:
         err_console.print(
             "[bold red]refused:[/bold red] "
@@ -107,4 +108,4 @@ def keys_check(
     if i_understand:
         record_live_confirmation(settings, datetime.now(UTC))
         if not as_json:
-            console.print(f"first live start confirmed for {account_name(settings)}")
+            console.print(f"first live start confirmed for {esc(account_name(settings))}")

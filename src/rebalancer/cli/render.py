@@ -10,6 +10,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rebalancer.core.numbers import plain
@@ -19,6 +20,12 @@ if TYPE_CHECKING:  # annotations only: `--help` need not import the decision cor
     from rebalancer.core.planner import Plan
     from rebalancer.core.triggers import Decision
     from rebalancer.service import CycleReport
+
+
+def esc(value: object) -> str:
+    """``value`` as text that Rich prints as written: ``[targets]`` is not taken for markup
+    (every message holding user, config or exchange text goes through it)."""
+    return escape(str(value))
 
 
 def _default(obj: Any) -> Any:
@@ -105,7 +112,7 @@ def drift_table(drift: PortfolioDrift, quote: str, out_of_band: tuple[str, ...] 
 
 def print_decision(console: Console, d: Decision) -> None:
     verdict = "[bold red]fires[/bold red]" if d.fire else "[green]does not fire[/green]"
-    console.print(f"Rule {verdict}: {d.reason}")
+    console.print(f"Rule {esc(verdict)}: {esc(d.reason)}")
 
 
 def plan_dict(p: Plan) -> dict[str, Any]:
@@ -170,7 +177,9 @@ def skipped_table(p: Plan, quote: str) -> Table:
     for col in ("asset", "side", "amount", f"wanted {quote}", "reason", "detail"):
         t.add_column(col)
     for s in p.skipped:
-        t.add_row(s.asset, s.side.value, amount(s.amount), money(s.value), s.reason, s.detail)
+        t.add_row(
+            s.asset, s.side.value, amount(s.amount), money(s.value), esc(s.reason), esc(s.detail)
+        )
     return t
 
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rebalancer.cli.options import ConfigOpt, settings_from
+from rebalancer.cli.render import esc
 
 console = Console()
 
@@ -82,9 +83,11 @@ def report_command(
                 f.add_row(f"{at:%Y-%m-%d %H:%M}", asset, f"{amount:+.8g}", f"{value:+,.2f}", source)
         console.print(f)
     for h in rows.get("halts", []):
-        console.print(f"[red]{h['kind']}[/red] {h['at']:%Y-%m-%d %H:%M} UTC: {h['reason']}")
+        when = f"{h['at']:%Y-%m-%d %H:%M} UTC"
+        console.print(f"[red]{esc(h['kind'])}[/red] {when}: {esc(h['reason'])}")
     if not report.summary.checks:
         console.print("[yellow]no checks journaled in this period[/yellow]")
     console.print(
-        f"written: {files.html} (charts: {', '.join(str(p) for p in files.pngs.values())})"
+        f"written: {esc(files.html)} "
+        f"(charts: {esc(', '.join(str(p) for p in files.pngs.values()))})"
     )

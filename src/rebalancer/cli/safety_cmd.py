@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rebalancer.cli.options import ConfigOpt, settings_from
+from rebalancer.cli.render import esc
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.numbers import text
 
@@ -99,7 +100,7 @@ def history_command(
     if csv_path is not None:
         count = write_csv(csv_path, rows)
         if not as_json:
-            console.print(f"{count} rows written to {csv_path}")
+            console.print(f"{count} rows written to {esc(csv_path)}")
     if as_json:
         data = {
             k: [{n: _text(v) for n, v in r.items()} for r in items] for k, items in rows.items()
@@ -109,10 +110,10 @@ def history_command(
     from rebalancer.config.secrets import mask_url
 
     shown = mask_url(journal_url(settings))  # never a password, even one in the query
-    console.print(f"[dim]journal {shown} · account {account_name(settings)}[/dim]")
+    console.print(f"[dim]journal {esc(shown)} · account {esc(account_name(settings))}[/dim]")
     for name, items in rows.items():
         if not items:
-            console.print(f"{name}: none")
+            console.print(f"{esc(name)}: none")
             continue
         columns = SHOWN[name]
         table = Table(title=f"{name} ({len(items)})", title_justify="left")
@@ -160,7 +161,7 @@ def resume_command(
     try:
         status = jr.halt_status()
         if status.active is None:
-            console.print(f"not halted (account {account_name(settings)}): nothing to resume")
+            console.print(f"not halted (account {esc(account_name(settings))}): nothing to resume")
             return
         jr.record_resume(datetime.now(UTC), note or "resumed by the user")
     finally:

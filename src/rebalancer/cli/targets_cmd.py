@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
+from rebalancer.cli.render import esc
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.numbers import plain
 from rebalancer.core.retarget import next_due
@@ -222,7 +223,7 @@ def show_command(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         )
     console.print(table)
     if state["next_due"]:
-        console.print(f"next change due: {state['next_due']}", highlight=False)
+        console.print(f"next change due: {esc(state['next_due'])}", highlight=False)
     if not changes:
         console.print("no target change journaled yet")
         return
