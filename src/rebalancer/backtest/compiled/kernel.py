@@ -17,7 +17,8 @@ Float differences from the Decimal planner, all documented and tested:
   a buy counts as refused for insufficient funds (Decimal rounds every step against
   spending instead);
 * an amount that lies within :data:`TIE` (1e-9, relative) of a step boundary may land one
-  step apart from the Decimal amount: such truncations are counted (``ties``).
+  step apart from the Decimal amount: such truncations are counted (``ties``); within
+  :data:`SNAP` (1e-12) below a boundary it is taken as the exact multiple it stands for.
 
 No allocation per bar: every buffer is allocated once per run. Statistics are running
 (Welford moments of the per-bar simple returns, maximum drawdown); logs are optional
@@ -34,6 +35,7 @@ from numba import njit, prange
 NOISE = 1e-12
 SPEND_SLACK = 1e-12
 TIE = 1e-9
+SNAP = 1e-12
 
 # trigger combination
 COMB_BAND, COMB_CAL, COMB_ALL, COMB_ANY, COMB_NEVER = range(5)
@@ -86,8 +88,13 @@ def _band_width(target: float, band_abs: float, band_rel: float) -> float:
 
 
 @njit(cache=True)
-def _trunc(raw: float, step: float, tie: np.ndarray) -> float:
-    """:func:`rules.truncate`; counts a truncation within TIE of a step boundary."""
+def _trunc(raw: float, step: float, cap: float, tie: np.ndarray) -> float:
+    """:func:`rules.truncate`; counts a truncation within TIE of a step boundary.
+
+    A quotient within SNAP of the boundary above is float noise on an exact multiple (a
+    round amount computed through a division): it is taken as that multiple unless that
+    would exceed ``cap`` (the balance, for a sell).
+    """
     if raw <= 0.0:
         return 0.0
     if step <= 0.0:
@@ -97,6 +104,8 @@ def _trunc(raw: float, step: float, tie: np.ndarray) -> float:
     near = round(r)
     if near > 0 and abs(r - near) <= TIE * max(r, 1.0):
         tie[0] += 1
+        if near > k and near - r <= SNAP * r and near * step <= cap:
+            k = near
     return k * step
 
 
@@ -256,7 +265,7 @@ def _plan(
             held = amt[i]
             want = val[i] - d[i] * after
             raw = held if d[i] == 0.0 else min(held, want / px[i])
-            amount = _trunc(raw, step[i], tie)
+            amount = _trunc(raw, step[i], held, tie)
             sp = px[i] * (1.0 - slip)
             code = _violation(amount, sp, min_amt[i], max_amt[i], min_notional[i], min_trade)
             if code:
@@ -282,7 +291,7 @@ def _plan(
         bp = px[i] * (1.0 + slip)
         spend = (d[i] * after - val[i]) / (1.0 - kb[i]) * scale
         unit = bp * (1.0 + f) if fee_quote else bp
-        amount = _trunc(spend / unit, step[i], tie)
+        amount = _trunc(spend / unit, step[i], math.inf, tie)
         code = _violation(amount, bp, min_amt[i], max_amt[i], min_notional[i], min_trade)
         if code:
             _log_skip(bar, i, 1, code, skip_log, counts)
