@@ -9,7 +9,8 @@ are left out of the order and skip comparison and counted: the kernel treats a g
 1e-12 of the total as rounding noise where the Decimal planner's floor is 1e-20, so such
 legs (nothing a real market accepts) may trade or be skipped on one side only. An amount
 may be one step from the Decimal one only where the kernel counted a truncation within
-1e-9 of a step boundary (a tie): such cases are counted and printed at the end of the module, never hidden.
+1e-9 of a step boundary (a tie): such cases are counted and printed at the end of the
+module, never hidden.
 
 Randomised cases (Hypothesis, derandomised: see tests/conftest.py) cover every trigger
 kind and both styles with random market rules, fees, slippage, ``min_trade`` and
