@@ -38,6 +38,8 @@ from rebalancer.backtest.compiled.program import (
     UnsupportedRule,
     calendar_next,
     next_scheduled,
+    vol_ratios,
+    vol_ratios_core,
 )
 from rebalancer.backtest.data import load_panel
 from rebalancer.backtest.replay import decimal_rows, holdings_from_weights, replay
@@ -472,3 +474,28 @@ def test_never_trades_nothing() -> None:
     rules = {"BTC": MarketRules("BTC/USDT", "BTC", QUOTE)}
     got = run(closes, _strategy(Never()), {QUOTE: D(100), "BTC": D(1)}, rules=rules, bar=HOUR)
     assert got.fired == () and got.orders == () and got.final_value == 300.0
+
+
+@settings(max_examples=15)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([2.0, 7.5, 20.0]),
+    st.sampled_from([0, 3, 12]),
+    st.booleans(),
+)
+def test_vol_twin_equals_core(seed: int, half_life: float, window: int, per_asset: bool) -> None:
+    """The compiled volatility table gives the core's ratios bar by bar (bit for bit)."""
+    rng = np.random.default_rng(seed)
+    index = pd.date_range("2024-01-01", periods=40, freq="1h", tz="UTC")
+    closes = pd.DataFrame(
+        {a: [float(f"{x:.6g}") for x in 100 * np.exp(np.cumsum(rng.normal(0, 0.02, 40)))]
+         for a in ("BTC", "ETH", "SOL")},
+        index=index,
+    )
+    vol = VolScaledThreshold(half_life=half_life, window=window, per_asset=per_asset,
+                             reference_vol=0.01)
+    legs = ["BTC", QUOTE, "ETH", "SOL"]
+    targets = {"BTC": D("0.3"), QUOTE: D("0.1"), "ETH": D("0.35"), "SOL": D("0.25")}
+    fast = vol_ratios(vol, closes, legs, QUOTE, targets)
+    slow = vol_ratios_core(vol, closes, HOUR, legs, QUOTE, targets)
+    assert np.array_equal(fast, slow, equal_nan=True)

@@ -28,6 +28,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from rebalancer.backtest.compiled import kernel as K
+from rebalancer.backtest.compiled.vol import vol_table
 from rebalancer.backtest.history import FrameHistory
 from rebalancer.core.model import MarketRules
 from rebalancer.core.strategy import Strategy
@@ -131,17 +132,42 @@ def _ns(t: datetime) -> int:
 def vol_ratios(
     vol: VolScaledThreshold | None,
     closes: pd.DataFrame,
-    bar: timedelta,
     legs: list[str],
     quote: str,
     targets: Mapping[str, Decimal],
 ) -> FloatArray:
     """Per bar and leg ``vol / reference_vol`` (NaN: no history, the base band) as the
-    replay's trigger computes it, from :meth:`VolScaledThreshold.vols` on the closes up to
-    the bar (:class:`FrameHistory`)."""
+    replay's trigger computes it (:func:`vol.vol_table`, the compiled twin of
+    :meth:`VolScaledThreshold.vols`); the quote's leg (and every leg when not
+    ``per_asset``) takes the portfolio's."""
     out = np.full((len(closes), len(legs)), np.nan)
     if vol is None:
         return out
+    assets = [a for a in legs if a != quote]
+    table = vol_table(
+        closes[assets].to_numpy(dtype=np.float64),
+        np.array([float(targets.get(a, 0)) for a in assets]),
+        0.5 ** (1.0 / vol.half_life),
+        vol.returns_window,
+    )
+    port = table[:, len(assets)]
+    for i, leg in enumerate(legs):
+        own = vol.per_asset and leg != quote
+        out[:, i] = (table[:, assets.index(leg)] if own else port) / vol.reference_vol
+    return out
+
+
+def vol_ratios_core(
+    vol: VolScaledThreshold,
+    closes: pd.DataFrame,
+    bar: timedelta,
+    legs: list[str],
+    quote: str,
+    targets: Mapping[str, Decimal],
+) -> FloatArray:
+    """:func:`vol_ratios` from the core's own :meth:`VolScaledThreshold.vols` bar by bar on
+    :class:`FrameHistory` (slow: the check of the compiled twin)."""
+    out = np.full((len(closes), len(legs)), np.nan)
     assets = [a for a in legs if a != quote]
     history = FrameHistory(closes[assets], bar)
     for t, now in enumerate(close_times(closes.index, bar)):
@@ -295,7 +321,7 @@ def build_inputs(
         cal_mode=_cal_mode(cal),
         cal_next=calendar_next(cal, times),
         times=np.array([_ns(t) for t in times], dtype=np.int64),
-        vol_ratio=vol_ratios(program.vol, closes, bar, legs, quote, strategy.targets),
+        vol_ratio=vol_ratios(program.vol, closes, legs, quote, strategy.targets),
         fee_quote=fee_currency == "quote",
     )
     return inputs, program
