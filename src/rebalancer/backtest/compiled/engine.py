@@ -9,6 +9,7 @@ naming ``--engine replay``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,6 +27,7 @@ from rebalancer.backtest.compiled.program import (
     build_inputs,
     params_row,
 )
+from rebalancer.backtest.metrics import ReturnMoments, period_seconds, ratios_from_moments
 from rebalancer.core.model import MarketRules
 from rebalancer.core.strategy import Strategy
 
@@ -118,6 +120,44 @@ def run(
         max_drawdown=float(stats[K.MAX_DD]),
         ties=int(stats[K.TIES]),
     )
+
+
+def metric_rows(
+    stats: FloatArray, initial_value: float, bar: timedelta
+) -> list[dict[str, Any]]:
+    """Per row of :func:`run_many`'s statistics, the metrics of
+    :func:`rebalancer.backtest.metrics.compute_metrics` (same names and definitions, from
+    the running forms), ``initial_value`` the portfolio's value before bar 0's trades."""
+    secs = period_seconds(bar)
+    rows: list[dict[str, Any]] = []
+    for row in stats:
+        n_ret = int(row[K.N_RET])
+        years = n_ret * secs / (365 * 86400)
+        moments = ReturnMoments(
+            n=n_ret, mean=float(row[K.MEAN]), m2=float(row[K.M2]), down_ss=float(row[K.DOWN_SS])
+        )
+        vol, sharpe, sortino = ratios_from_moments(moments, secs)
+        growth = float(row[K.FINAL]) / initial_value
+        cagr = growth ** (1 / years) - 1 if years > 0 else math.nan
+        max_dd = float(row[K.MAX_DD])
+        rows.append(
+            {
+                "final_value": float(row[K.FINAL]),
+                "total_return": growth - 1,
+                "cagr": cagr,
+                "volatility": vol,
+                "sharpe": sharpe,
+                "sortino": sortino,
+                "max_drawdown": max_dd,
+                "max_drawdown_bars": int(row[K.DD_BARS]),
+                "calmar": cagr / max_dd if max_dd > 0 else math.nan,
+                "n_rebalances": int(row[K.N_REB]),
+                "fees": float(row[K.FEES]),
+                "traded": float(row[K.TRADED]),
+                "turnover": float(row[K.TURNOVER]),
+            }
+        )
+    return rows
 
 
 def run_many(inputs: Inputs, params: FloatArray) -> FloatArray:

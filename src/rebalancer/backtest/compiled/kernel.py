@@ -56,9 +56,25 @@ REASONS = (
     "cost_exceeds_benefit",
     "insufficient_funds",
 )
-# stats columns
-FINAL, N_FIRED, N_ORDERS, N_SKIPS, TRADED, FEES, MAX_DD, N_RET, MEAN, M2, TIES = range(11)
-STATS = 11
+# stats columns (the metrics' definitions: rebalancer.backtest.metrics)
+(
+    FINAL,
+    N_FIRED,
+    N_ORDERS,
+    N_SKIPS,
+    TRADED,
+    FEES,
+    MAX_DD,
+    N_RET,
+    MEAN,
+    M2,
+    TIES,
+    N_REB,
+    TURNOVER,
+    DD_BARS,
+    DOWN_SS,
+) = range(15)
+STATS = 15
 # parameter columns of one combination
 (
     P_BAND_ABS,
@@ -356,7 +372,7 @@ def _fill(
                 fee_value = cost * f
             else:
                 amt[i] += amount - amount * f
-                fee_value = amount * f * px[i]
+                fee_value = cost * f  # the fee in the asset valued at the fill price
         m = counts[0]
         if m < order_log.shape[0]:
             order_log[m, 0] = bar
@@ -421,7 +437,12 @@ def simulate(
     acc = np.zeros(3)
     last_fired = -1
     n_fired = 0
+    n_reb = 0
+    turnover = 0.0
     peak = 0.0
+    peak_bar = 0
+    dd_bars = 0
+    down_ss = 0.0
     max_dd = 0.0
     prev = 0.0
     n_ret = 0
@@ -451,6 +472,10 @@ def simulate(
             last_fired = t
             if fired.shape[0] > 0:
                 fired[t] = True
+            before = acc[1]
+            total = 0.0
+            for i in range(n):
+                total += amt[i] * px[i]
             _plan(t, True, amt, px, targets, q, fee, step, min_amt, max_amt, min_notional,
                   prm, fee_quote, ws, out_amount, out_side, skip_log, counts, tie)
             _fill(t, -1, amt, px, q, fee, prm, fee_quote, out_amount, out_side, order_log,
@@ -459,19 +484,26 @@ def simulate(
                   prm, fee_quote, ws, out_amount, out_side, skip_log, counts, tie)
             _fill(t, 1, amt, px, q, fee, prm, fee_quote, out_amount, out_side, order_log,
                   skip_log, counts, acc)
+            if acc[1] > before:  # a bar with fills: a rebalance
+                n_reb += 1
+                turnover += (acc[1] - before) / total
         value = 0.0
         for i in range(n):
             value += amt[i] * px[i]
-        if value > peak:
+        if value >= peak:
             peak = value
-        if peak > 0.0:
+            peak_bar = t
+        elif peak > 0.0:
             max_dd = max(max_dd, 1.0 - value / peak)
+        dd_bars = max(dd_bars, t - peak_bar)
         if t > 0 and prev > 0.0:
             r = value / prev - 1.0
             n_ret += 1
             delta = r - mean
             mean += delta / n_ret
             m2 += delta * (r - mean)
+            if r < 0.0:
+                down_ss += r * r
         prev = value
     for i in range(n):
         final_amounts[i] = amt[i]
@@ -486,6 +518,10 @@ def simulate(
     stats[MEAN] = mean
     stats[M2] = m2
     stats[TIES] = tie[0]
+    stats[N_REB] = n_reb
+    stats[TURNOVER] = turnover
+    stats[DD_BARS] = dd_bars
+    stats[DOWN_SS] = down_ss
 
 
 @njit(cache=True, parallel=True)

@@ -60,10 +60,15 @@ class TriggerProgram:
     band: Threshold | None
     vol: VolScaledThreshold | None
     calendar: Calendar | None
+    first_bar: bool = False
 
 
 def trigger_program(trigger: Trigger) -> TriggerProgram:
     """Translate ``trigger``; :class:`UnsupportedRule` for any other shape."""
+    from rebalancer.backtest.engine import FirstBar  # the backtests' buy-and-hold rule
+
+    if isinstance(trigger, FirstBar):  # a calendar whose next time never comes
+        return TriggerProgram(K.COMB_CAL, K.BAND_NONE, None, None, None, first_bar=True)
     if isinstance(trigger, Never):
         return TriggerProgram(K.COMB_NEVER, K.BAND_NONE, None, None, None)
     if isinstance(trigger, AllOf | AnyOf):
@@ -258,6 +263,11 @@ def params_row(strategy: Strategy, program: TriggerProgram) -> FloatArray:
     return p
 
 
+def _forever(n: int) -> IntArray:
+    """A schedule whose next time never comes (buy-and-hold: due on the first bar only)."""
+    return np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+
+
 def _cal_mode(cal: Calendar | None) -> int:
     if cal is None:
         return K.CAL_NONE
@@ -318,8 +328,8 @@ def build_inputs(
         min_notional=per_leg(lambda r: float(r.min_notional), 0.0),
         band_kind=program.band_kind,
         combine=program.combine,
-        cal_mode=_cal_mode(cal),
-        cal_next=calendar_next(cal, times),
+        cal_mode=K.CAL_FIRED if program.first_bar else _cal_mode(cal),
+        cal_next=_forever(len(times)) if program.first_bar else calendar_next(cal, times),
         times=np.array([_ns(t) for t in times], dtype=np.int64),
         vol_ratio=vol_ratios(program.vol, closes, legs, quote, strategy.targets),
         fee_quote=fee_currency == "quote",
