@@ -187,6 +187,8 @@ def test_sweep_falls_back_to_the_replay(tmp_path: Path) -> None:
             "target,band_edge",
             "--workers",
             "1",
+            "--engine",
+            "replay",
             "--out",
             str(tmp_path),
             "--json",
@@ -196,6 +198,23 @@ def test_sweep_falls_back_to_the_replay(tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     assert data["engines"] == {"kernel": 2, "replay": 6}
     assert {r["engine"] for r in data["rows"] if r["kind"] == "rel"} == {"replay"}
+    # by default the same rows run in the compiled engine, with the same results
+    default = runner.invoke(
+        app,
+        ["sweep", "--bands", "0.05,0.1", "--fee", "0.001", "--kinds", "abs,rel", "--styles",
+         "target,band_edge", "--out", str(tmp_path / "compiled"), "--json"],
+    )
+    assert default.exit_code == 0, default.output
+    compiled = json.loads(default.stdout)
+    assert compiled["engines"] == {"kernel": 2, "compiled": 6}
+    for mine, theirs in zip(compiled["rows"], data["rows"], strict=True):
+        assert mine["final_value"] == pytest.approx(theirs["final_value"], rel=1e-9)
+
+
+def test_sweep_refuses_an_unknown_engine(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["sweep", "--engine", "fast", "--out", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "--engine must be 'compiled' or 'replay'" in result.output
 
 
 def test_user_errors_are_clear(tmp_path: Path) -> None:
