@@ -387,14 +387,12 @@ def _fill(
 
 @njit(cache=True)
 def _band_out(
-    amt: np.ndarray, px: np.ndarray, tg: np.ndarray, bar: int, kind: int, prm: np.ndarray,
-    vol_ratio: np.ndarray,
+    amt: np.ndarray, px: np.ndarray, total: float, tg: np.ndarray, bar: int, kind: int,
+    prm: np.ndarray, vol_ratio: np.ndarray,
 ) -> bool:
-    """Whether any leg is out of its band (static or volatility-scaled)."""
+    """Whether any leg is out of its band (static or volatility-scaled); ``total`` is the
+    portfolio's value at ``px``."""
     n = amt.shape[0]
-    total = 0.0
-    for i in range(n):
-        total += amt[i] * px[i]
     for i in range(n):
         if tg[i] > 0.0 and amt[i] == 0.0:
             return True
@@ -450,13 +448,21 @@ def simulate(
     m2 = 0.0
     for t in range(T):
         px = prices[t]
-        band = False
-        if band_kind != BAND_NONE and combine != COMB_CAL and combine != COMB_NEVER:
-            band = _band_out(amt, px, targets, t, band_kind, prm, vol_ratio)
+        value = 0.0
+        for i in range(n):
+            value += amt[i] * px[i]
         cal = False
         if cal_mode != CAL_NONE:
             ref = last_fired if cal_mode == CAL_FIRED else t - 1
             cal = ref < 0 or cal_next[ref] <= times[t]
+        # the band only where it decides (no side effects: all-of stops at a calendar not
+        # due, any-of at one due)
+        need_band = band_kind != BAND_NONE and (
+            combine == COMB_BAND
+            or (combine == COMB_ALL and cal)
+            or (combine == COMB_ANY and not cal)
+        )
+        band = need_band and _band_out(amt, px, value, targets, t, band_kind, prm, vol_ratio)
         if combine == COMB_BAND:
             fire = band
         elif combine == COMB_CAL:
@@ -473,9 +479,7 @@ def simulate(
             if fired.shape[0] > 0:
                 fired[t] = True
             before = acc[1]
-            total = 0.0
-            for i in range(n):
-                total += amt[i] * px[i]
+            total = value
             _plan(t, True, amt, px, targets, q, fee, step, min_amt, max_amt, min_notional,
                   prm, fee_quote, ws, out_amount, out_side, skip_log, counts, tie)
             _fill(t, -1, amt, px, q, fee, prm, fee_quote, out_amount, out_side, order_log,
@@ -487,9 +491,9 @@ def simulate(
             if acc[1] > before:  # a bar with fills: a rebalance
                 n_reb += 1
                 turnover += (acc[1] - before) / total
-        value = 0.0
-        for i in range(n):
-            value += amt[i] * px[i]
+            value = 0.0
+            for i in range(n):
+                value += amt[i] * px[i]
         if value >= peak:
             peak = value
             peak_bar = t
