@@ -544,3 +544,45 @@ def test_grid_rows_compiled_equal_replay(semantics: str) -> None:
             assert np.allclose(mine[col], replay_rows[col], rtol=1e-9, atol=1e-12), col
         for col in ("n_rebalances", "max_drawdown_bars"):
             assert list(mine[col]) == list(replay_rows[col]), col
+
+
+# -- fee in the quote (Kraken fciq, Coinbase) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("fee_currency", ["quote", "received"])
+def test_fee_in_quote_places_every_buy_with_no_cash_target(fee_currency: str) -> None:
+    """The issue's Kraken case: 0.05 BTC, 0 USD, targets BTC 0.5 / ETH 0.3 / SOL 0.2 / USD 0.
+    With the fee in the quote the buys reserve it (amount = spend / (ask * (1 + fee))): both
+    buys fill, the cash ends at >= 0 and within a cent of 0, nothing is refused. Without the
+    reservation the last buy would find the cash short."""
+    index = pd.date_range("2024-01-01", periods=2, freq="1h", tz="UTC")
+    closes = pd.DataFrame(
+        {"BTC": [60000.0, 60000.0], "ETH": [3000.0, 3000.0], "SOL": [150.0, 150.0]}, index=index
+    )
+    targets = {"BTC": D("0.5"), "ETH": D("0.3"), "SOL": D("0.2"), "USD": D(0)}
+    strategy = Strategy("USD", targets, Threshold(D("0.05")), PlanPolicy(min_trade=D(1)))
+    rules = {
+        a: MarketRules(f"{a}/USD", a, "USD", None, D(0), D(0), None, D("0.0026"))
+        for a in ("BTC", "ETH", "SOL")
+    }
+    got = run(closes, strategy, {"BTC": D("0.05")}, rules=rules, bar=HOUR,
+              fee_currency=fee_currency)  # type: ignore[arg-type]
+    assert [(o.bar, o.asset, o.side) for o in got.orders] == [
+        (0, "BTC", "sell"), (0, "ETH", "buy"), (0, "SOL", "buy")
+    ]
+    assert not any(s.reason == "insufficient_funds" for s in got.skips)
+    assert 0 <= got.final_amounts["USD"] < 0.01
+    weights = {
+        a: got.final_amounts[a] * closes[a].iloc[-1] / got.final_value for a in ("ETH", "SOL")
+    }
+    assert weights["ETH"] == pytest.approx(0.3, abs=1e-3)
+    assert weights["SOL"] == pytest.approx(0.2, abs=1e-3)
+
+
+def test_fee_currency_must_be_known() -> None:
+    index = pd.date_range("2024-01-01", periods=2, freq="1h", tz="UTC")
+    closes = pd.DataFrame({"BTC": [100.0, 100.0]}, index=index)
+    rules = {"BTC": MarketRules("BTC/USDT", "BTC", QUOTE)}
+    with pytest.raises(ValueError, match="fee_currency must be 'received' or 'quote'"):
+        run(closes, _strategy(Threshold()), {QUOTE: D(100)}, rules=rules, bar=HOUR,
+            fee_currency="bnb")  # type: ignore[arg-type]
