@@ -421,6 +421,21 @@ def test_next_scheduled_is_calendar_due(cal: Calendar, ref_h: int, now_h: int) -
     assert due == (next_scheduled(cal, ref) <= now)
 
 
+@pytest.mark.parametrize("unit", ["s", "ms", "ns"])
+def test_bar_times_are_close_times_in_ns(unit: str) -> None:
+    """The kernel's bar times (vectorised) are the replay's cycle times, whatever the
+    index's resolution."""
+    from rebalancer.backtest.compiled.program import build_inputs, close_times
+
+    index = pd.date_range("2024-03-01 00:05", periods=5, freq="5min", tz="UTC").as_unit(unit)
+    closes = pd.DataFrame({"BTC": [1.0, 2.0, 3.0, 4.0, 5.0]}, index=index)
+    rules = {"BTC": MarketRules("BTC/USDT", "BTC", QUOTE)}
+    bar = timedelta(minutes=5)
+    inputs, _ = build_inputs(closes, _strategy(Threshold()), {QUOTE: D(1)}, rules, bar)
+    want = [int(pd.Timestamp(t).as_unit("ns").value) for t in close_times(index, bar)]
+    assert inputs.times.tolist() == want
+
+
 def test_calendar_next_reuses_the_schedule() -> None:
     cal = Calendar(cron=Cron.parse("0 0 * * *"))
     t0 = pd.Timestamp("2024-03-01", tz="UTC").to_pydatetime()

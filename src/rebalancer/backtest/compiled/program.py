@@ -263,6 +263,10 @@ def params_row(strategy: Strategy, program: TriggerProgram) -> FloatArray:
     return p
 
 
+def _calendar_or_zeros(cal: Calendar | None, times: list[datetime], n: int) -> IntArray:
+    return np.zeros(n, dtype=np.int64) if cal is None else calendar_next(cal, times)
+
+
 def _forever(n: int) -> IntArray:
     """A schedule whose next time never comes (buy-and-hold: due on the first bar only)."""
     return np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
@@ -313,7 +317,9 @@ def build_inputs(
     def per_leg(get: Any, default: float) -> FloatArray:
         return np.array([default if a == quote else get(rules[a]) for a in legs], dtype=float)
 
-    times = close_times(closes.index, bar)
+    index = pd.DatetimeIndex(closes.index)
+    times_ns = np.asarray((index + pd.Timedelta(bar)).as_unit("ns").asi8, dtype=np.int64)
+    times = close_times(index, bar) if program.calendar is not None else []
     cal = program.calendar
     inputs = Inputs(
         legs=tuple(legs),
@@ -329,8 +335,8 @@ def build_inputs(
         band_kind=program.band_kind,
         combine=program.combine,
         cal_mode=K.CAL_FIRED if program.first_bar else _cal_mode(cal),
-        cal_next=_forever(len(times)) if program.first_bar else calendar_next(cal, times),
-        times=np.array([_ns(t) for t in times], dtype=np.int64),
+        cal_next=_forever(T) if program.first_bar else _calendar_or_zeros(cal, times, T),
+        times=times_ns,
         vol_ratio=vol_ratios(program.vol, closes, legs, quote, strategy.targets),
         fee_quote=fee_currency == "quote",
     )
