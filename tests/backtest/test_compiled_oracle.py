@@ -44,6 +44,7 @@ from rebalancer.backtest.compiled.program import (
 from rebalancer.backtest.data import load_panel
 from rebalancer.backtest.replay import decimal_rows, holdings_from_weights, replay
 from rebalancer.core.cron import Cron
+from rebalancer.core.errors import ConfigError, DataError
 from rebalancer.core.execution import ExecutionPolicy
 from rebalancer.core.model import MarketRules
 from rebalancer.core.planner import PlanPolicy
@@ -456,8 +457,6 @@ def _strategy(trigger: Trigger, **policy: object) -> Strategy:
     [
         (_strategy(AnyOf((Threshold(), Threshold(D("0.1"))))), "the trigger"),
         (_strategy(AnyOf((AllOf((Threshold(),)), Calendar(HOUR)))), "the trigger"),
-        (_strategy(Threshold(), unmanaged="sell"), "unmanaged"),
-        (_strategy(Threshold(), cash_flows="spread"), "cash_flows"),
         (
             Strategy(QUOTE, {"BTC": D("0.5"), QUOTE: D("0.5")}, Threshold(), PlanPolicy(),
                      ExecutionPolicy(order_type="limit_inside")),
@@ -475,11 +474,19 @@ def test_unsupported_rules_name_the_replay(strategy: Strategy, what: str) -> Non
     assert what in str(err.value)
 
 
+def test_holdings_outside_the_targets_name_the_replay() -> None:
+    index = pd.date_range("2024-01-01", periods=3, freq="1h", tz="UTC")
+    closes = pd.DataFrame({"BTC": [100.0, 101.0, 102.0]}, index=index)
+    rules = {"BTC": MarketRules("BTC/USDT", "BTC", QUOTE)}
+    with pytest.raises(UnsupportedRule, match=r"outside the targets \(DOGE\).*--engine replay"):
+        run(closes, _strategy(Threshold()), {QUOTE: D(100), "DOGE": D(5)}, rules=rules, bar=HOUR)
+
+
 def test_bad_prices_name_the_asset() -> None:
     index = pd.date_range("2024-01-01", periods=3, freq="1h", tz="UTC")
     closes = pd.DataFrame({"BTC": [100.0, float("nan"), 102.0]}, index=index)
     rules = {"BTC": MarketRules("BTC/USDT", "BTC", QUOTE)}
-    with pytest.raises(ValueError, match="prices of BTC contain NaN"):
+    with pytest.raises(DataError, match="prices of BTC contain NaN"):
         run(closes, _strategy(Threshold()), {QUOTE: D(100)}, rules=rules, bar=HOUR)
 
 
@@ -598,6 +605,6 @@ def test_fee_currency_must_be_known() -> None:
     index = pd.date_range("2024-01-01", periods=2, freq="1h", tz="UTC")
     closes = pd.DataFrame({"BTC": [100.0, 100.0]}, index=index)
     rules = {"BTC": MarketRules("BTC/USDT", "BTC", QUOTE)}
-    with pytest.raises(ValueError, match="fee_currency must be 'received' or 'quote'"):
+    with pytest.raises(ConfigError, match="fee_currency must be 'received' or 'quote'"):
         run(closes, _strategy(Threshold()), {QUOTE: D(100)}, rules=rules, bar=HOUR,
             fee_currency="bnb")  # type: ignore[arg-type]

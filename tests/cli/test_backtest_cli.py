@@ -295,3 +295,20 @@ def test_backtest_limit_fills_from_finer_candles(tmp_path: Path) -> None:
     assert 0 < makers["5m"] <= makers[None]
     bad = runner.invoke(app, ["backtest", "-c", str(config), "--limit-ranges", "1h"])
     assert bad.exit_code != 0 and "1h" in bad.output  # the embedded data has daily files only
+
+
+def test_sweep_names_the_replay_for_a_rule_the_compiled_engine_lacks(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        'quote = "USDT"\n[targets]\nBTC = 0.5\nETH = 0.3\nUSDT = 0.2\n'
+        '[execution]\norder_type = "limit_inside"\n'
+    )
+    args = ["sweep", "-c", str(config), "--bands", "0.05", "--fee", "0.001", "--kinds", "rel",
+            "--semantics", "full", "--workers", "1", "--out", str(tmp_path / "out")]
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    assert "limit orders" in result.output and "--engine replay" in result.output
+    assert "Traceback" not in result.output
+    audit = runner.invoke(app, [*args, "--engine", "replay", "--json"])
+    assert audit.exit_code == 0, audit.output
+    assert json.loads(audit.stdout)["engines"] == {"replay": 1}

@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 from rebalancer.backtest.compiled import kernel as K
 from rebalancer.backtest.compiled.vol import vol_table
 from rebalancer.backtest.history import FrameHistory
+from rebalancer.core.errors import ConfigError, DataError
 from rebalancer.core.model import MarketRules
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import EPOCH, AllOf, AnyOf, Calendar, Never, Threshold, Trigger
@@ -40,7 +41,7 @@ IntArray = NDArray[np.int64]
 FeeCurrency = Literal["received", "quote"]
 
 
-class UnsupportedRule(ValueError):
+class UnsupportedRule(ConfigError):
     """A rule the compiled engine does not implement (run it with ``--engine replay``)."""
 
 
@@ -231,17 +232,19 @@ class Inputs:
         )
 
 
-def check_strategy(strategy: Strategy) -> None:
-    """Refuse what the kernel does not model (naming ``--engine replay``)."""
-    policy, ex = strategy.policy, strategy.execution
+def check_strategy(strategy: Strategy, initial: Mapping[str, Decimal]) -> None:
+    """Refuse what the kernel does not model (naming ``--engine replay``).
+
+    ``cash_flows`` has no effect over history (a replay sees no deposit or withdrawal) and
+    ``unmanaged`` none while nothing outside the targets is held, so both are accepted.
+    """
     if strategy.quote not in strategy.targets:
         raise _unsupported(f"targets without the quote {strategy.quote} (the cash leg)")
-    if policy.unmanaged != "ignore":
-        raise _unsupported(f"unmanaged = {policy.unmanaged!r}")
-    if policy.cash_flows != "ignore":
-        raise _unsupported(f"cash_flows = {policy.cash_flows!r}")
-    if not ex.plain:
-        raise _unsupported("limit orders or sliced orders (execution policy)")
+    others = sorted(a for a, x in initial.items() if a not in strategy.targets and x != 0)
+    if others:
+        raise _unsupported(f"starting holdings outside the targets ({', '.join(others)})")
+    if not strategy.execution.plain:
+        raise _unsupported("limit orders or sliced orders (the [execution] policy)")
 
 
 def params_row(strategy: Strategy, program: TriggerProgram) -> FloatArray:
@@ -293,22 +296,22 @@ def build_inputs(
     """The kernel's inputs for ``strategy`` over ``closes`` (UTC open times, one column per
     asset); every non-quote target needs its ``rules`` (the replay's paper exchange would
     otherwise invent them)."""
-    check_strategy(strategy)
+    check_strategy(strategy, initial)
     if fee_currency not in ("received", "quote"):
-        raise ValueError(f"fee_currency must be 'received' or 'quote', got {fee_currency!r}")
+        raise ConfigError(f"fee_currency must be 'received' or 'quote', got {fee_currency!r}")
     program = trigger_program(strategy.trigger)
     legs = list(strategy.targets)
     quote = strategy.quote
     missing = [a for a in legs if a != quote and a not in rules]
     if missing:
-        raise ValueError(f"no market rules for {', '.join(missing)}: pass rules for every asset")
+        raise ConfigError(f"no market rules for {', '.join(missing)}: pass rules for every asset")
     T = len(closes)
     prices = np.ones((T, len(legs)))
     for i, leg in enumerate(legs):
         if leg != quote:
             col = closes[leg].to_numpy(dtype=np.float64)
             if not np.all(np.isfinite(col) & (col > 0)):
-                raise ValueError(
+                raise DataError(
                     f"prices of {leg} contain NaN or non-positive values: fill or trim the "
                     "data (e.g. `rebalancer data check`) before backtesting"
                 )
