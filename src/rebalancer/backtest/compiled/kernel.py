@@ -21,8 +21,12 @@ Float differences from the Decimal planner, all documented and tested:
   :data:`SNAP` (1e-12) below a boundary it is taken as the exact multiple it stands for.
 
 No allocation per bar: every buffer is allocated once per run. Statistics are running
-(Welford moments of the per-bar simple returns, maximum drawdown); logs are optional
-(capacity 0: none).
+(Welford moments and the downside sum of squares of the per-bar simple returns, maximum
+drawdown and its duration in bars, turnover, bars with fills); ``N_SKIPS`` counts skip-log
+entries (a leg skipped by both the first plan and the buys' re-plan counts twice). Logs are
+optional (capacity 0: none). The fee is paid in the asset received (``fee_quote`` False,
+Binance and today's paper fill model) or in the quote on top of a buy's cost (``fee_quote``
+True, Kraken ``fciq`` and Coinbase: the buy is sized ``spend / (ask * (1 + fee))``).
 """
 
 from __future__ import annotations
