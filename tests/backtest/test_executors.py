@@ -67,7 +67,7 @@ def test_dask_sweep_equals_the_local_one(cluster: Any, closes: pd.DataFrame) -> 
         "bar": timedelta(days=1),
         "capital": D(1000),
     }
-    local = run_grid(closes, _strategy(), workers=1, **kwargs)
+    local = run_grid(closes, _strategy(), workers=1, engine="replay", **kwargs)
     done: list[int] = []
     assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
     with DaskExecutor(cluster.scheduler_address, kernel_chunk=16, replay_chunk=8) as ex:

@@ -69,6 +69,7 @@ def test_replay_rows_equal_full_runs(closes: pd.DataFrame) -> None:
         bar=DAY,
         capital=D(1000),
         workers=1,
+        engine="replay",
     )
     assert grid.engines() == {"kernel": 2, "replay": 6}
     for row in grid.rows[grid.rows["engine"] == "replay"].to_dict("records"):
@@ -106,6 +107,7 @@ def test_full_semantics_uses_the_replay_everywhere(closes: pd.DataFrame) -> None
         capital=D(1000),
         semantics="full",
         workers=1,
+        engine="replay",
     )
     assert grid.engines() == {"replay": 1}
     strategy = Strategy("USDT", TARGETS, Threshold(D("0.05")), _strategy().policy)
@@ -174,6 +176,7 @@ def test_worker_processes_give_the_same_rows(closes: pd.DataFrame) -> None:
         "styles": ["target", "band_edge"],
         "bar": DAY,
         "capital": D(1000),
+        "engine": "replay",
     }
     one = run_grid(closes, _strategy(), workers=1, **kw)  # type: ignore[arg-type]
     two = run_grid(closes, _strategy(), workers=2, **kw)  # type: ignore[arg-type]
@@ -194,6 +197,7 @@ def test_vol_and_cost_kinds_are_the_smarter_rules_run_in_full(closes: pd.DataFra
         capital=D(1000),
         semantics="full",
         workers=1,
+        engine="replay",
     )
     assert grid.engines() == {"replay": 6}
     for row in grid.rows.to_dict("records"):

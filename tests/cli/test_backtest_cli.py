@@ -188,6 +188,8 @@ def test_sweep_falls_back_to_the_replay(tmp_path: Path) -> None:
             "target,band_edge",
             "--workers",
             "1",
+            "--engine",
+            "replay",
             "--out",
             str(tmp_path),
             "--json",
@@ -197,6 +199,23 @@ def test_sweep_falls_back_to_the_replay(tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     assert data["engines"] == {"kernel": 2, "replay": 6}
     assert {r["engine"] for r in data["rows"] if r["kind"] == "rel"} == {"replay"}
+    # by default the same rows run in the compiled engine, with the same results
+    default = runner.invoke(
+        app,
+        ["sweep", "--bands", "0.05,0.1", "--fee", "0.001", "--kinds", "abs,rel", "--styles",
+         "target,band_edge", "--out", str(tmp_path / "compiled"), "--json"],
+    )
+    assert default.exit_code == 0, default.output
+    compiled = json.loads(default.stdout)
+    assert compiled["engines"] == {"kernel": 2, "compiled": 6}
+    for mine, theirs in zip(compiled["rows"], data["rows"], strict=True):
+        assert mine["final_value"] == pytest.approx(theirs["final_value"], rel=1e-9)
+
+
+def test_sweep_refuses_an_unknown_engine(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["sweep", "--engine", "fast", "--out", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "--engine must be 'compiled' or 'replay'" in result.output
 
 
 def test_user_errors_are_clear(tmp_path: Path) -> None:
@@ -322,3 +341,20 @@ def test_text_output_names_the_real_window_and_the_data_notes_first(
         assert "2024-10-01 → 2026-01-29 (486 daily bars)</h1>" in page
         assert "requested start 2018-01-01 00:00 UTC is not covered" in page
         assert str(tmp_path / report) in out.replace("\n", "")
+
+
+def test_sweep_names_the_replay_for_a_rule_the_compiled_engine_lacks(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        'quote = "USDT"\n[targets]\nBTC = 0.5\nETH = 0.3\nUSDT = 0.2\n'
+        '[execution]\norder_type = "limit_inside"\n'
+    )
+    args = ["sweep", "-c", str(config), "--bands", "0.05", "--fee", "0.001", "--kinds", "rel",
+            "--semantics", "full", "--workers", "1", "--out", str(tmp_path / "out")]
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    assert "limit orders" in result.output and "--engine replay" in result.output
+    assert "Traceback" not in result.output
+    audit = runner.invoke(app, [*args, "--engine", "replay", "--json"])
+    assert audit.exit_code == 0, audit.output
+    assert json.loads(audit.stdout)["engines"] == {"replay": 1}

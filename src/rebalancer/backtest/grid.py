@@ -14,6 +14,12 @@ Each combination is run by the fastest engine that implements it *exactly*:
 * ``semantics="full"``: every combination through the full replay with the strategy's own
   policy (``min_trade``, slippage) and Binance-like market rules.
 
+``engine="compiled"`` (the default) runs what the list above sends to the replay through
+the compiled engine with the same semantics (:mod:`rebalancer.backtest.compiled`, proven
+equal to the replay by ``tests/backtest/test_compiled_oracle.py``; its rows say
+``engine = "compiled"`` and carry no realised gains); ``engine="replay"`` keeps the Decimal
+replay, for audits.
+
 Buy-and-hold (buy to target on bar 0, never trade again) is run per fee rate by the same
 engine as each row, and each row carries its final value (``bh_final_value``).
 
@@ -50,6 +56,7 @@ from rebalancer.core.vol_bands import VolScaledThreshold
 
 Kind = Literal["abs", "rel", "hybrid", "vol", "cost"]
 Semantics = Literal["reference", "full"]
+Engine = Literal["compiled", "replay"]
 KINDS: tuple[str, ...] = ("abs", "rel", "hybrid", "vol", "cost")
 STYLES: tuple[str, ...] = ("target", "band_edge")
 DEFAULT_BANDS = tuple(round(0.01 * i, 2) for i in range(1, 26))
@@ -327,6 +334,7 @@ def run_grid(
     on_total: Callable[[int], None] | None = None,
     progress: Progress | None = None,
     executor: Executor | None = None,
+    engine: Engine = "compiled",
 ) -> GridResult:
     """Run every combination over ``closes`` with ``strategy``'s targets (its trigger and
     style are replaced by each combination's). See the module docstring for the engines.
@@ -340,6 +348,8 @@ def run_grid(
 
     if semantics not in ("reference", "full"):
         raise ConfigError(f"semantics must be 'reference' or 'full', not {semantics!r}")
+    if engine not in ("compiled", "replay"):
+        raise ConfigError(f"engine must be 'compiled' or 'replay', not {engine!r}")
     frame = check_closes(closes, strategy)
     grid = combos(bands, fee_rates, kinds, styles)
     holds = [Combo("abs", "target", math.inf, f) for f in sorted(set(map(float, fee_rates)))]
@@ -360,6 +370,13 @@ def run_grid(
             [*k_todo, *k_holds], prices, targets, float(capital), bar, tick, span
         )
         r_rows = executor.replay_rows(
+            [*r_todo, *r_holds], frame, strategy, capital, bar, semantics, tick
+        )
+    elif engine == "compiled":
+        from rebalancer.backtest.compiled.grid_rows import compiled_rows
+
+        k_rows = _run_kernel([*k_todo, *k_holds], prices, targets, float(capital), bar, tick)
+        r_rows = compiled_rows(
             [*r_todo, *r_holds], frame, strategy, capital, bar, semantics, tick
         )
     else:
@@ -384,9 +401,10 @@ def run_grid(
         c.fee_rate: r["final_value"] for c, r in zip(r_holds, r_rows[len(r_todo) :], strict=True)
     }
     rows = []
-    for combos_, results, engine, bh in (
+    r_engine = "replay" if executor is not None or engine == "replay" else "compiled"
+    for combos_, results, label, bh in (
         (k_todo, k_rows, "kernel", bh_kernel),
-        (r_todo, r_rows, "replay", bh_replay),
+        (r_todo, r_rows, r_engine, bh_replay),
     ):
         for c, r in zip(combos_, results, strict=False):
             rows.append(
@@ -395,7 +413,7 @@ def run_grid(
                     "style": c.style,
                     "band": c.band,
                     "fee_rate": c.fee_rate,
-                    "engine": engine,
+                    "engine": label,
                     **r,
                     "bh_final_value": bh[c.fee_rate],
                 }

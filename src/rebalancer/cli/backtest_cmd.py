@@ -445,6 +445,15 @@ def sweep_command(
         int | None,
         typer.Option("--workers", help="Processes for replay rows (default: all cores)."),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="compiled: the rows the kernel does not cover run in the compiled engine "
+            "with the bot's full semantics (proven equal to the replay); replay: the Decimal "
+            "replay of the live loop, for audits.",
+        ),
+    ] = "compiled",
     out: OutOpt = Path("out"),
     as_json: JsonOpt = False,
     executor: Annotated[
@@ -480,6 +489,8 @@ def sweep_command(
     panel = load_data(settings, data_dir, timeframe, start, end)
     if semantics not in ("reference", "full"):
         raise ConfigError(f"--semantics must be 'reference' or 'full', not {semantics!r}")
+    if engine not in ("compiled", "replay"):
+        raise ConfigError(f"--engine must be 'compiled' or 'replay', not {engine!r}")
     band_list = parse_numbers(bands, "--bands")
     fee_list = bounds.fee_rates(parse_numbers(fees, "--fee"))
     console = Console(quiet=as_json, stderr=True)
@@ -500,6 +511,7 @@ def sweep_command(
             on_total=lambda n: progress.update(task, total=n),
             progress=lambda n: progress.advance(task, n),
             executor=remote,
+            engine=engine,  # type: ignore[arg-type]
         )
     paths = write_outputs(grid, out, _window(panel))
     from rebalancer.backtest.research_report import write_sweep_report

@@ -1,0 +1,1 @@
+"""The compiled engine with the bot's full semantics (see :mod:`.kernel`)."""

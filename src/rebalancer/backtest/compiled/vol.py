@@ -1,0 +1,61 @@
+"""Volatility ratios per bar, compiled: the twin of :meth:`VolScaledThreshold.vols`.
+
+For each bar ``t`` the closes up to and including ``t`` (the last ``window + 1``, as
+:class:`~rebalancer.backtest.history.FrameHistory` gives the trigger), their log returns,
+the ``lam``-weighted volatility of each asset's and of the target-weighted portfolio's
+returns, in the same operations and order as :mod:`rebalancer.core.vol_bands` (so the
+floats are the same); ``tests/backtest/test_compiled_oracle.py`` checks it bar by bar.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def _weighted_vol(returns: np.ndarray, end: int, m: int, powers: np.ndarray) -> float:
+    """:func:`vol_bands.weighted_vol` of the ``m`` returns ending before ``end`` (``m`` at
+    most the window), ``powers[j] = lam ** j``; NaN when there is none."""
+    if m <= 0:
+        return math.nan
+    num = 0.0
+    den = 0.0
+    for j in range(m):
+        w = powers[j]
+        r = returns[end - 1 - j]
+        num += w * r * r
+        den += w
+    return math.sqrt(num / den)
+
+
+@njit(cache=True)
+def vol_table(
+    closes: np.ndarray, weights: np.ndarray, lam: float, window: int
+) -> np.ndarray:
+    """(T, A + 1): each asset's volatility per bar, then the portfolio's (NaN: none yet).
+
+    Each log return and each ``lam ** j`` is computed once (the same floats as the core
+    computes them again per bar), so a bar costs ``O(window x assets)`` multiplications.
+    """
+    T, A = closes.shape
+    out = np.full((T, A + 1), np.nan)
+    powers = np.empty(window + 1)
+    for j in range(window + 1):
+        powers[j] = lam ** float(j)  # pow(), as Python: numba multiplies out an int power
+    rets = np.zeros((A, T))  # rets[a, k]: return from bar k - 1 to bar k (k >= 1)
+    port = np.zeros(T)
+    for k in range(1, T):
+        s = 0.0
+        for a in range(A):
+            rets[a, k] = math.log(closes[k, a] / closes[k - 1, a])
+            s += weights[a] * rets[a, k]
+        port[k] = s
+    for t in range(T):
+        m = min(t, window)  # returns in the history of bar t
+        for a in range(A):
+            out[t, a] = _weighted_vol(rets[a], t + 1, m, powers)
+        out[t, A] = _weighted_vol(port, t + 1, m, powers)
+    return out
