@@ -375,9 +375,11 @@ def run_grid(
     elif engine == "compiled":
         from rebalancer.backtest.compiled.grid_rows import compiled_rows
 
-        k_rows = _run_kernel([*k_todo, *k_holds], prices, targets, float(capital), bar, tick)
+        k_rows = _run_kernel(
+            [*k_todo, *k_holds], prices, targets, float(capital), bar, tick, span=span
+        )
         r_rows = compiled_rows(
-            [*r_todo, *r_holds], frame, strategy, capital, bar, semantics, tick
+            [*r_todo, *r_holds], frame, strategy, capital, bar, semantics, tick, span=span
         )
     else:
         k_rows = _run_kernel(

@@ -123,16 +123,19 @@ def run(
 
 
 def metric_rows(
-    stats: FloatArray, initial_value: float, bar: timedelta
+    stats: FloatArray, initial_value: float, bar: timedelta, span: timedelta | None = None
 ) -> list[dict[str, Any]]:
     """Per row of :func:`run_many`'s statistics, the metrics of
     :func:`rebalancer.backtest.metrics.compute_metrics` (same names and definitions, from
-    the running forms), ``initial_value`` the portfolio's value before bar 0's trades."""
+    the running forms), ``initial_value`` the portfolio's value before bar 0's trades.
+    ``span``: the calendar time from the first bar to the last (missing bars count in the
+    years of CAGR and Calmar); None: the bar count times the bar length."""
     secs = period_seconds(bar)
     rows: list[dict[str, Any]] = []
     for row in stats:
         n_ret = int(row[K.N_RET])
-        years = n_ret * secs / (365 * 86400)
+        elapsed = n_ret * secs if span is None else span.total_seconds()
+        years = elapsed / (365 * 86400)
         moments = ReturnMoments(
             n=n_ret, mean=float(row[K.MEAN]), m2=float(row[K.M2]), down_ss=float(row[K.DOWN_SS])
         )

@@ -70,8 +70,10 @@ def compiled_rows(
     bar: timedelta,
     semantics: str,
     progress: Callable[[int], None],
+    span: timedelta | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per combination of ``todo`` (in its order), as :func:`grid.replay_one`."""
+    """One row per combination of ``todo`` (in its order), as :func:`grid.replay_one`;
+    ``span``: the panel's calendar time (the years of CAGR, see :func:`metric_rows`)."""
     rules = _rules(closes, base, semantics)
     initial = {base.quote: capital}
     groups: dict[tuple[str, str, bool], list[int]] = {}
@@ -85,7 +87,7 @@ def compiled_rows(
             [params_row(s, trigger_program(s.trigger)) for s in strategies], dtype=np.float64
         )
         params[:, K.P_FEE_SCALE] = [todo[i].fee_rate for i in members]
-        rows = metric_rows(run_many(inputs, params), float(capital), bar)
+        rows = metric_rows(run_many(inputs, params), float(capital), bar, span)
         for i, row in zip(members, rows, strict=True):
             out[i] = row
         progress(len(members))
