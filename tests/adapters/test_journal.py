@@ -344,6 +344,42 @@ def test_fills_are_recorded_once_per_exchange_trade(journal: SqlJournal) -> None
     assert {f["fee"] for f in fills} == {D(4)} and {f["fee_asset"] for f in fills} == {"USDT"}
 
 
+def test_fees_in_two_currencies_are_all_journaled_and_counted(journal: SqlJournal) -> None:
+    """Part of the fee in BTC, part in BNB (and a dust part in USDT): every one is kept, the
+    holdings after the check lose each, and the tax lots and the Koinly rows count them."""
+    from dataclasses import replace
+
+    from rebalancer.cli.gains_cmd import fills_from_rows
+    from rebalancer.core.lots import LotBook, add_fill
+    from rebalancer.core.tax_export import koinly_rows
+    from rebalancer.web.view import holdings_after
+
+    fill = replace(
+        _fill("rb3", "X3"),
+        fee=D("0.0001"),
+        fee_asset="BTC",
+        other_fees=(("BNB", D("0.00000007")), ("USDT", D("0.5"))),
+    )
+    order = OrderRequest("BTC", "BTC/USDT", Side.BUY, D("0.1"), D(40000), D(4000), D(4), "rb3")
+    journal.record_intent(order, T0)
+    journal.record_outcome("rb3", OrderOutcome("filled", "exchange reply", fill), T0)
+    [row] = journal.history(kinds=["fills"])["fills"]
+    assert row["fee"] == D("0.0001") and row["fee_asset"] == "BTC"
+    assert row["other_fees"] == [["BNB", "0.00000007"], ["USDT", "0.5"]]  # plain decimals
+    cycle = {"at": T0, "snapshot": {"quote": "USDT", "balances": {"USDT": "5000"}}}
+    held = holdings_after(cycle, [row])
+    assert held == {"USDT": D(5000) - D(4000) - D("0.5"), "BTC": D("0.0999"), "BNB": -D("7E-8")}
+    [timed] = fills_from_rows([row], "USDT")
+    assert timed.fill.fees() == {"BTC": D("0.0001"), "BNB": D("7E-8"), "USDT": D("0.5")}
+    book, realised = add_fill(LotBook({}), timed, "fifo")
+    [lot] = book.lots["BTC"]
+    assert lot.amount == D("0.0999") and lot.cost == D("4000.5") and realised == []
+    rows = koinly_rows([timed])
+    assert [r["Fee Currency"] for r in rows] == ["BTC", "", ""]
+    extra = {(r["Sent Amount"], r["Sent Currency"], r["Label"]) for r in rows[1:]}
+    assert extra == {("0.00000007", "BNB", "cost"), ("0.5", "USDT", "cost")}
+
+
 # --- cycles and trigger memory ----------------------------------------------------------------
 
 

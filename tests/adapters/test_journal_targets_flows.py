@@ -68,7 +68,7 @@ def test_upgrade_from_the_previous_head_keeps_the_rows(tmp_path: Path) -> None:
     assert "flows" not in inspect(engine).get_table_names()
     engine.dispose()
     j = open_journal(url, "a")
-    assert current_revision(j.engine) == head_revision() == "0004"
+    assert current_revision(j.engine) == head_revision() == "0005"
     assert j.history(kinds=["commands"]) == {"commands": []}  # revision 0004
     assert schema_differences(j.engine) == []
     assert j.halt_status().active is not None  # the old row survived

@@ -55,6 +55,7 @@ def fills_from_rows(rows: Iterable[Mapping[str, Any]], quote: str) -> list[Timed
             Decimal(str(r["fee"])),
             str(r["fee_asset"]),
             str(r.get("status") or "closed"),
+            other_fees=tuple((str(a), Decimal(str(v))) for a, v in r.get("other_fees") or ()),
         )
         out.append(TimedFill(at, fill, row_quote or quote, fill_id=str(r.get("trade_id") or "")))
     return out

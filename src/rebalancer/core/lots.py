@@ -122,9 +122,10 @@ def add_fill(book: LotBook, tf: TimedFill, method: Method) -> tuple[LotBook, lis
     f = tf.fill
     lots = dict(book.lots)
     current = list(lots.get(f.asset, ()))
+    fees = f.fees()  # every fee, also those charged in a second currency
     if f.side is Side.BUY:
-        amount = f.amount - (f.fee if f.fee_asset == f.asset else ZERO)
-        cost = f.cost + (f.fee if f.fee_asset == tf.quote else ZERO)
+        amount = f.amount - fees.get(f.asset, ZERO)
+        cost = f.cost + fees.get(tf.quote, ZERO)
         lot_id = tf.fill_id or f.client_order_id or f.exchange_order_id or tf.at.isoformat()
         taken = {lot.lot_id for lot in current}
         k = 1
@@ -135,8 +136,8 @@ def add_fill(book: LotBook, tf: TimedFill, method: Method) -> tuple[LotBook, lis
             current.append(Lot(lot_id, f.asset, amount, cost, tf.at))
         lots[f.asset] = tuple(current)
         return LotBook(lots), []
-    sold = f.amount + (f.fee if f.fee_asset == f.asset else ZERO)
-    proceeds = f.cost - (f.fee if f.fee_asset == tf.quote else ZERO)
+    sold = f.amount + fees.get(f.asset, ZERO)
+    proceeds = f.cost - fees.get(tf.quote, ZERO)
     disposals: list[Disposal] = []
     remaining = sold
     closing = order_lots(current, method, tf.lot_ids)

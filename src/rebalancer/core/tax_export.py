@@ -68,7 +68,28 @@ def koinly_rows(fills: Iterable[TimedFill], year: int | None = None) -> list[dic
                 "TxHash": f.exchange_order_id or f.client_order_id,
             }
         )
+        rows += _other_fee_rows(tf)
     return rows
+
+
+def _other_fee_rows(tf: TimedFill) -> list[dict[str, str]]:
+    """A fill's fees in further currencies (part in BNB, say): Koinly's row has one fee
+    column, so each other fee is its own outgoing row labelled ``cost``."""
+    f = tf.fill
+    tx = f.exchange_order_id or f.client_order_id
+    return [
+        {
+            **dict.fromkeys(KOINLY_COLUMNS, ""),
+            "Date": tf.at.strftime(KOINLY_DATE),
+            "Sent Amount": plain(amount),
+            "Sent Currency": asset,
+            "Label": "cost",
+            "Description": f"rebalancer fee of {f.side.value} {f.symbol} in {asset}",
+            "TxHash": f"{tx}-fee-{i}",
+        }
+        for i, (asset, amount) in enumerate(f.other_fees, start=1)
+        if amount
+    ]
 
 
 def disposal_rows(disposals: Iterable[Disposal], year: int | None = None) -> list[dict[str, str]]:

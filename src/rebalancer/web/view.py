@@ -65,6 +65,16 @@ def _d(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
+def other_fees(row: dict[str, Any]) -> tuple[tuple[str, Decimal], ...]:
+    """A journaled fill's fees in further currencies (``other_fees``: [[asset, amount]])."""
+    return tuple((str(a), _d(v)) for a, v in row.get("other_fees") or ())
+
+
+def fee_pairs(row: dict[str, Any]) -> list[tuple[str, Decimal]]:
+    """Every fee of a journaled fill as (asset, amount): the main one, then the others."""
+    return [(str(row["fee_asset"]), _d(row["fee"])), *other_fees(row)]
+
+
 @dataclass(frozen=True)
 class AssetWeight:
     asset: str
@@ -178,7 +188,8 @@ def holdings_after(cycle: dict[str, Any], fills: list[dict[str, Any]]) -> dict[s
         sign = 1 if f["side"] == "buy" else -1
         held[asset] = held.get(asset, ZERO) + sign * amount
         held[quote] = held.get(quote, ZERO) - sign * cost
-        held[f["fee_asset"]] = held.get(f["fee_asset"], ZERO) - _d(f["fee"])
+        for fee_asset, fee in fee_pairs(f):
+            held[fee_asset] = held.get(fee_asset, ZERO) - fee
     return held
 
 
@@ -281,7 +292,8 @@ def summary(rows: Rows, quote: str) -> Summary:
     eq = equity(rows, quote)
     fees_by_asset: dict[str, Decimal] = {}
     for f in fills:
-        fees_by_asset[f["fee_asset"]] = fees_by_asset.get(f["fee_asset"], ZERO) + _d(f["fee"])
+        for fee_asset, fee in fee_pairs(f):
+            fees_by_asset[fee_asset] = fees_by_asset.get(fee_asset, ZERO) + fee
     values = [p.value for p in eq.points]
     return Summary(
         quote=eq.quote,
@@ -314,6 +326,7 @@ def _fill(row: dict[str, Any]) -> Fill:
         cost=_d(row["cost"]),
         fee=_d(row["fee"]),
         fee_asset=str(row["fee_asset"]),
+        other_fees=other_fees(row),
     )
 
 

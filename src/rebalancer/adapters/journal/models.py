@@ -135,6 +135,8 @@ class FillRow(Base):
     cost: Mapped[Decimal] = mapped_column(DecimalText())
     fee: Mapped[Decimal] = mapped_column(DecimalText())
     fee_asset: Mapped[str] = mapped_column(String(32))
+    # fees charged in further currencies: [[asset, amount as decimal text], ...] (or none)
+    other_fees: Mapped[list[list[str]] | None] = mapped_column(JSON, nullable=True)
     status: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(Text)
 

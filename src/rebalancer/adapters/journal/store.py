@@ -33,6 +33,7 @@ from rebalancer.adapters.journal.models import (
 )
 from rebalancer.core.errors import InvariantBroken
 from rebalancer.core.model import Fill, OrderRequest, Side
+from rebalancer.core.numbers import plain
 from rebalancer.ports import (
     CommandRecord,
     Halt,
@@ -210,6 +211,7 @@ class SqlJournal:
                 cost=fill.cost,
                 fee=fill.fee,
                 fee_asset=fill.fee_asset,
+                other_fees=[[a, plain(v)] for a, v in fill.other_fees] or None,
                 status=fill.status,
                 source=source,
             )
@@ -485,6 +487,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
         "cost",
         "fee",
         "fee_asset",
+        "other_fees",
         "status",
         "source",
     ),
