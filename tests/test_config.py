@@ -712,3 +712,14 @@ def test_config_show_masks_a_password_in_any_url(tmp_path: Path) -> None:
     object.__setattr__(settings, "journal_url", "postgresql+psycopg://bot:pw9@db/rb?password=pw8")
     text = show_config(settings, env={}, dotenv_path=tmp_path / "none")
     assert "pw9" not in text and "pw8" not in text and "bot:***@db/rb?password=***" in text
+
+
+def test_the_kind_list_and_the_hints_name_every_trigger_kind_and_key() -> None:
+    from rebalancer.config.problems import _RULE_FIELDS, RULE_KINDS
+    from rebalancer.config.rules import RULE_MODELS
+
+    assert set(RULE_KINDS) == set(RULE_MODELS)
+    for kind, model in RULE_MODELS.items():
+        assert set(_RULE_FIELDS[kind]) == set(model.model_fields) - {"kind"}, kind
+    problem = only_problem(TARGETS + '[trigger]\nkind = "vol"\n')
+    assert '"vol_threshold"' in problem

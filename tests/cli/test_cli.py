@@ -221,3 +221,18 @@ def test_an_asset_the_demo_data_lacks_names_the_user_side_fix(tmp_path: Path) ->
     assert "the embedded demo data has no ADA" in out
     assert "rebalancer data download --assets BTC,ETH,ADA --dir DIR" in " ".join(out.split())
     assert "shared" not in out  # no path of the repository's development layout
+
+
+def test_config_check_names_defaults_that_matter_and_implausible_fees(tmp_path: Path) -> None:
+    path = tmp_path / "rebalancer.toml"
+    path.write_text("[targets]\nBTC = 0.5\nUSDT = 0.5\n[fees]\ntaker = 0.1\n")
+    code, out = run("config", "check", "-c", str(path))
+    flat = " ".join(out.split())
+    assert code == 0, out
+    assert 'exchange is not set: the default "binance" is used' in flat
+    assert 'quote is not set: the default "USDT"' in flat
+    assert "fees.taker = 0.1 is 10 % per trade" in flat and "write 0.001" in flat
+    assert "fees.maker" not in flat  # not written: it follows the taker's
+    path.write_text('exchange = "kraken"\nquote = "USD"\n[targets]\nBTC = 0.5\nUSD = 0.5\n')
+    code, out = run("config", "check", "-c", str(path))
+    assert code == 0 and "note:" not in out and "warning:" not in out

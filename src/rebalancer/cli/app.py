@@ -21,6 +21,7 @@ from rebalancer.cli.flows_cmd import flows_command
 from rebalancer.cli.gains_cmd import gains_command
 from rebalancer.cli.init_cmd import init_command
 from rebalancer.cli.keys_cmd import keys_app
+from rebalancer.cli.markets_cmd import markets_command
 from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
 from rebalancer.cli.render import esc
 from rebalancer.cli.report_cmd import report_command
@@ -255,6 +256,7 @@ def rebalance(
 
 app.command(name="demo")(user_errors(demo_command))
 app.command(name="init")(user_errors(init_command))
+app.command(name="markets")(user_errors(markets_command))
 
 # --- backtest commands (backtest, sweep, walk-forward) are registered here ---
 app.command(name="backtest")(user_errors(backtest_command))
@@ -296,12 +298,18 @@ def config_check(config: ConfigOpt = None) -> None:
 
     Example: `rebalancer config check -c rebalancer.toml`
     """
+    from rebalancer.config.notes import defaults_that_matter, implausible
+
     settings = settings_from(config)
     settings.strategy()
     console.print(
-        f"config OK ({settings.source}): mode {settings.mode}, exchange "
+        f"config OK ({esc(settings.source)}): mode {settings.mode}, exchange "
         f"{settings.exchange}, {len(settings.targets)} targets"
     )
+    for note in defaults_that_matter(settings):
+        console.print(f"note: {esc(note)}", highlight=False)
+    for warning in implausible(settings):
+        console.print(f"[yellow]warning:[/yellow] {esc(warning)}", highlight=False)
 
 
 @config_app.command("show")

@@ -22,7 +22,8 @@ from rebalancer.core.errors import ConfigError
 
 Loc = tuple[str | int, ...]
 
-RULE_KINDS = ("threshold", "calendar", "hybrid", "any_of", "all_of", "never")
+# every trigger kind (config/rules.RULE_MODELS; a test keeps the two equal)
+RULE_KINDS = ("threshold", "calendar", "hybrid", "any_of", "all_of", "never", "vol_threshold")
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _SECRET_WORDS = ("apikey", "secret", "password", "passphrase", "privatekey", "token")
 _SECRET_NAMES = ("key", "pass", "pwd")
@@ -192,11 +193,15 @@ def _unknown_key(raw_loc: Loc, path: str, allowed_keys: Any) -> Problem:
 # which trigger kinds accept which keys (for "belongs to kind ..." hints)
 _RULE_FIELDS: dict[str, tuple[str, ...]] = {
     "threshold": ("band_abs", "band_rel"),
-    "calendar": ("every", "cron"),
-    "hybrid": ("every", "cron", "band_abs", "band_rel"),
+    "calendar": ("every", "cron", "weekday"),
+    "hybrid": ("every", "cron", "weekday", "band_abs", "band_rel"),
     "any_of": ("rules",),
     "all_of": ("rules",),
-}
+    "never": (),
+    "vol_threshold": (
+        "half_life", "base_band", "floor", "cap", "reference_vol", "per_asset", "window"
+    ),
+}  # fmt: skip
 _ALL_RULE_FIELDS = sorted({f for fields in _RULE_FIELDS.values() for f in fields})
 
 
