@@ -458,7 +458,11 @@ class Soak:
         since = report.at - self.risk.window
         if self.last_resume is not None and self.last_resume > since:
             since = self.last_resume
-        recent = [v for at, v in self.values if since <= at <= report.at and v > 0]
+        # what the breaker reads: every journaled value (a cycle that failed after its read is
+        # journaled too, and a restart forgets nothing) and those this harness saw
+        assert self.journal is not None
+        journaled = [(at, v) for at, v in self.journal.value_history(since) if at < report.at]
+        recent = [v for at, v in [*self.values, *journaled] if since <= at <= report.at and v > 0]
         if not recent:
             if halted:
                 self._violation("the breaker halted with no history")
