@@ -6,7 +6,6 @@ PostgreSQL: set REBALANCER_TEST_PG_URL (``scripts/dev test`` starts a server wit
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -38,20 +37,11 @@ from rebalancer.service import reconcile, run_cycle
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TARGETS = {"BTC": D("0.5"), "ETH": D("0.3"), "USDT": D("0.2")}
-PG_URL = os.environ.get("REBALANCER_TEST_PG_URL", "")
 PG_SKIP = (
     "REBALANCER_TEST_PG_URL is not set, so the journal is not tested on PostgreSQL here: "
     "run `scripts/dev test` (it starts one with scripts/postgres.sh) or set the URL"
 )
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: object) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/journal.sqlite"
-    if not PG_URL:
-        pytest.skip(PG_SKIP)
-    return PG_URL
 
 
 @pytest.fixture

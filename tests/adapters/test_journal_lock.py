@@ -43,14 +43,6 @@ PG_SKIP = (
 needs_pg = pytest.mark.skipif(not PG_URL, reason=PG_SKIP)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/journal.sqlite"
-    if not PG_URL:
-        pytest.skip(PG_SKIP)
-    return PG_URL
-
 
 @pytest.fixture
 def account() -> str:
