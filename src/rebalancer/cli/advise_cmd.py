@@ -19,6 +19,7 @@ from rebalancer.cli.backtest_cmd import (
     CapitalOpt,
     DataDirOpt,
     EndOpt,
+    SchedulerOpt,
     StartOpt,
     TimeframeOpt,
     _bar,
@@ -175,10 +176,7 @@ def advise_command(
             "--scheduler and the 'cluster' extra). Same figures for a seed either way.",
         ),
     ] = "local",
-    scheduler: Annotated[
-        str | None,
-        typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786."),
-    ] = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Which band to trust: the band with the best lower confidence bound on its premium over
     buy-and-hold, its odds of beating it, its regime profile and the sweep's PBO.

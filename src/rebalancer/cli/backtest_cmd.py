@@ -55,6 +55,10 @@ StartOpt = Annotated[
 ]
 EndOpt = Annotated[str | None, typer.Option("--end", help="Last candle (inclusive).")]
 TimeframeOpt = Annotated[str, typer.Option("--timeframe", help="Candle size: 1d, 1h, 5m, ...")]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786."),
+]
 CapitalOpt = Annotated[
     float, typer.Option("--capital", help="Starting cash in the quote currency.")
 ]
@@ -464,10 +468,7 @@ def sweep_command(
             "the 'cluster' extra). Same results either way.",
         ),
     ] = "local",
-    scheduler: Annotated[
-        str | None,
-        typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786."),
-    ] = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Sweep bands x fee rates x trigger kinds x styles; print the break-even band per fee.
 
