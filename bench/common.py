@@ -96,7 +96,7 @@ class Panel:
 
 def load(grid: Grid) -> Panel:
     """The grid's closes on the common candles (inner join; gaps skipped, never filled)."""
-    from rebalancer.backtest.data import load_panel
+    from rebalancer.data.panel import load_panel
 
     panel = load_panel(
         DATA / grid.folder,

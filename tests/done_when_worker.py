@@ -28,11 +28,11 @@ import pandas as pd
 from doubles.waiters import JumpingWaiter
 from rebalancer.adapters.clock import ManualClock
 from rebalancer.adapters.paper import PaperExchange
-from rebalancer.backtest.data import load_panel
 from rebalancer.bootstrap import build_notifier, build_paper, notify_secrets
 from rebalancer.config import load_config
 from rebalancer.core.model import Fill, OrderRequest, Snapshot
 from rebalancer.daemon import Daemon, DaemonPolicy, HeartbeatFile, Schedule, heartbeat_path
+from rebalancer.data.panel import load_panel
 from rebalancer.logs import setup_logging
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance_spot_2024_2026"

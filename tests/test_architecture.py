@@ -1,6 +1,7 @@
 """The import rule, checked on the source: the architecture stays visible in the tree.
 
-core <- ports, config <- service, daemon, logs <- adapters, backtest <- bootstrap <- cli, web
+core <- ports, config, optimise <- service, daemon, logs <- adapters, data <- backtest <- reports
+     <- bootstrap <- cli, web
 (templates: the HTML templates and their Jinja2 environment, for backtest and web)
 """
 
@@ -23,17 +24,31 @@ ALLOWED: dict[str, set[str]] = {
     "daemon": {"core", "ports", "config", "service", "daemon"},
     "logs": {"logs"},
     "adapters": {"core", "ports", "config", "adapters"},
+    "data": {"core", "ports", "config", "adapters", "data", "demo_data"},
+    "optimise": {"core", "ports", "config", "optimise"},
     "backtest": {
         "core",
         "ports",
         "config",
         "service",
         "adapters",
+        "data",
+        "optimise",
         "backtest",
         "demo_data",
-        "templates",
     },
-    "bootstrap": {"core", "ports", "config", "service", "adapters", "backtest", "bootstrap"},
+    "reports": {"core", "ports", "config", "data", "backtest", "reports", "templates"},
+    "bootstrap": {
+        "core",
+        "ports",
+        "config",
+        "service",
+        "adapters",
+        "data",
+        "optimise",
+        "backtest",
+        "bootstrap",
+    },
     "cli": {
         "core",
         "ports",
@@ -41,7 +56,10 @@ ALLOWED: dict[str, set[str]] = {
         "service",
         "daemon",
         "logs",
+        "data",
+        "optimise",
         "backtest",
+        "reports",
         "bootstrap",
         "cli",
         "web",
@@ -53,7 +71,10 @@ ALLOWED: dict[str, set[str]] = {
         "service",
         "daemon",
         "logs",
+        "data",
+        "optimise",
         "backtest",
+        "reports",
         "bootstrap",
         "web",
         "templates",

@@ -30,7 +30,6 @@ from rebalancer.adapters.journal import SqlJournal, open_journal
 from rebalancer.adapters.notify import MemoryNotifier
 from rebalancer.adapters.notify_apprise import AppriseNotifier, FanOut
 from rebalancer.adapters.paper import PaperExchange
-from rebalancer.backtest.data import load_panel
 from rebalancer.cli.app import app
 from rebalancer.config import parse_config
 from rebalancer.core.errors import AuthError, ConfigError, RetryLater
@@ -51,6 +50,7 @@ from rebalancer.daemon import (
     health,
 )
 from rebalancer.daemon.heartbeat import heartbeat_path
+from rebalancer.data.panel import load_panel
 from rebalancer.logs import reset_logging
 from rebalancer.ports import Notifier
 

@@ -24,9 +24,6 @@ from rebalancer.adapters.journal import SqlJournal, open_journal
 from rebalancer.adapters.notify import MemoryNotifier
 from rebalancer.adapters.paper import PaperExchange
 from rebalancer.adapters.state_file import MemoryJournal
-from rebalancer.backtest.data import load_demo_panel
-from rebalancer.backtest.history import FrameHistory
-from rebalancer.backtest.optimize import Constraints, WindowOptimiser, target_schedule
 from rebalancer.core.model import Fill, OrderRequest, Snapshot
 from rebalancer.core.planner import PlanPolicy
 from rebalancer.core.retarget import MONTHLY
@@ -34,6 +31,10 @@ from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import Threshold
 from rebalancer.daemon import Daemon, DaemonPolicy, Schedule
 from rebalancer.daemon.loop import describe
+from rebalancer.data.history import FrameHistory
+from rebalancer.data.panel import load_demo_panel
+from rebalancer.optimise.schedule import target_schedule
+from rebalancer.optimise.weights import Constraints, WindowOptimiser
 from rebalancer.ports import TargetChange, TargetProposal
 from rebalancer.service import Retarget, run_cycle
 

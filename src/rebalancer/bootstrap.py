@@ -25,8 +25,6 @@ from rebalancer.adapters.market_list import MarketList, market_list, online
 from rebalancer.adapters.notify import LogNotifier
 from rebalancer.adapters.paper import PaperExchange, PriceFeed
 from rebalancer.adapters.state_file import StateFile
-from rebalancer.backtest.data import load_demo_panel, load_panel
-from rebalancer.backtest.history import FrameHistory
 from rebalancer.backtest.replay import decimal_rows
 from rebalancer.config import Settings
 from rebalancer.core.errors import RetryLater, StopAndTell, UnknownSymbol
@@ -34,6 +32,8 @@ from rebalancer.core.risk import RiskLimits
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.venue import VenueModel, venue_model
 from rebalancer.core.vol_bands import history_bars
+from rebalancer.data.history import FrameHistory
+from rebalancer.data.panel import load_demo_panel, load_panel
 from rebalancer.ports import Clock, Exchange, Journal, Notifier, PriceHistory
 from rebalancer.service import CycleReport, Retarget, run_cycle
 
@@ -391,7 +391,7 @@ def retarget(settings: Settings) -> Retarget | None:
     opt = settings.optimise
     if not opt.on:
         return None
-    from rebalancer.backtest.optimize import Constraints, WindowOptimiser
+    from rebalancer.optimise.weights import Constraints, WindowOptimiser
 
     constraints = Constraints(
         min_weight=float(opt.min_weight),

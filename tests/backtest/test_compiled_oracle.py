@@ -41,7 +41,6 @@ from rebalancer.backtest.compiled.program import (
     vol_ratios,
     vol_ratios_core,
 )
-from rebalancer.backtest.data import load_panel
 from rebalancer.backtest.replay import decimal_rows, holdings_from_weights, replay
 from rebalancer.core.cron import Cron
 from rebalancer.core.errors import ConfigError, DataError
@@ -60,6 +59,7 @@ from rebalancer.core.triggers import (
     hybrid,
 )
 from rebalancer.core.vol_bands import VolScaledThreshold
+from rebalancer.data.panel import load_panel
 from rebalancer.service import CycleReport
 
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())

@@ -11,12 +11,12 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from rebalancer.backtest.data import load_demo_panel
 from rebalancer.backtest.engine import run_backtest
 from rebalancer.backtest.metrics import CONVENTIONS
-from rebalancer.backtest.report import Provenance, render_html
 from rebalancer.cli.app import app
 from rebalancer.config import default_config
+from rebalancer.data.panel import load_demo_panel
+from rebalancer.reports.backtest import Provenance, render_html
 
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
 # what each place must say, in its own words

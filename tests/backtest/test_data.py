@@ -20,7 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rebalancer.backtest.data import (
+from rebalancer.core.errors import ConfigError, DataError
+from rebalancer.data.gaps import Gap
+from rebalancer.data.panel import (
     DEMO_ASSETS,
     CandlePanel,
     embedded_dataset_dir,
@@ -29,9 +31,7 @@ from rebalancer.backtest.data import (
     load_panel,
     load_ranges,
 )
-from rebalancer.backtest.data_report import Gap
-from rebalancer.backtest.timeframes import bars_per_year, parse_timeframe
-from rebalancer.core.errors import ConfigError, DataError
+from rebalancer.data.timeframes import bars_per_year, parse_timeframe
 
 
 def _repo_root() -> Path:

@@ -24,10 +24,6 @@ from typer.testing import CliRunner
 
 from doubles.binance import BinanceDouble, Fault
 from rebalancer.adapters.ccxt.ohlcv import Retry, download_client
-from rebalancer.backtest import download as dl
-from rebalancer.backtest.data import load_panel
-from rebalancer.backtest.data_report import find_gaps
-from rebalancer.backtest.download import download_candles
 from rebalancer.cli.app import app
 from rebalancer.core.errors import (
     ConfigError,
@@ -36,6 +32,10 @@ from rebalancer.core.errors import (
     RetryLater,
     UnknownSymbol,
 )
+from rebalancer.data import download as dl
+from rebalancer.data.download import download_candles
+from rebalancer.data.gaps import find_gaps
+from rebalancer.data.panel import load_panel
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 RECENT = DATA / "binance_spot_2024_2026"

@@ -13,7 +13,6 @@ import pytest
 
 from rebalancer.adapters.paper import PaperExchange
 from rebalancer.adapters.state_file import MemoryJournal
-from rebalancer.backtest.data import load_panel
 from rebalancer.backtest.engine import BacktestResult, FirstBar, Run, run_backtest
 from rebalancer.core.cron import Cron
 from rebalancer.core.errors import ConfigError
@@ -22,6 +21,7 @@ from rebalancer.core.model import MarketRules
 from rebalancer.core.planner import PlanPolicy, plan
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import AnyOf, Calendar, Never, Threshold, Trigger, hybrid
+from rebalancer.data.panel import load_panel
 from rebalancer.service import evaluate
 
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())

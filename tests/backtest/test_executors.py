@@ -16,7 +16,6 @@ import pytest
 from typer.testing import CliRunner
 
 from rebalancer.backtest import executors
-from rebalancer.backtest.data import load_panel
 from rebalancer.backtest.executors import DaskExecutor, make_executor
 from rebalancer.backtest.grid import run_grid
 from rebalancer.cli.app import app
@@ -24,6 +23,7 @@ from rebalancer.core.errors import ConfigError
 from rebalancer.core.planner import PlanPolicy
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import Threshold
+from rebalancer.data.panel import load_panel
 
 distributed = pytest.importorskip("distributed")
 

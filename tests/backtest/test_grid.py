@@ -12,9 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rebalancer.backtest.data import load_panel
 from rebalancer.backtest.engine import FirstBar, run_backtest
-from rebalancer.backtest.grid import Combo, break_even, combos, run_grid, write_outputs
+from rebalancer.backtest.grid import Combo, break_even, combos, run_grid
 from rebalancer.backtest.reference import simulate
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.model import MarketRules
@@ -22,6 +21,8 @@ from rebalancer.core.planner import PlanPolicy
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import Threshold, Trigger
 from rebalancer.core.vol_bands import VolScaledThreshold
+from rebalancer.data.panel import load_panel
+from rebalancer.reports.heatmaps import write_outputs
 
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
 DATA = ROOT.parent / "shared" / "data" / "binance_spot_2017_2022"

@@ -9,13 +9,13 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from rebalancer.backtest.data import load_demo_panel, load_ranges
 from rebalancer.backtest.engine import BacktestResult, run_backtest
 from rebalancer.core.execution import ExecutionPolicy, book, limit_price
 from rebalancer.core.model import Side
 from rebalancer.core.planner import PlanPolicy
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import Threshold
+from rebalancer.data.panel import load_demo_panel, load_ranges
 
 D = Decimal
 DAY = timedelta(days=1)

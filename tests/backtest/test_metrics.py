@@ -171,12 +171,12 @@ def test_backtest_grid_and_sweep_agree_on_calendar_years_of_a_real_gapped_panel(
     from decimal import Decimal
     from pathlib import Path
 
-    from rebalancer.backtest.data import load_panel
     from rebalancer.backtest.engine import run_backtest
     from rebalancer.backtest.grid import run_grid
     from rebalancer.core.planner import PlanPolicy
     from rebalancer.core.strategy import Strategy
     from rebalancer.core.triggers import Threshold
+    from rebalancer.data.panel import load_panel
 
     root = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
     panel = load_panel(

@@ -11,15 +11,15 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-import rebalancer.backtest.optimize as optimize_mod
-from rebalancer.backtest.data import load_panel
-from rebalancer.backtest.optimize import (
+import rebalancer.optimise.weights as optimize_mod
+from rebalancer.backtest.optimised import backtest_optimised
+from rebalancer.data.panel import load_panel
+from rebalancer.optimise.schedule import target_schedule
+from rebalancer.optimise.weights import (
     OPT_METHODS,
     Constraints,
-    backtest_optimised,
     ledoit_wolf,
     optimise,
-    target_schedule,
     to_targets,
 )
 

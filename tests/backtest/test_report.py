@@ -8,10 +8,10 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from rebalancer.backtest.data import load_demo_panel
 from rebalancer.backtest.engine import BacktestResult, run_backtest
-from rebalancer.backtest.report import Provenance, write_report
 from rebalancer.config import default_config
+from rebalancer.data.panel import load_demo_panel
+from rebalancer.reports.backtest import Provenance, write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -55,7 +55,7 @@ def test_report_has_charts_trades_and_hashes(tmp_path: Path) -> None:
 def test_long_histories_are_thinned_for_drawing_only() -> None:
     import numpy as np
 
-    from rebalancer.backtest.report import MAX_POINTS, _low_envelope, _thin
+    from rebalancer.reports.backtest import MAX_POINTS, _low_envelope, _thin
 
     assert _thin(5).tolist() == [0, 1, 2, 3, 4]
     idx = _thin(120_001)
@@ -80,7 +80,7 @@ def _demo_result() -> BacktestResult:
 def test_report_words_bars_drawdowns_and_one_window(tmp_path: Path) -> None:
     """'486 daily bars', not '486 bars of 1 day, 0:00:00'; a drawdown is never '+41%';
     the heading and the metrics title name the same window (first and last candle)."""
-    from rebalancer.backtest.report import render_html
+    from rebalancer.reports.backtest import render_html
 
     page = render_html(_demo_result(), {}, Provenance())
     assert "486 daily bars" in page and "day, 0:00:00" not in page
@@ -97,7 +97,7 @@ def test_report_words_bars_drawdowns_and_one_window(tmp_path: Path) -> None:
 def test_injected_markup_in_names_and_labels_is_escaped(tmp_path: Path) -> None:
     """Every value a report prints goes through the template engine's autoescape: an asset
     name, a data note or a command line carrying a <script> is shown as text."""
-    from rebalancer.backtest.report import render_html
+    from rebalancer.reports.backtest import render_html
 
     result = _demo_result()
     evil = "<script>alert(1)</script>"

@@ -10,14 +10,15 @@ from pathlib import Path
 import matplotlib
 import pytest
 
-from rebalancer.backtest.data import CandlePanel, load_demo_panel
-from rebalancer.backtest.grid import GridResult, heatmap_figures, run_grid
-from rebalancer.backtest.labels import window_text
-from rebalancer.backtest.report import Provenance
-from rebalancer.backtest.research_report import render_sweep, render_walk_forward
+from rebalancer.backtest.grid import GridResult, run_grid
 from rebalancer.backtest.walk_forward import WalkForwardResult, equity_figure, walk_forward
 from rebalancer.config import default_config
 from rebalancer.core.strategy import Strategy
+from rebalancer.data.panel import CandlePanel, load_demo_panel
+from rebalancer.reports.backtest import Provenance
+from rebalancer.reports.heatmaps import heatmap_figures
+from rebalancer.reports.labels import window_text
+from rebalancer.reports.research import render_sweep, render_walk_forward
 
 matplotlib.use("Agg")
 

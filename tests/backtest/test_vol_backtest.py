@@ -12,14 +12,14 @@ import pytest
 
 from rebalancer.adapters.paper import PaperExchange
 from rebalancer.adapters.state_file import MemoryJournal
-from rebalancer.backtest.data import load_panel
 from rebalancer.backtest.engine import run_backtest, vol_band_widths
-from rebalancer.backtest.history import FrameHistory
 from rebalancer.core.drift import compute_drift
 from rebalancer.core.planner import PlanPolicy
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import Threshold, Trigger, TriggerContext
 from rebalancer.core.vol_bands import VolScaledThreshold
+from rebalancer.data.history import FrameHistory
+from rebalancer.data.panel import load_panel
 from rebalancer.service import evaluate
 
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rebalancer.backtest.data import load_panel
 from rebalancer.backtest.engine import run_backtest
 from rebalancer.backtest.grid import Combo
 from rebalancer.backtest.metrics import run_metrics
@@ -20,6 +19,7 @@ from rebalancer.core.errors import ConfigError
 from rebalancer.core.planner import PlanPolicy
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import Threshold
+from rebalancer.data.panel import load_panel
 
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
 DATA = ROOT.parent / "shared" / "data" / "binance_spot_2017_2022"

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 from typer.testing import CliRunner
 
-from rebalancer.backtest.data import load_demo_panel
-from rebalancer.backtest.optimize import ledoit_wolf
 from rebalancer.cli.app import app
+from rebalancer.data.panel import load_demo_panel
+from rebalancer.optimise.weights import ledoit_wolf
 
 runner = CliRunner()
 

@@ -22,10 +22,10 @@ from rebalancer.adapters.clock import ManualClock
 from rebalancer.adapters.journal import open_journal
 from rebalancer.adapters.notify import MemoryNotifier
 from rebalancer.adapters.paper import PaperExchange
-from rebalancer.backtest.data import load_panel
 from rebalancer.config import Settings, load_config
 from rebalancer.core.model import Fill, OrderRequest, Snapshot
 from rebalancer.daemon import Daemon, DaemonPolicy, HeartbeatFile, Schedule, heartbeat_path
+from rebalancer.data.panel import load_panel
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "binance_spot_2024_2026"

@@ -21,10 +21,9 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from rebalancer.backtest.data import load_panel, load_ranges
 from rebalancer.backtest.engine import FirstBar, Run, run_backtest
 from rebalancer.backtest.metrics import Metrics
-from rebalancer.backtest.optimize import Constraints, OptimisedRun, backtest_optimised
+from rebalancer.backtest.optimised import OptimisedRun, backtest_optimised
 from rebalancer.core.cron import Cron
 from rebalancer.core.execution import ExecutionPolicy
 from rebalancer.core.lots import realise
@@ -33,6 +32,8 @@ from rebalancer.core.planner import PlanPolicy
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import Calendar, Threshold, Trigger
 from rebalancer.core.vol_bands import VolScaledThreshold
+from rebalancer.data.panel import load_panel, load_ranges
+from rebalancer.optimise.weights import Constraints
 
 D = Decimal
 DAY = timedelta(days=1)

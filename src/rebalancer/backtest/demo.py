@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from rebalancer.backtest.data import load_demo_panel
 from rebalancer.backtest.replay import (
     BarCallback,
     ReplayResult,
@@ -19,6 +18,7 @@ from rebalancer.backtest.replay import (
     replay,
 )
 from rebalancer.core.strategy import Strategy
+from rebalancer.data.panel import load_demo_panel
 
 DEMO_CAPITAL = Decimal(10000)
 DEMO_START_WEIGHTS = {

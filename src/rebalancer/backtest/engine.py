@@ -40,7 +40,6 @@ import pandas as pd
 
 from rebalancer.adapters.notify import MemoryNotifier
 from rebalancer.adapters.state_file import MemoryJournal
-from rebalancer.backtest.history import FrameHistory
 from rebalancer.backtest.metrics import Metrics, Premium, compute_metrics, rebalancing_premium
 from rebalancer.backtest.replay import Ranges, paper_exchange, replay, value
 from rebalancer.core.cron import Cron
@@ -61,6 +60,7 @@ from rebalancer.core.triggers import (
     TriggerContext,
 )
 from rebalancer.core.vol_bands import VolScaledThreshold
+from rebalancer.data.history import FrameHistory
 from rebalancer.ports import TriggerTimes
 from rebalancer.service import CycleReport, run_cycle
 

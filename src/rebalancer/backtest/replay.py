@@ -24,9 +24,9 @@ import pandas as pd
 from rebalancer.adapters.notify import MemoryNotifier
 from rebalancer.adapters.paper import PaperExchange
 from rebalancer.adapters.state_file import MemoryJournal
-from rebalancer.backtest.history import FrameHistory
 from rebalancer.core.model import ZERO, MarketRules
 from rebalancer.core.strategy import Strategy
+from rebalancer.data.history import FrameHistory
 from rebalancer.service import CycleReport, run_cycle
 
 BarCallback = Callable[[int, CycleReport], None]

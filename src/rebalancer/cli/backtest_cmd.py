@@ -29,12 +29,12 @@ from rebalancer.core.errors import ConfigError
 if TYPE_CHECKING:  # pandas, numba and matplotlib are imported when a command runs
     import pandas as pd
 
-    from rebalancer.backtest.data import CandlePanel
     from rebalancer.backtest.engine import BacktestResult
     from rebalancer.backtest.grid import GridResult
-    from rebalancer.backtest.report import Provenance
     from rebalancer.config import Settings
     from rebalancer.core.strategy import Strategy
+    from rebalancer.data.panel import CandlePanel
+    from rebalancer.reports.backtest import Provenance
 
 #: ``rebalancer.backtest.grid.DEFAULT_FEES`` as the option's text (a test keeps them equal)
 DEFAULT_FEES_TEXT = "0.0005,0.001,0.0025"
@@ -79,9 +79,9 @@ def load_data(
     end: str | None,
 ) -> CandlePanel:
     """The closes of the config's assets from ``data_dir`` (or the embedded demo data)."""
-    from rebalancer.backtest.data import load_demo_panel, load_panel
-    from rebalancer.backtest.timeframes import parse_timeframe
     from rebalancer.config import bounds
+    from rebalancer.data.panel import load_demo_panel, load_panel
+    from rebalancer.data.timeframes import parse_timeframe
 
     assets = list(settings.strategy().assets)
     parse_timeframe(timeframe)
@@ -128,7 +128,7 @@ def _command_line() -> str:
 
 def _provenance(panel: CandlePanel, settings: Settings) -> Provenance:
     """Where a report's numbers came from: data files and hashes, config, command, notes."""
-    from rebalancer.backtest.report import Provenance
+    from rebalancer.reports.backtest import Provenance
 
     return Provenance(
         panel.files,
@@ -140,7 +140,7 @@ def _provenance(panel: CandlePanel, settings: Settings) -> Provenance:
 
 
 def _window(panel: CandlePanel) -> str:
-    from rebalancer.backtest.labels import window_text
+    from rebalancer.reports.labels import window_text
 
     return window_text(panel.start, panel.end, len(panel.closes), _bar(panel))
 
@@ -152,7 +152,7 @@ NOTES_SHOWN = 5
 def data_lines(panel: CandlePanel) -> list[str]:
     """The window the run really covers (first and last candle, which may be shorter than
     --start/--end asked for) and the data notes: printed before any result."""
-    from rebalancer.backtest.labels import window_text
+    from rebalancer.reports.labels import window_text
 
     notes = list(panel.report.issues)
     lines = [
@@ -212,7 +212,7 @@ def _fmt(spec: str, value: Any) -> str:
 def summary_table(result: BacktestResult) -> Table:
     """The metrics side by side; the title names the candle window (open times, as the
     data line and --start/--end do)."""
-    from rebalancer.backtest.labels import window_text
+    from rebalancer.reports.labels import window_text
 
     s = result.summary()
     runs = {"strategy": s["strategy"], **s["benchmarks"]}
@@ -232,8 +232,8 @@ def _ranges(
 ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """The price ranges limit orders meet (None without limit orders): the next bar's, or
     with ``fine`` the next bar's first ``limit_timeout`` of ``fine`` candles (at least one)."""
-    from rebalancer.backtest.data import load_ranges
-    from rebalancer.backtest.timeframes import parse_timeframe
+    from rebalancer.data.panel import load_ranges
+    from rebalancer.data.timeframes import parse_timeframe
 
     if not strategy.execution.limit_inside:
         return None
@@ -285,8 +285,8 @@ def backtest_command(
     --start 2018-05-04 -c my.toml --fee 0.001 --out out/`
     """
     from rebalancer.backtest.engine import run_backtest
-    from rebalancer.backtest.labels import bars_text
-    from rebalancer.backtest.report import write_report
+    from rebalancer.reports.backtest import write_report
+    from rebalancer.reports.labels import bars_text
 
     settings = _settings(config)
     strategy: Strategy = settings.strategy()
@@ -482,8 +482,9 @@ def sweep_command(
     On a Dask cluster: add `--executor dask --scheduler tcp://HOST:8786`.
     """
     from rebalancer.backtest.executors import make_executor
-    from rebalancer.backtest.grid import run_grid, write_outputs
+    from rebalancer.backtest.grid import run_grid
     from rebalancer.config import bounds
+    from rebalancer.reports.heatmaps import write_outputs
 
     settings = _settings(config)
     strategy = settings.strategy()
@@ -515,7 +516,7 @@ def sweep_command(
             engine=engine,  # type: ignore[arg-type]
         )
     paths = write_outputs(grid, out, _window(panel))
-    from rebalancer.backtest.research_report import write_sweep_report
+    from rebalancer.reports.research import write_sweep_report
 
     paths["report"] = write_sweep_report(
         grid,
@@ -564,7 +565,7 @@ def bars_in(text: str, bar: timedelta, name: str) -> int:
     """``"365d"``, ``"12w"``, ``"2000h"`` or a bare number of bars -> bars."""
     import pandas as pd
 
-    from rebalancer.backtest.timeframes import parse_timeframe
+    from rebalancer.data.timeframes import parse_timeframe
 
     if text.strip().isdigit():
         return int(text)
@@ -626,8 +627,8 @@ def walk_forward_command(
     """
     import pandas as pd
 
-    from rebalancer.backtest.labels import bars_text, window_text
     from rebalancer.backtest.walk_forward import equity_figure, walk_forward
+    from rebalancer.reports.labels import bars_text, window_text
 
     settings = _settings(config)
     strategy = settings.strategy()
@@ -663,7 +664,7 @@ def walk_forward_command(
     paths["chart"] = out / "walk_forward.png"
     fig.savefig(paths["chart"])
     plt.close(fig)
-    from rebalancer.backtest.research_report import write_walk_forward_report
+    from rebalancer.reports.research import write_walk_forward_report
 
     train_bars, test_bars = bars_in(train, bar, "--train"), bars_in(test, bar, "--test")
     paths["report"] = write_walk_forward_report(

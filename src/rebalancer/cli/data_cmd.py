@@ -1,4 +1,4 @@
-"""``rebalancer data download``: a thin skin over :mod:`rebalancer.backtest.download`."""
+"""``rebalancer data download``: a thin skin over :mod:`rebalancer.data.download`."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def download_command(
     Example: `rebalancer data download --exchange binance --assets BTC,ETH --quote USDT
     --timeframe 1h --since 2024-01-01 --dir data/binance`
     """
-    from rebalancer.backtest import download as dl
+    from rebalancer.data import download as dl
 
     names = [a.strip() for a in assets.split(",") if a.strip()]
     console = Console(quiet=as_json, stderr=True)

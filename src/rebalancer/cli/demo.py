@@ -43,9 +43,9 @@ def demo_command(
 
     Example: `rebalancer demo --json`
     """
-    from rebalancer.backtest.data import load_demo_panel
     from rebalancer.backtest.demo import DEMO_START_WEIGHTS, run_demo
     from rebalancer.config import default_config, load_config
+    from rebalancer.data.panel import load_demo_panel
 
     settings = load_config(config) if config else default_config()
     strategy = settings.strategy()

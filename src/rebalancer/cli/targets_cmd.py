@@ -2,7 +2,7 @@
 ``rebalancer targets show`` (the targets in force, their changes, the next change).
 
 ``suggest`` reads the trailing window of daily closes (``--data``, else ``paper.data_dir``, else the
-embedded demo candles), optimises with :mod:`rebalancer.backtest.optimize` and prints the
+embedded demo candles), optimises with :mod:`rebalancer.optimise.weights` and prints the
 suggested targets next to the configured ones, with each asset's volatility and share of the
 risk. Nothing is changed: copy the weights into ``[targets]`` if you agree.
 """
@@ -58,8 +58,8 @@ def suggest_command(
     """
     import numpy as np
 
-    from rebalancer.backtest.data import load_demo_panel, load_panel
-    from rebalancer.backtest.optimize import (
+    from rebalancer.data.panel import load_demo_panel, load_panel
+    from rebalancer.optimise.weights import (
         OPT_METHODS,
         Constraints,
         OptMethod,

@@ -9,7 +9,7 @@ due at ``now`` when a scheduled time ``s`` exists with ``last_change_at < s <= n
 * a missed scheduled time (the bot was down) makes the change due at the next check, once.
 
 The live service asks it at each cycle with the journal's latest change time;
-``backtest/optimize.target_schedule`` asks it at each bar close. Pure: times are passed in.
+``optimise/schedule.target_schedule`` asks it at each bar close. Pure: times are passed in.
 """
 
 from __future__ import annotations

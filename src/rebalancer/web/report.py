@@ -22,9 +22,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from rebalancer import __version__, templates
-from rebalancer.backtest.report import ReportFiles, TableData, _png, write_files
 from rebalancer.core.flows import Performance
 from rebalancer.core.strategy import Strategy
+from rebalancer.reports.backtest import ReportFiles, TableData, _png, write_files
 from rebalancer.web import view
 
 

@@ -29,12 +29,12 @@ from numpy.typing import NDArray
 
 from rebalancer.backtest.compiled import kernel as K
 from rebalancer.backtest.compiled.vol import vol_table
-from rebalancer.backtest.history import FrameHistory
 from rebalancer.core.errors import ConfigError, DataError
 from rebalancer.core.model import MarketRules
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import EPOCH, AllOf, AnyOf, Calendar, Never, Threshold, Trigger
 from rebalancer.core.vol_bands import VolScaledThreshold
+from rebalancer.data.history import FrameHistory
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]

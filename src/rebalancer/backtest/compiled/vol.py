@@ -1,7 +1,7 @@
 """Volatility ratios per bar, compiled: the twin of :meth:`VolScaledThreshold.vols`.
 
 For each bar ``t`` the closes up to and including ``t`` (the last ``window + 1``, as
-:class:`~rebalancer.backtest.history.FrameHistory` gives the trigger), their log returns,
+:class:`~rebalancer.data.history.FrameHistory` gives the trigger), their log returns,
 the ``lam``-weighted volatility of each asset's and of the target-weighted portfolio's
 returns, in the same operations and order as :mod:`rebalancer.core.vol_bands` (so the
 floats are the same); ``tests/backtest/test_compiled_oracle.py`` checks it bar by bar.

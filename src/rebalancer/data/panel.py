@@ -26,11 +26,11 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from rebalancer.backtest.candle_file import CandleFile, read_candle_file
-from rebalancer.backtest.data_files import find_candle_file
-from rebalancer.backtest.data_report import Coverage, DataReport, Gap, find_gaps
-from rebalancer.backtest.timeframes import parse_timeframe
 from rebalancer.core.errors import ConfigError, DataError
+from rebalancer.data.candle_file import CandleFile, read_candle_file
+from rebalancer.data.files import find_candle_file
+from rebalancer.data.gaps import Coverage, DataReport, Gap, find_gaps
+from rebalancer.data.timeframes import parse_timeframe
 
 __all__ = [
     "DEMO_ASSETS",

@@ -27,9 +27,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from rebalancer import __version__, templates
-from rebalancer.backtest import labels
 from rebalancer.backtest.engine import BacktestResult, Run
 from rebalancer.backtest.metrics import CONVENTIONS
+from rebalancer.reports import labels
 
 COLORS = {"strategy": "#1f77b4", "buy_and_hold": "#7f7f7f", "calendar": "#ff7f0e"}
 LABELS = {

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rebalancer.backtest.timeframes import parse_timeframe
+from rebalancer.data.timeframes import parse_timeframe
 
 
 def _fmt(time: pd.Timestamp) -> str:

@@ -21,10 +21,11 @@ from the previous weights, which keeps every other constraint. SciPy's SLSQP doe
 constrained solves; NumPy the rest. Chosen over PyPortfolioOpt / riskfolio / skfolio: four
 small problems with box and sum constraints do not need a modelling layer or cvxpy.
 
-No look-ahead: :func:`target_schedule` decides at each rebalance date from the closes strictly
-before it (the window ends at the last close at or before the decision time). When a change is
-due is :func:`rebalancer.core.retarget.targets_due`, the same function the live service asks,
-so a backtest and a live run change targets on the same dates. :class:`WindowOptimiser` is
+No look-ahead: :func:`rebalancer.optimise.schedule.target_schedule` decides at each rebalance
+date from the closes strictly before it (the window ends at the last close at or before the
+decision time). When a change is due is :func:`rebalancer.core.retarget.targets_due`, the
+same function the live service asks, so a backtest and a live run change targets on the same
+dates. :class:`WindowOptimiser` is
 the :class:`rebalancer.ports.TargetOptimiser` the live service uses (wired by bootstrap).
 """
 
@@ -34,15 +35,11 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, cast
 
 import numpy as np
-import pandas as pd
 
-from rebalancer.core.cron import Cron
-from rebalancer.core.retarget import MONTHLY, Cadence, targets_due
 from rebalancer.ports import TargetProposal
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
@@ -374,55 +371,6 @@ def to_targets(
     return out
 
 
-def cadence_of(every: Cadence | str) -> Cadence:
-    """A :class:`Cadence` from itself, a period text ("30d") or a 5-field cron expression."""
-    if isinstance(every, Cadence):
-        return every
-    if len(every.split()) == 5:
-        return Cadence(cron=Cron.parse(every))
-    from rebalancer.config.fields import parse_period
-
-    return Cadence(period=parse_period(every))
-
-
-def target_schedule(
-    closes: pd.DataFrame,
-    method: OptMethod,
-    constraints: Constraints,
-    *,
-    window: int = 90,
-    every: Cadence | str = MONTHLY,
-    initial: Mapping[str, float] | None = None,
-    bar: timedelta = timedelta(days=1),
-    start: datetime | None = None,
-) -> list[tuple[pd.Timestamp, FloatArray]]:
-    """Weights decided at each bar close where :func:`~rebalancer.core.retarget.targets_due`
-    says a change is due (``every``: a cadence, period text or cron; the 1st of each month by
-    default), from the ``window`` daily returns of the closes at or before it. As live: the
-    first bar's close is the start (the configured targets; ``start``: another time, e.g. a
-    live run's first cycle, with the bars before it only as history), a change due without
-    ``window + 1`` closes waits for the next bar, and the last change is the reference."""
-    cadence = cadence_of(every)
-    assets = list(closes.columns)
-    logret = np.log(closes.to_numpy(dtype=np.float64))
-    close_times = pd.DatetimeIndex(closes.index) + bar
-    previous = None if initial is None else np.array([initial[a] for a in assets])
-    out: list[tuple[pd.Timestamp, FloatArray]] = []
-    last = close_times[0].to_pydatetime() if start is None else start
-    for i, when in enumerate(close_times):
-        now = when.to_pydatetime()
-        if now <= last or not targets_due(cadence, last, now):
-            continue
-        end = i + 1  # rows closed at or before `now`
-        if end - window - 1 < 0:
-            continue  # too little history: keep the targets, ask again at the next bar
-        rets = np.diff(logret[end - window - 1 : end], axis=0)
-        w, _ = optimise(rets, method, constraints, previous)
-        out.append((when, w))
-        previous, last = w, now
-    return out
-
-
 @dataclass(frozen=True)
 class WindowOptimiser:
     """The :class:`rebalancer.ports.TargetOptimiser` over :func:`optimise` (live and paper).
@@ -457,99 +405,3 @@ class WindowOptimiser:
             f"{why['annual_vol']:.0%} a year, shrinkage {why['shrinkage']:.2f}, turnover "
             f"{why['turnover']:.2f}" + (f"; {sharpe_note(why)}" if "sharpe" in why else ""),
         )
-
-
-@dataclass
-class OptimisedRun:
-    """A backtest whose targets change on a schedule: the segments' equity and fills."""
-
-    equity: FloatArray
-    metrics: Any
-    fills: list[Any]
-    schedule: list[tuple[pd.Timestamp, dict[str, Decimal]]]
-    gains: dict[int, Any]
-
-
-def backtest_optimised(
-    closes: pd.DataFrame,
-    start_targets: Mapping[str, Decimal],
-    method: OptMethod,
-    constraints: Constraints,
-    *,
-    quote: str = "USDT",
-    window: int = 90,
-    every: Cadence | str = MONTHLY,
-    band: Decimal = Decimal("0.05"),
-    capital: Decimal = Decimal(10000),
-    taker_fee: Decimal = Decimal("0.001"),
-    slippage: Decimal = Decimal("0.0005"),
-    lots: str = "fifo",
-) -> OptimisedRun:
-    """Run the live loop segment by segment: ``start_targets`` until the first decision date,
-    then at each date the optimiser's targets (bought on that bar, threshold ``band`` in
-    between). Holdings carry over; lots and gains are computed over every fill."""
-    from datetime import timedelta
-
-    from rebalancer.backtest.engine import FirstBar, run_backtest
-    from rebalancer.backtest.metrics import compute_metrics
-    from rebalancer.core.lots import TimedFill, gains_by_year, realise
-    from rebalancer.core.planner import PlanPolicy
-    from rebalancer.core.strategy import Strategy
-    from rebalancer.core.triggers import AnyOf, Threshold
-
-    assets = [a for a in start_targets if a != quote]
-    closes = closes[assets]
-    index = pd.DatetimeIndex(closes.index)
-    initial = {a: float(start_targets[a]) for a in assets}
-    plan = target_schedule(closes, method, constraints, window=window, every=every, initial=initial)
-    cuts = [0] + [int(index.searchsorted(when)) - 1 for when, _ in plan] + [len(closes)]
-    targets_at = [dict(start_targets)] + [
-        to_targets(assets, w, quote, constraints) for _, w in plan
-    ]
-    segments = [
-        (cuts[k], cuts[k + 1], targets_at[k])
-        for k in range(len(targets_at))
-        if cuts[k + 1] - cuts[k] >= 2
-    ]
-    policy = PlanPolicy(min_trade=Decimal(10), slippage=slippage)
-    bar = timedelta(days=1)
-    balances: dict[str, Decimal] = {quote: capital}
-    equity: list[float] = []
-    fills: list[TimedFill] = []
-    rebalances, fees, traded, turnover = 0, Decimal(0), Decimal(0), 0.0
-    for lo, hi, targets in segments:
-        strategy = Strategy(quote, targets, AnyOf((FirstBar(), Threshold(band))), policy)
-        start = {k: v for k, v in balances.items() if v > 0}
-        res = run_backtest(
-            closes.iloc[lo:hi],
-            strategy,
-            initial=start,
-            taker_fee=taker_fee,
-            slippage=slippage,
-            bar=bar,
-            benchmarks=False,
-        )
-        run = res.run
-        equity.extend(float(x) for x in run.equity)
-        for _, r in run.cycles:
-            fills.extend(TimedFill(r.at, f, quote) for f in r.fills)
-            if r.fills:
-                rebalances += 1
-                turnover += float(r.traded_value / r.drift.total_value)
-        fees += run.fees
-        traded += run.traded
-        balances = dict(run.final_balances)
-    eq = np.asarray(equity, dtype=np.float64)
-    metrics = compute_metrics(
-        eq,
-        bar,
-        times=index[np.concatenate([np.arange(lo, hi) for lo, hi, _ in segments])],
-        initial=float(capital),
-        n_rebalances=rebalances,
-        fees=float(fees),
-        traded=float(traded),
-        turnover=turnover,
-    )
-    _, disposals = realise(fills, lots)  # type: ignore[arg-type]
-    schedule = [(index[lo], t) for lo, _, t in segments]
-    return OptimisedRun(eq, metrics, fills, schedule, gains_by_year(disposals))

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from rebalancer import templates
-from rebalancer.backtest import labels
-from rebalancer.backtest.grid import HEATMAPS, GridResult
-from rebalancer.backtest.report import Provenance, TableData, config_json, write_files
+from rebalancer.backtest.grid import GridResult
 from rebalancer.backtest.walk_forward import WalkForwardResult
 from rebalancer.core.strategy import Strategy
+from rebalancer.reports import labels
+from rebalancer.reports.backtest import Provenance, TableData, config_json, write_files
+from rebalancer.reports.heatmaps import HEATMAPS
 
 #: a sweep report lists every combination up to this many (all are in sweep.csv)
 MAX_GRID_ROWS = 500

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from rebalancer.backtest.timeframes import parse_timeframe
 from rebalancer.core.errors import DataError
+from rebalancer.data.timeframes import parse_timeframe
 
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 PRICES = ("open", "high", "low", "close")

@@ -1,7 +1,7 @@
 """``rebalancer data download``: exchange candles into the Parquet cache the backtests read.
 
 One file per asset, ``{BASE}_{QUOTE}-{timeframe}.parquet`` in ``directory`` (the layout of
-:func:`rebalancer.backtest.data.load_panel`: ``timestamp`` int64 UTC ms open times, then
+:func:`rebalancer.data.panel.load_panel`: ``timestamp`` int64 UTC ms open times, then
 ``open high low close volume`` float64). The candles come from
 :func:`rebalancer.adapters.ccxt.ohlcv.fetch_closed_candles`: paginated, rate limited,
 retried on transient errors, closed candles only.
@@ -45,10 +45,10 @@ from rebalancer.adapters.ccxt.ohlcv import (
     market_symbols,
     timeframe_ms,
 )
-from rebalancer.backtest.candle_file import COLUMNS, read_candle_file
-from rebalancer.backtest.data_files import EXTENSIONS, candle_file_stem
-from rebalancer.backtest.data_report import Gap, find_gaps
 from rebalancer.core.errors import ConfigError, DataError, ExchangeBanned, RetryLater
+from rebalancer.data.candle_file import COLUMNS, read_candle_file
+from rebalancer.data.files import EXTENSIONS, candle_file_stem
+from rebalancer.data.gaps import Gap, find_gaps
 
 #: ``progress(asset, candles_done, candles_expected)``
 Progress = Callable[[str, int, int], None]

@@ -1,0 +1,1 @@
+"""Historical candles: files, loading and checking, gaps, downloads, price history."""

@@ -1,0 +1,1 @@
+"""Optimised target weights (NumPy + SciPy): used live, in paper and in backtests."""
