@@ -156,6 +156,7 @@ def test_rebalancer_telegram_command_answers_and_stops_on_ctrl_c(
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     assert reply["text"].startswith("halted from Telegram"), out
+    assert proc.returncode == 0, out  # Ctrl-C stops it cleanly
     assert f"telegram: answering chats {OPERATOR}" in out
     assert TOKEN not in out
 

@@ -47,11 +47,30 @@ def telegram_command(config: ConfigOpt = None, live: LiveOpt = False) -> None:
     _announce(settings)
     stop = threading.Event()
     try:
-        bot.run(stop)
+        with _stop_on_signals(stop):
+            bot.run(stop)
     except KeyboardInterrupt:
         stop.set()
     finally:
         reader.close()
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C (SIGINT) and SIGTERM set ``stop``: the poller notices it within
+    ``adapters.telegram.STOP_CHECK`` and returns cleanly, whatever it was awaiting (a
+    ``KeyboardInterrupt`` raised into the event loop could land anywhere)."""
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _announce(settings: Settings) -> None:
