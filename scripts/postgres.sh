@@ -6,13 +6,16 @@
 # Installs Debian's postgresql package when it is missing (needs root and apt), runs a
 # cluster in $REBALANCER_PG_DIR (default /tmp/rebalancer-pg) as the postgres user on
 # 127.0.0.1:$REBALANCER_PG_PORT (default 54329), trust auth on loopback only, and creates the
-# database rebalancer_test if missing. Progress goes to stderr; the URL alone to stdout.
+# database $REBALANCER_PG_DB (default rebalancer_test) if missing. Progress goes to stderr;
+# the URL alone to stdout. `scripts/dev test` names one database per checkout, so checkouts
+# at different journal migrations never share one.
 # Exits non-zero (saying why on stderr) when PostgreSQL cannot be had; callers skip then.
 # `scripts/postgres.sh stop` stops the cluster.
 set -euo pipefail
 DIR=${REBALANCER_PG_DIR:-/tmp/rebalancer-pg}
 PORT=${REBALANCER_PG_PORT:-54329}
-DB=rebalancer_test
+DB=${REBALANCER_PG_DB:-rebalancer_test}
+case $DB in *[!a-z0-9_]*|"") echo "postgres.sh: REBALANCER_PG_DB must be [a-z0-9_]+, got '$DB'" >&2; exit 1;; esac
 say() { echo "postgres.sh: $*" >&2; }
 
 find_bin() {
