@@ -68,8 +68,6 @@ def trigger_program(trigger: Trigger) -> TriggerProgram:
     """Translate ``trigger``; :class:`UnsupportedRule` for any other shape."""
     from rebalancer.backtest.engine import FirstBar  # the backtests' buy-and-hold rule
 
-    if isinstance(trigger, FirstBar):  # a calendar whose next time never comes
-        return TriggerProgram(K.COMB_CAL, K.BAND_NONE, None, None, None, first_bar=True)
     if isinstance(trigger, Never):
         return TriggerProgram(K.COMB_NEVER, K.BAND_NONE, None, None, None)
     if isinstance(trigger, AllOf | AnyOf):
@@ -79,14 +77,17 @@ def trigger_program(trigger: Trigger) -> TriggerProgram:
         parts = [trigger]
         combine = -1
     bands = [p for p in parts if isinstance(p, Threshold | VolScaledThreshold)]
-    cals = [p for p in parts if isinstance(p, Calendar)]
+    # FirstBar (due on the first cycle only) is a calendar checked since the last check
+    # whose next time never comes
+    cals: list[Calendar | FirstBar] = [p for p in parts if isinstance(p, Calendar | FirstBar)]
     if len(bands) + len(cals) != len(parts) or len(bands) > 1 or len(cals) > 1:
         raise _unsupported(f"the trigger {trigger.describe()}")
     band = bands[0] if bands else None
-    cal = cals[0] if cals else None
-    if combine < 0 or not (band and cal):  # one part alone
+    first_bar = bool(cals) and isinstance(cals[0], FirstBar)
+    cal = cals[0] if cals and isinstance(cals[0], Calendar) else None
+    if combine < 0 or not (band and cals):  # one part alone
         combine = K.COMB_BAND if band is not None else K.COMB_CAL
-    if combine == K.COMB_CAL and cal is None:
+    if combine == K.COMB_CAL and not cals:
         raise _unsupported(f"the trigger {trigger.describe()}")
     kind = K.BAND_NONE
     if isinstance(band, Threshold):
@@ -99,6 +100,7 @@ def trigger_program(trigger: Trigger) -> TriggerProgram:
         band if isinstance(band, Threshold) else None,
         band if isinstance(band, VolScaledThreshold) else None,
         cal,
+        first_bar,
     )
 
 
@@ -271,7 +273,8 @@ def _calendar_or_zeros(cal: Calendar | None, times: list[datetime], n: int) -> I
 
 
 def _forever(n: int) -> IntArray:
-    """A schedule whose next time never comes (buy-and-hold: due on the first bar only)."""
+    """A schedule whose next time never comes: checked since the last check, due on the
+    first bar only (:class:`FirstBar`, buy-and-hold)."""
     return np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
 
 
@@ -337,7 +340,7 @@ def build_inputs(
         min_notional=per_leg(lambda r: float(r.min_notional), 0.0),
         band_kind=program.band_kind,
         combine=program.combine,
-        cal_mode=K.CAL_FIRED if program.first_bar else _cal_mode(cal),
+        cal_mode=K.CAL_CHECK if program.first_bar else _cal_mode(cal),
         cal_next=_forever(T) if program.first_bar else _calendar_or_zeros(cal, times, T),
         times=times_ns,
         vol_ratio=vol_ratios(program.vol, closes, legs, quote, strategy.targets),
