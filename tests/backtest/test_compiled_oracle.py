@@ -474,6 +474,23 @@ def test_calendar_next_reuses_the_schedule() -> None:
     assert [int(x) for x in got] == [int(pd.Timestamp(t).value) for t in want]
 
 
+@pytest.mark.parametrize("cal", [Calendar(cron=Cron.parse("0 0 1 * *")),
+                                 Calendar(cron=Cron.parse("15 */3 * * 1-5")),
+                                 Calendar(timedelta(minutes=7))])
+def test_calendar_next_by_bisection_is_the_per_bar_look_up(cal: Calendar) -> None:
+    """The bisection path (bar times in ns given) is the per-bar ``next_scheduled``, on
+    5-minute bars with a gap, each look-up reading only the bars where the schedule moves."""
+    from rebalancer.backtest.compiled.program import _LazyTimes, close_times
+
+    index = pd.date_range("2024-01-30 22:00", periods=900, freq="5min", tz="UTC")
+    index = index.delete(range(300, 420))  # ten hours missing
+    bar = timedelta(minutes=5)
+    ns = np.asarray((index + pd.Timedelta(bar)).as_unit("ns").asi8, dtype=np.int64)
+    got = calendar_next(cal, _LazyTimes(index, bar), ns)
+    want = [int(pd.Timestamp(next_scheduled(cal, t)).value) for t in close_times(index, bar)]
+    assert got.tolist() == want
+
+
 def _strategy(trigger: Trigger, **policy: object) -> Strategy:
     return Strategy(
         QUOTE, {"BTC": D("0.5"), QUOTE: D("0.5")}, trigger, PlanPolicy(**policy)  # type: ignore[arg-type]

@@ -25,11 +25,14 @@ Fees are those of the fills (what is really traded), never ``total x fee x asset
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
     from rebalancer.service import CycleReport
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+IntArray = np.ndarray[Any, np.dtype[np.int64]]
 Engine = Literal["compiled", "replay"]
 #: the engines of ``rebalancer backtest --engine`` (the first is the default)
 ENGINES: tuple[Engine, ...] = ("compiled", "replay")
@@ -91,7 +95,6 @@ class Trade:
     reason: str
 
 
-@dataclass(frozen=True)
 class Fire:
     """One bar whose trigger fired, as either engine saw it.
 
@@ -101,17 +104,39 @@ class Fire:
     price, another asset at the bar's close); ``prices``: the bar's closes (quote per base);
     ``value_before``: the portfolio's value before the bar's trades (quote). ``report``: the
     replay's full cycle report (plans, skipped legs, limit orders), None from the compiled
-    engine.
+    engine. ``reason`` and ``prices`` may be given as functions, computed once when first
+    read (the compiled engine's runs fire up to tens of thousands of times; only the
+    trades' reasons are usually read).
     """
 
-    bar: int
-    at: datetime
-    reason: str
-    fills: tuple[Fill, ...]
-    fee_values: tuple[Decimal, ...]
-    prices: Mapping[str, Decimal]
-    value_before: Decimal
-    report: CycleReport | None = None
+    __slots__ = ("_prices", "_reason", "at", "bar", "fee_values", "fills", "report", "value_before")
+
+    def __init__(
+        self,
+        bar: int,
+        at: datetime,
+        reason: str | Callable[[], str],
+        fills: tuple[Fill, ...],
+        fee_values: tuple[Decimal, ...],
+        prices: Mapping[str, Decimal] | Callable[[], Mapping[str, Decimal]],
+        value_before: Decimal,
+        report: CycleReport | None = None,
+    ) -> None:
+        self.bar, self.at, self.fills, self.fee_values = bar, at, fills, fee_values
+        self.value_before, self.report = value_before, report
+        self._reason, self._prices = reason, prices
+
+    @property
+    def reason(self) -> str:
+        if callable(self._reason):
+            self._reason = self._reason()
+        return self._reason
+
+    @property
+    def prices(self) -> Mapping[str, Decimal]:
+        if callable(self._prices):
+            self._prices = self._prices()
+        return self._prices
 
     @property
     def traded(self) -> Decimal:
@@ -120,6 +145,9 @@ class Fire:
     @property
     def fees(self) -> Decimal:
         return sum(self.fee_values, ZERO)
+
+    def __repr__(self) -> str:
+        return f"Fire(bar={self.bar}, at={self.at.isoformat()}, fills={len(self.fills)})"
 
 
 @dataclass
@@ -300,11 +328,6 @@ def close_times(index: pd.Index, bar: timedelta) -> list[datetime]:
     if isinstance(index, pd.DatetimeIndex) and not np.any(index.asi8 % 1000):
         return list((index + bar).to_pydatetime())
     return [t.to_pydatetime() + bar for t in index]
-
-
-def _close_time(index: pd.Index, bar: timedelta, i: int) -> datetime:
-    stamp: Any = index[i]
-    return stamp.to_pydatetime() + bar  # type: ignore[no-any-return]
 
 
 def _dec(x: float) -> Decimal:
@@ -498,7 +521,9 @@ def _compiled_engine(
 
     _check_compiled(strategy, slippage)
     market = market_rules(strategy, closes, taker_fee, rules)
-    got = compiled_run(closes, strategy, initial, rules=market, bar=bar, equity=True)
+    got = compiled_run(
+        closes, strategy, initial, rules=market, bar=bar, equity=True, skip_log=False
+    )
     assert got.holdings is not None and got.equity is not None
     legs = list(got.legs)
     assets = list(strategy.assets)
@@ -519,48 +544,125 @@ def _compiled_fires(
     got: CompiledResult,
     steps: Mapping[str, Decimal | None],
 ) -> list[Fire]:
-    """The compiled run's firing bars as :class:`Fire` records and each bar's reason from
-    the trigger's own ``check`` on the holdings before that bar's trades.
+    """The compiled run's firing bars as :class:`Fire` records.
 
     Orders become Decimal fills: amounts as whole multiples of the market's step (what the
     kernel's ``k x step`` stands for), the rest as the floats' shortest repr; in the
-    planner's order (sells, then buys, each by cost descending, then asset)."""
+    planner's order (sells, then buys, each by cost descending, then asset). Each bar's
+    reason is the trigger's own ``check`` on the holdings before that bar's trades, with
+    the replay's context (last check, last firing, history), computed when first read."""
     assert got.holdings is not None
     quote = strategy.quote
     assets = list(strategy.assets)
     legs = list(got.legs)
+    fired = np.asarray(got.fired, dtype=np.int64)
+    if fired.size == 0:
+        return []
+    index = pd.DatetimeIndex(closes.index)
+    at = list((index[fired] + bar).to_pydatetime())
+    prev_at = list((index[np.maximum(fired - 1, 0)] + bar).to_pydatetime())
     prices = closes[assets].to_numpy(dtype=np.float64)
+    leg_prices = np.ones((len(fired), len(legs)))
+    for j, leg in enumerate(legs):
+        if leg != quote:
+            leg_prices[:, j] = prices[fired, assets.index(leg)]
+    start = np.array([float(initial.get(a, ZERO)) for a in legs])
+    before = np.where((fired > 0)[:, None], got.holdings[np.maximum(fired - 1, 0)], start)
+    values = (before * leg_prices).sum(axis=1).tolist()
     by_bar: dict[int, list[Any]] = {}
     for o in sorted(got.orders, key=lambda o: (o.bar, o.side != "sell", -o.cost, o.asset)):
         by_bar.setdefault(o.bar, []).append(o)
-    bars = history_bars(strategy.trigger)
-    history = FrameHistory(closes[assets], bar) if bars else None
-    start = {a: initial.get(a, ZERO) for a in legs}
+    reasons = _Reasons(closes, strategy, initial, bar, got, at, prev_at)
     fires: list[Fire] = []
-    last_fired: datetime | None = None
-    for t in got.fired:
-        now = _close_time(closes.index, bar, t)
-        row = _dec_row(prices[t], assets)
-        before = start if t == 0 else _dec_row(got.holdings[t - 1], legs)
-        snapshot = Snapshot(quote, before, row, {}, now)
-        drift = compute_drift(snapshot, strategy.targets)
-        ctx = TriggerContext(
-            now,
-            None if t == 0 else _close_time(closes.index, bar, t - 1),
-            last_fired,
-            history.closes(assets, now, bars) if history is not None else None,
-        )
-        decision = strategy.trigger.check(drift, ctx)
-        reason = decision.reason
-        if not decision.fire:  # a float decision at the band's very edge (never seen)
-            reason = f"compiled decision at the band's edge ({reason})"
-        fills = tuple(
-            _fill(o, k, t, quote, steps[o.asset]) for k, o in enumerate(by_bar.get(t, ()))
-        )
-        fees = tuple(_dec(o.fee_quote) for o in by_bar.get(t, ()))
-        fires.append(Fire(t, now, reason, fills, fees, row, drift.total_value))
-        last_fired = now
+    with _paused_gc():  # tens of thousands of small acyclic objects: no collection passes
+        _build_fires(fires, fired, by_bar, at, reasons, prices, assets, values, quote, steps)
     return fires
+
+
+@contextmanager
+def _paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector off while building many small acyclic objects (its
+    passes over a heap holding the panel took half the time), restored after."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _build_fires(
+    fires: list[Fire],
+    fired: IntArray,
+    by_bar: Mapping[int, list[Any]],
+    at: list[datetime],
+    reasons: _Reasons,
+    prices: FloatArray,
+    assets: list[str],
+    values: list[float],
+    quote: str,
+    steps: Mapping[str, Decimal | None],
+) -> None:
+    for k, t in enumerate(fired.tolist()):
+        orders = by_bar.get(t, ())
+        fills = tuple(_fill(o, j, t, quote, steps[o.asset]) for j, o in enumerate(orders))
+        fees = tuple(_dec(o.fee_quote) for o in orders)
+        fires.append(
+            Fire(
+                t,
+                at[k],
+                partial(reasons.of, k),
+                fills,
+                fees,
+                partial(_dec_row, prices[t], assets),
+                _dec(values[k]),
+            )
+        )
+
+
+class _Reasons:
+    """Each firing bar's reason from the trigger's own ``check`` (see :func:`_compiled_fires`):
+    a float decision at the band's very edge that the Decimal check would not take is said
+    so (never seen on the tested data)."""
+
+    def __init__(
+        self,
+        closes: pd.DataFrame,
+        strategy: Strategy,
+        initial: Mapping[str, Decimal],
+        bar: timedelta,
+        got: CompiledResult,
+        at: list[datetime],
+        prev_at: list[datetime],
+    ) -> None:
+        self.strategy, self.initial, self.got = strategy, initial, got
+        self.at, self.prev_at = at, prev_at
+        self.assets = list(strategy.assets)
+        self.prices = closes[self.assets].to_numpy(dtype=np.float64)
+        self.bars = history_bars(strategy.trigger)
+        self.history = FrameHistory(closes[self.assets], bar) if self.bars else None
+
+    def of(self, k: int) -> str:
+        got, assets = self.got, self.assets
+        assert got.holdings is not None
+        t = got.fired[k]
+        now = self.at[k]
+        row = _dec_row(self.prices[t], assets)
+        if t == 0:
+            held = {a: self.initial.get(a, ZERO) for a in got.legs}
+        else:
+            held = _dec_row(got.holdings[t - 1], got.legs)
+        snapshot = Snapshot(self.strategy.quote, held, row, {}, now)
+        drift = compute_drift(snapshot, self.strategy.targets)
+        history = self.history.closes(assets, now, self.bars) if self.history else None
+        ctx = TriggerContext(
+            now, None if t == 0 else self.prev_at[k], self.at[k - 1] if k else None, history
+        )
+        decision = self.strategy.trigger.check(drift, ctx)
+        if decision.fire:
+            return decision.reason
+        return f"compiled decision at the band's edge ({decision.reason})"
 
 
 def _fill(o: Any, k: int, bar: int, quote: str, step: Decimal | None) -> Fill:

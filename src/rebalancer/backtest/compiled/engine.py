@@ -110,14 +110,19 @@ def run(
     bar: timedelta,
     fee_currency: FeeCurrency = "received",
     equity: bool = False,
+    skip_log: bool = True,
 ) -> CompiledResult:
     """One backtest of ``strategy`` with its trade log (see :func:`replay.replay`);
-    ``equity``: also keep the per-bar equity and holdings (see the module doc)."""
+    ``equity``: also keep the per-bar equity and holdings (see the module doc);
+    ``skip_log`` False: no skipped legs (``skips`` empty; long band_edge runs skip 1e5)."""
     inputs, program = build_inputs(closes, strategy, initial, rules, bar, fee_currency)
-    return run_inputs(inputs, params_row(strategy, program), equity=equity)
+    params = params_row(strategy, program)
+    return run_inputs(inputs, params, equity=equity, skip_log=skip_log)
 
 
-def run_inputs(inputs: Inputs, params: FloatArray, *, equity: bool = False) -> CompiledResult:
+def run_inputs(
+    inputs: Inputs, params: FloatArray, *, equity: bool = False, skip_log: bool = True
+) -> CompiledResult:
     """:func:`run` on prepared inputs and one parameter row (``kernel.P_*`` columns)."""
     T, n = inputs.prices.shape
     cap = 256 * n + 16  # grown and rerun once when a long run fills more
@@ -126,7 +131,7 @@ def run_inputs(inputs: Inputs, params: FloatArray, *, equity: bool = False) -> C
     while True:
         fired = np.zeros(T, dtype=np.bool_)
         orders = np.zeros((cap, K.ORDER_COLS))
-        skips = np.zeros((cap, 4), dtype=np.int64)
+        skips = np.zeros((cap if skip_log else 0, 4), dtype=np.int64)
         finals = np.zeros(n)
         stats = np.zeros(K.STATS)
         simulate: Any = K.simulate
@@ -134,17 +139,17 @@ def run_inputs(inputs: Inputs, params: FloatArray, *, equity: bool = False) -> C
             *inputs.args(), params, *inputs.trigger_args(), fired, orders, skips, finals, stats,
             eq, held,
         )
-        if stats[K.N_ORDERS] <= cap and stats[K.N_SKIPS] <= cap:
+        if stats[K.N_ORDERS] <= cap and (not skip_log or stats[K.N_SKIPS] <= cap):
             break
-        cap = int(max(stats[K.N_ORDERS], stats[K.N_SKIPS])) + 1
+        cap = int(max(stats[K.N_ORDERS], stats[K.N_SKIPS] if skip_log else 0)) + 1
     legs = inputs.legs
-    n_orders, n_skips = int(stats[K.N_ORDERS]), int(stats[K.N_SKIPS])
+    n_orders, n_skips = int(stats[K.N_ORDERS]), int(stats[K.N_SKIPS]) if skip_log else 0
     return CompiledResult(
         fired=tuple(int(i) for i in np.flatnonzero(fired)),
         orders=tuple(_order(r, legs) for r in orders[:n_orders].tolist()),
         skips=tuple(
-            Skip(int(r[0]), legs[int(r[1])], _side(r[2]), K.REASONS[int(r[3])])
-            for r in skips[:n_skips]
+            Skip(r[0], legs[r[1]], _side(r[2]), K.REASONS[r[3]])
+            for r in skips[:n_skips].tolist()
         ),
         final_amounts={a: float(x) for a, x in zip(legs, finals, strict=True)},
         final_value=float(stats[K.FINAL]),
