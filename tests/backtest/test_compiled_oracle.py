@@ -568,6 +568,28 @@ def test_vol_twin_equals_core(seed: int, half_life: float, window: int, per_asse
     assert np.array_equal(fast, slow, equal_nan=True)
 
 
+@pytest.mark.parametrize("window", [1, 7, 300])
+def test_vol_table_blocks_equal_the_core_over_long_panels(window: int) -> None:
+    """Several blocks of bars with a full window (summed lane by lane): still the core's
+    floats, bit for bit, at every bar."""
+    from rebalancer.backtest.compiled.vol import BLOCK
+
+    rng = np.random.default_rng(window)
+    n = 2 * BLOCK + window + 37
+    index = pd.date_range("2024-01-01", periods=n, freq="5min", tz="UTC")
+    closes = pd.DataFrame(
+        {a: [float(f"{x:.6g}") for x in 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))]
+         for a in ("BTC", "ETH")},
+        index=index,
+    )
+    vol = VolScaledThreshold(half_life=50.0, window=window, reference_vol=0.01)
+    legs = ["BTC", "ETH", QUOTE]
+    targets = {"BTC": D("0.5"), "ETH": D("0.3"), QUOTE: D("0.2")}
+    fast = vol_ratios(vol, closes, legs, QUOTE, targets)
+    slow = vol_ratios_core(vol, closes, timedelta(minutes=5), legs, QUOTE, targets)
+    assert np.array_equal(fast, slow, equal_nan=True)
+
+
 # -- the sweep's rows: compiled == replay ------------------------------------------------------
 
 
