@@ -6,7 +6,7 @@ Binance-like step and minimum notional from each asset's first price, ``min_trad
 USDT) through :func:`rebalancer.backtest.compiled.engine.run_many`; the reference kernel
 (:func:`rebalancer.backtest.sweep.sweep`, reference semantics, absolute band) on the same
 100 combinations; one compiled run with its trade log; and (``--replay``) one combination
-of the replay with quiet-bar skipping (``rebalancer.backtest.engine.run_backtest``),
+of the replay (``rebalancer.backtest.engine.run_backtest(..., engine="replay")``),
 extrapolated x 100. Times are the best of ``--repeat`` runs after a warm-up; peak RSS is
 the process's (data included), measured in a fresh process per grid.
 
@@ -142,7 +142,7 @@ def measure(grid_name: str, repeat: int, replay: bool) -> dict[str, Any]:
             t0 = time.perf_counter()
             run_backtest(
                 closes, strategy, initial=initial, taker_fee=Decimal("0.001"), bar=bar,
-                rules=rules, benchmarks=False,
+                rules=rules, benchmarks=False, engine="replay",
             )
             row["replay_one_s"] = time.perf_counter() - t0
             row["replay_100_s_extrapolated"] = 100 * row["replay_one_s"]

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -107,11 +108,17 @@ class Oracle:
     final_value: Decimal = Decimal(0)
     equity: list[float] = field(default_factory=list)
     dust: set[tuple[int, str, str]] = field(default_factory=set)
+    fills: dict[tuple[int, str, str], tuple[Decimal, Decimal, Decimal, str, Decimal]] = field(
+        default_factory=dict
+    )
 
     def on_bar(self, i: int, report: CycleReport) -> None:
         if report.decision.fire:
             self.fired.append(i)
         self.orders += [(i, f.asset, f.side.value, f.amount) for f in report.fills]
+        for f in report.fills:
+            value = _fee_value(report, f.fee, f)
+            self.fills[(i, f.asset, f.side.value)] = (f.price, f.cost, f.fee, f.fee_asset, value)
         floor = D(repr(DUST)) * report.drift.total_value
         for p in (report.plan, report.buy_plan):
             if p is not None:
@@ -119,6 +126,13 @@ class Oracle:
                 self.dust |= {(i, s.asset, s.side.value) for s in p.skipped if s.value < floor}
         for f in report.failed:
             self.skips.add((i, f.order.asset, f.order.side.value, "insufficient_funds"))
+
+
+def _fee_value(report: CycleReport, fee: Decimal, f: Any) -> Decimal:
+    """The fee of ``f`` in the quote, as :meth:`CycleReport.fees_in_quote` values it."""
+    if f.fee_asset == report.snapshot.quote:
+        return fee
+    return fee * f.price
 
 
 def oracle(
@@ -188,6 +202,20 @@ def compare(
         TIES.one_step_apart += apart
         TIES.notes.append(f"{label}: {apart} order(s) one step apart at a counted tie")
         return  # the paths part by one step: later bars are not comparable exactly
+    logged = {(o.bar, o.asset, o.side): o for o in got.orders}
+    for bar, asset, side, _ in mine:
+        o = logged[(bar, asset, side)]
+        price, cost, fee, fee_asset, fee_quote = want.fills[(bar, asset, side)]
+        slack = ABS * want.equity[bar]
+        assert o.fee_asset == fee_asset, f"{label}: bar {bar} {asset} fee asset"
+        assert abs(o.price - float(price)) <= REL * float(price), f"{label}: fill price"
+        for mine_x, exact in ((o.cost, cost), (o.fee_quote, fee_quote)):
+            assert abs(mine_x - float(exact)) <= REL * float(exact) + slack, f"{label}: {o}"
+        fee_slack = slack if fee_asset == QUOTE or fee_asset not in cols else slack / float(price)
+        assert abs(o.fee - float(fee)) <= REL * float(fee) + fee_slack, f"{label}: fee {o}"
+    assert got.equity is not None and got.holdings is not None
+    np.testing.assert_allclose(got.equity, want.equity, rtol=REL, err_msg=f"{label}: equity")
+    assert dict(zip(got.legs, got.holdings[-1].tolist(), strict=True)) == got.final_amounts
     mine_skips = {(s.bar, s.asset, s.side, s.reason) for s in got.skips}
     dusty = {k for k in want.skips | mine_skips if k[:3] in want.dust}
     TIES.dust_legs += len(dusty)
@@ -212,7 +240,7 @@ def check(
     label: str,
 ) -> None:
     want = oracle(closes, strategy, initial, rules, bar)
-    got = run(closes, strategy, initial, rules=rules, bar=bar)
+    got = run(closes, strategy, initial, rules=rules, bar=bar, equity=True)
     compare(want, got, rules, closes[list(strategy.assets)], label)
 
 
@@ -446,6 +474,23 @@ def test_calendar_next_reuses_the_schedule() -> None:
     assert [int(x) for x in got] == [int(pd.Timestamp(t).value) for t in want]
 
 
+@pytest.mark.parametrize("cal", [Calendar(cron=Cron.parse("0 0 1 * *")),
+                                 Calendar(cron=Cron.parse("15 */3 * * 1-5")),
+                                 Calendar(timedelta(minutes=7))])
+def test_calendar_next_by_bisection_is_the_per_bar_look_up(cal: Calendar) -> None:
+    """The bisection path (bar times in ns given) is the per-bar ``next_scheduled``, on
+    5-minute bars with a gap, each look-up reading only the bars where the schedule moves."""
+    from rebalancer.backtest.compiled.program import _LazyTimes, close_times
+
+    index = pd.date_range("2024-01-30 22:00", periods=900, freq="5min", tz="UTC")
+    index = index.delete(range(300, 420))  # ten hours missing
+    bar = timedelta(minutes=5)
+    ns = np.asarray((index + pd.Timedelta(bar)).as_unit("ns").asi8, dtype=np.int64)
+    got = calendar_next(cal, _LazyTimes(index, bar), ns)
+    want = [int(pd.Timestamp(next_scheduled(cal, t)).value) for t in close_times(index, bar)]
+    assert got.tolist() == want
+
+
 def _strategy(trigger: Trigger, **policy: object) -> Strategy:
     return Strategy(
         QUOTE, {"BTC": D("0.5"), QUOTE: D("0.5")}, trigger, PlanPolicy(**policy)  # type: ignore[arg-type]
@@ -520,6 +565,28 @@ def test_vol_twin_equals_core(seed: int, half_life: float, window: int, per_asse
     targets = {"BTC": D("0.3"), QUOTE: D("0.1"), "ETH": D("0.35"), "SOL": D("0.25")}
     fast = vol_ratios(vol, closes, legs, QUOTE, targets)
     slow = vol_ratios_core(vol, closes, HOUR, legs, QUOTE, targets)
+    assert np.array_equal(fast, slow, equal_nan=True)
+
+
+@pytest.mark.parametrize("window", [1, 7, 300])
+def test_vol_table_blocks_equal_the_core_over_long_panels(window: int) -> None:
+    """Several blocks of bars with a full window (summed lane by lane): still the core's
+    floats, bit for bit, at every bar."""
+    from rebalancer.backtest.compiled.vol import BLOCK
+
+    rng = np.random.default_rng(window)
+    n = 2 * BLOCK + window + 37
+    index = pd.date_range("2024-01-01", periods=n, freq="5min", tz="UTC")
+    closes = pd.DataFrame(
+        {a: [float(f"{x:.6g}") for x in 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))]
+         for a in ("BTC", "ETH")},
+        index=index,
+    )
+    vol = VolScaledThreshold(half_life=50.0, window=window, reference_vol=0.01)
+    legs = ["BTC", "ETH", QUOTE]
+    targets = {"BTC": D("0.5"), "ETH": D("0.3"), QUOTE: D("0.2")}
+    fast = vol_ratios(vol, closes, legs, QUOTE, targets)
+    slow = vol_ratios_core(vol, closes, timedelta(minutes=5), legs, QUOTE, targets)
     assert np.array_equal(fast, slow, equal_nan=True)
 
 

@@ -82,7 +82,8 @@ def test_replay_rows_equal_full_runs(closes: pd.DataFrame) -> None:
         policy = PlanPolicy(min_trade=D(0), slippage=D(0), style=row["style"])
         strategy = Strategy("USDT", TARGETS, combo.trigger(), policy)
         one = run_backtest(
-            closes, strategy, capital=D(1000), taker_fee=fee, bar=DAY, rules=rules, benchmarks=False
+            closes, strategy, capital=D(1000), taker_fee=fee, bar=DAY, rules=rules,
+            benchmarks=False, engine="replay",
         )
         assert row["final_value"] == float(one.run.final_value)
         assert row["n_rebalances"] == len(one.run.rebalance_bars)
@@ -94,6 +95,7 @@ def test_replay_rows_equal_full_runs(closes: pd.DataFrame) -> None:
             bar=DAY,
             rules=rules,
             benchmarks=False,
+            engine="replay",
         )
         assert row["bh_final_value"] == float(hold.run.final_value)
 
@@ -120,6 +122,7 @@ def test_full_semantics_uses_the_replay_everywhere(closes: pd.DataFrame) -> None
         slippage=D("0.001"),
         bar=DAY,
         benchmarks=False,
+        engine="replay",
     )
     assert grid.rows["final_value"].iloc[0] == float(one.run.final_value)
 
@@ -223,6 +226,7 @@ def test_vol_and_cost_kinds_are_the_smarter_rules_run_in_full(closes: pd.DataFra
             slippage=D("0.001"),
             bar=DAY,
             benchmarks=False,
+            engine="replay",
         )
         assert row["final_value"] == float(one.run.final_value)
         assert row["n_rebalances"] == len(one.run.rebalance_bars)

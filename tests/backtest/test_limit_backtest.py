@@ -34,7 +34,7 @@ def backtest(
     data: tuple[pd.DataFrame, tuple[pd.DataFrame, pd.DataFrame]],
     execution: ExecutionPolicy = LIMIT,
     *,
-    fast: bool = True,
+    engine: str = "replay",
     ranges: bool = True,
 ) -> BacktestResult:
     closes, lows_highs = data
@@ -50,7 +50,7 @@ def backtest(
         slippage=SLIP,
         bar=DAY,
         benchmarks=False,
-        fast=fast,
+        engine=engine,
         ranges=lows_highs if ranges else None,
     )
 
@@ -61,7 +61,9 @@ def test_filled_limits_pay_the_maker_fee_at_their_limit_price(
     closes, (lows, highs) = data
     run = backtest(data).run
     makers = 0
-    for i, report in run.cycles:
+    for fire in run.fires:
+        i, report = fire.bar, fire.report
+        assert report is not None
         fills = {f.client_order_id: f for f in report.fills}
         for limit in report.limits:
             if limit.filled == 0:
@@ -94,24 +96,27 @@ def test_limits_cost_less_than_market_orders(
     market = backtest(data, ExecutionPolicy()).run
     assert limit.fees < market.fees
     bps = [
-        r.slippage_bps(f) for _, r in limit.cycles for f in r.fills if f.price != 0
+        c.report.slippage_bps(f) for c in limit.fires if c.report for f in c.fills if f.price != 0
     ]  # against the planner's expected price (the slippage allowance included)
     assert all(b is not None and b <= 0 for b in bps)
 
 
-def test_skipping_quiet_bars_equals_bar_by_bar_with_limits(
+def test_limits_are_refused_by_the_compiled_engine_by_name(
     data: tuple[pd.DataFrame, tuple[pd.DataFrame, pd.DataFrame]],
 ) -> None:
-    fast, plain = backtest(data).run, backtest(data, fast=False).run
-    assert [i for i, _ in fast.cycles if _.fills] == [i for i, _ in plain.cycles if _.fills]
-    assert fast.final_balances == plain.final_balances
+    """Not approximated (no silent fall-back to market orders): the compiled engine names
+    the setting and the engine that runs it."""
+    from rebalancer.backtest.compiled.program import UnsupportedRule
+
+    with pytest.raises(UnsupportedRule, match=r'order_type = "limit_inside".*--engine replay'):
+        backtest(data, engine="compiled")
 
 
 def test_without_ranges_every_limit_falls_back_to_market(
     data: tuple[pd.DataFrame, tuple[pd.DataFrame, pd.DataFrame]],
 ) -> None:
     run = backtest(data, ranges=False).run
-    limits = [x for _, r in run.cycles for x in r.limits]
+    limits = [x for c in run.fires if c.report for x in c.report.limits]
     assert limits and all(x.filled == 0 and x.fallback.startswith("market") for x in limits)
 
 
@@ -121,11 +126,15 @@ def test_the_default_market_path_ignores_ranges_and_plans_without_a_book(
     closes, _ = data
     strategy = Strategy("USDT", TARGETS, Threshold(D("0.05")), PlanPolicy(D(10), slippage=SLIP))
     kw = {"capital": D(10000), "taker_fee": TAKER, "slippage": SLIP, "bar": DAY}
-    plain = run_backtest(closes, strategy, benchmarks=False, **kw).run  # type: ignore[arg-type]
+    plain = run_backtest(closes, strategy, benchmarks=False, engine="replay", **kw).run  # type: ignore[arg-type]
     with_extras = backtest(data, ExecutionPolicy()).run
     assert with_extras.final_balances == plain.final_balances
-    assert [r.fills for _, r in with_extras.cycles] == [r.fills for _, r in plain.cycles]
-    for _, r in plain.cycles:
+    assert [c.fills for c in with_extras.fires] == [c.fills for c in plain.fires]
+    compiled = backtest(data, ExecutionPolicy(), engine="compiled").run  # ranges ignored too
+    assert compiled.rebalance_bars == plain.rebalance_bars
+    for c in plain.fires:
+        r = c.report
+        assert r is not None
         assert r.snapshot.bids == {} and r.limits == []
         assert all(f.client_order_id[-2] in "sb" for f in r.fills)  # plain ids: rb...s0
     explicit = replace(strategy, execution=ExecutionPolicy())

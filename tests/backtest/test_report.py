@@ -86,6 +86,7 @@ def test_report_words_bars_drawdowns_and_one_window(tmp_path: Path) -> None:
     assert "486 daily bars" in page and "day, 0:00:00" not in page
     assert "<h1>Backtest 2024-10-01 → 2026-01-29 (486 daily bars)</h1>" in page
     assert "<h2>Metrics, 2024-10-01 → 2026-01-29 (486 daily bars)</h2>" in page
+    assert "Engine: <b>compiled: the live cycle's model" in page.replace("&#39;", "'")
     metrics = page.split('<table class="metrics">')[1].split("</table>")[0]
     row = metrics.split("<td>max drawdown</td>")[1].split("</tr>")[0]
     cells = re.findall(r"<td>([^<]*)</td>", row)

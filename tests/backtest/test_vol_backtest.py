@@ -1,4 +1,4 @@
-"""Volatility-scaled bands in the backtester: no look-ahead, skip == bar by bar, the service."""
+"""Volatility-scaled bands in the backtester: no look-ahead, compiled == replay, the service."""
 
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ import pytest
 
 from rebalancer.adapters.paper import PaperExchange
 from rebalancer.adapters.state_file import MemoryJournal
-from rebalancer.backtest.engine import run_backtest, vol_band_widths
-from rebalancer.core.drift import compute_drift
+from rebalancer.backtest.engine import run_backtest
 from rebalancer.core.planner import PlanPolicy
 from rebalancer.core.strategy import Strategy
-from rebalancer.core.triggers import Threshold, Trigger, TriggerContext
+from rebalancer.core.triggers import Threshold, Trigger
 from rebalancer.core.vol_bands import VolScaledThreshold
 from rebalancer.data.history import FrameHistory
 from rebalancer.data.panel import load_panel
@@ -47,33 +46,6 @@ def test_frame_history_never_looks_ahead() -> None:
     assert h.closes(["A"], datetime(2023, 1, 1, tzinfo=UTC), 2) == {"A": []}
 
 
-def test_vectorised_widths_match_the_core(closes: pd.DataFrame) -> None:
-    assets = list(closes.columns)
-    prices = closes.to_numpy(dtype=np.float64)
-    targets = np.array([float(TARGETS[a]) for a in assets])
-    history = FrameHistory(closes, DAY)
-    for per_asset in (True, False):
-        trig = VolScaledThreshold(half_life=7, floor=D("0.01"), cap=D("0.3"), per_asset=per_asset)
-        widths = vol_band_widths(trig, prices, targets)
-        for i in (0, 1, 2, 17, 35, 36, 400, len(prices) - 1):
-            now = closes.index[i].to_pydatetime() + DAY
-            snap = _snapshot(closes, i)
-            drift = compute_drift(snap, TARGETS)
-            ctx = TriggerContext(now, history=history.closes(assets, now, trig.history_bars))
-            bands = trig.bands(drift, ctx)
-            got = [float(bands[a]) for a in [*assets, "USDT"]]
-            np.testing.assert_allclose(widths[i], got, rtol=1e-9, atol=0)
-
-
-def _snapshot(closes: pd.DataFrame, i: int):  # type: ignore[no-untyped-def]
-    ex = PaperExchange("USDT", {"USDT": D(1000)}, D("0.001"), D(0), {})
-    ex.set_prices(
-        {a: D(repr(float(closes[a].iloc[i]))) for a in closes.columns},
-        closes.index[i].to_pydatetime() + DAY,
-    )
-    return ex.snapshot(list(closes.columns), "USDT")
-
-
 VOL_TRIGGERS = [
     VolScaledThreshold(half_life=10, base_band=D("0.05"), floor=D("0.02"), cap=D("0.12")),
     VolScaledThreshold(half_life=30, base_band=D("0.04"), per_asset=False, reference_vol=0.02),
@@ -81,16 +53,23 @@ VOL_TRIGGERS = [
 
 
 @pytest.mark.parametrize("trigger", VOL_TRIGGERS, ids=["per_asset", "portfolio"])
-def test_skipping_equals_bar_by_bar(closes: pd.DataFrame, trigger: VolScaledThreshold) -> None:
-    kw = {"capital": D(10000), "taker_fee": D("0.001"), "slippage": D("0.0005"), "bar": DAY}
+def test_compiled_equals_replay(closes: pd.DataFrame, trigger: VolScaledThreshold) -> None:
+    """Two years of daily bars: the same firing bars and reasons (the vol bands' widths),
+    the same orders, final balances within 1e-9."""
+    kw = {"capital": D(10000), "taker_fee": D("0.001"), "bar": DAY, "benchmarks": False}
+    span = closes.loc["2019-01-01":"2020-12-31"]  # type: ignore[misc]
     strategy = _strategy(trigger)
-    fast = run_backtest(closes, strategy, fast=True, benchmarks=False, **kw)  # type: ignore[arg-type]
-    slow = run_backtest(closes, strategy, fast=False, benchmarks=False, **kw)  # type: ignore[arg-type]
+    fast = run_backtest(span, strategy, engine="compiled", **kw)  # type: ignore[arg-type]
+    slow = run_backtest(span, strategy, engine="replay", **kw)  # type: ignore[arg-type]
     assert len(fast.run.rebalance_bars) > 3
     assert fast.run.fired_bars == slow.run.fired_bars
-    assert [r.decision for _, r in fast.run.cycles] == [r.decision for _, r in slow.run.cycles]
-    assert fast.run.final_balances == slow.run.final_balances
-    assert "vol band" in fast.run.cycles[1][1].decision.reason
+    assert [c.reason for c in fast.run.fires] == [c.reason for c in slow.run.fires]
+    assert [(t.bar, t.asset, t.amount) for t in fast.trades] == [
+        (t.bar, t.asset, t.amount) for t in slow.trades
+    ]
+    for asset, amount in slow.run.final_balances.items():
+        assert float(fast.run.final_balances[asset]) == pytest.approx(float(amount), rel=1e-9)
+    assert "vol band" in fast.run.fires[1].reason
 
 
 def test_future_prices_do_not_change_past_decisions(closes: pd.DataFrame) -> None:
@@ -101,8 +80,8 @@ def test_future_prices_do_not_change_past_decisions(closes: pd.DataFrame) -> Non
     shocked = closes.copy()
     shocked.iloc[cut:] = shocked.iloc[cut:] * np.linspace(1, 5, len(closes) - cut)[:, None]
     other = run_backtest(shocked, strategy, **kw)  # type: ignore[arg-type]
-    before = [(i, r.decision) for i, r in full.run.cycles if i < cut]
-    assert before == [(i, r.decision) for i, r in other.run.cycles if i < cut]
+    before = [(c.bar, c.reason) for c in full.run.fires if c.bar < cut]
+    assert before == [(c.bar, c.reason) for c in other.run.fires if c.bar < cut]
     assert len(before) > 2
 
 
@@ -142,7 +121,7 @@ def test_realised_plus_unrealised_is_the_profit(closes: pd.DataFrame) -> None:
     run = run_backtest(closes, _strategy(Threshold(D("0.05"))), **kw).run  # type: ignore[arg-type]
     gains = run.realised_gains("fifo")
     assert set(gains) >= {2019, 2020, 2021}
-    fills = [TimedFill(r.at, f, "USDT") for _, r in run.cycles for f in r.fills]
+    fills = [TimedFill(c.at, f, "USDT") for c in run.fires for f in c.fills]
     book, _ = realise(fills, "fifo", LotBook())
     last = {a: D(repr(float(closes[a].iloc[-1]))) for a in closes.columns}
     open_gain = sum(unrealised(book, last).values(), D(0))
@@ -174,7 +153,7 @@ def test_realised_gains_from_starting_holdings(closes: pd.DataFrame) -> None:
             for a in ("BTC", "ETH")
         }
     )
-    fills = [TimedFill(r.at, f, "USDT") for _, r in run.cycles for f in r.fills]
+    fills = [TimedFill(c.at, f, "USDT") for c in run.fires for f in c.fills]
     expected = gains_by_year(realise(fills, "fifo", book)[1])
     got = run.realised_gains("fifo")
     assert set(got) == set(expected)

@@ -110,6 +110,46 @@ def test_backtest_human_output(tmp_path: Path) -> None:
     assert not (tmp_path / "o" / "report.html").exists()
 
 
+def test_backtest_names_its_engine(tmp_path: Path) -> None:
+    """The engine is named in the text output, the JSON and the HTML report; both engines
+    give the same result on the embedded data."""
+    summaries = {}
+    for engine in ("compiled", "replay"):
+        out = tmp_path / engine
+        args = ["backtest", "--out", str(out), "--engine", engine]
+        human = runner.invoke(app, args)
+        assert human.exit_code == 0, human.output
+        assert f"engine {engine}" in human.output and f"Engine: {engine}" in human.output
+        data = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+        assert data["engine"] == data["strategy"]["engine"] == engine
+        assert all(b["engine"] == engine for b in data["benchmarks"].values())
+        assert f"Engine: <b>{engine}:" in (out / "report.html").read_text(encoding="utf-8")
+        summaries[engine] = data
+    fast, slow = summaries["compiled"], summaries["replay"]
+    assert fast["rebalance_times"] == slow["rebalance_times"]
+    assert fast["strategy"]["final_value"] == pytest.approx(
+        slow["strategy"]["final_value"], rel=1e-9
+    )
+
+
+def test_backtest_refuses_what_the_compiled_engine_does_not_model(tmp_path: Path) -> None:
+    """Limit orders on the default engine: a clear error naming the setting and the fix
+    (`--engine replay`), no traceback, nothing approximated; unknown engines are named."""
+    config = tmp_path / "limit.toml"
+    config.write_text(
+        "[targets]\nBTC = 0.4\nETH = 0.3\nSOL = 0.2\nUSDT = 0.1\n"
+        '[execution]\norder_type = "limit_inside"\n'
+    )
+    result = runner.invoke(app, ["backtest", "-c", str(config), "--out", str(tmp_path)])
+    assert result.exit_code != 0
+    text = " ".join(result.output.split())
+    assert 'order_type = "limit_inside"' in text and "--engine replay" in text
+    assert "Traceback" not in result.output
+    bad = runner.invoke(app, ["backtest", "--engine", "fast", "--out", str(tmp_path)])
+    assert bad.exit_code != 0
+    assert "--engine must be one of compiled, replay, not 'fast'" in " ".join(bad.output.split())
+
+
 def test_backtest_with_limits_says_so_and_pays_the_maker_fee(tmp_path: Path) -> None:
     """[execution] limit_inside in a backtest: the header names the fill model, and with a
     maker fee below the taker fee the same trades cost less than with market orders."""
@@ -123,7 +163,7 @@ def test_backtest_with_limits_says_so_and_pays_the_maker_fee(tmp_path: Path) -> 
         config.write_text(base + extra)
         out = tmp_path / name
         args = ["backtest", "-c", str(config), "--out", str(out), "--no-report"]
-        human = runner.invoke(app, args)
+        human = runner.invoke(app, [*args, "--engine", "replay"])
         assert human.exit_code == 0, human.output
         assert ("limits inside the spread (maker 0.0200%" in human.output) == (name == "limit")
         fees[name] = json.loads((out / "summary.json").read_text())["strategy"]["fees"]
@@ -298,14 +338,17 @@ def test_backtest_limit_fills_from_finer_candles(tmp_path: Path) -> None:
     for ranges in (None, "5m"):
         out = tmp_path / str(ranges)
         args = ["backtest", "-c", str(config), "--data-dir", str(data), "--out", str(out)]
-        args += ["--no-report", *(["--limit-ranges", ranges] if ranges else [])]
+        args += ["--no-report", "--engine", "replay"]
+        args += ["--limit-ranges", ranges] if ranges else []
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
         assert ("5m candles" in result.output) == (ranges == "5m")
         trades = pd.read_csv(out / "trades.csv")
         makers[ranges] = int((trades["fee"] == 0).sum())  # maker fee 0: the limits filled
     assert 0 < makers["5m"] <= makers[None]
-    bad = runner.invoke(app, ["backtest", "-c", str(config), "--limit-ranges", "1h"])
+    bad = runner.invoke(
+        app, ["backtest", "-c", str(config), "--limit-ranges", "1h", "--engine", "replay"]
+    )
     assert bad.exit_code != 0 and "1h" in bad.output  # the embedded data has daily files only
 
 

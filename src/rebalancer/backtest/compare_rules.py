@@ -1,8 +1,9 @@
 """Compare the smarter rules with the plain threshold rule on real daily closes.
 
 ``python -m rebalancer.backtest.compare_rules DATA_DIR [--start 2018-01-01]`` runs each rule
-through :func:`rebalancer.backtest.engine.run_backtest` (the live loop) and prints a Markdown
-table: total return, CAGR, annualised volatility, max drawdown, rebalances, turnover, fees
+through :func:`rebalancer.backtest.engine.run_backtest` on the replay engine (the live loop
+itself, which the execution rows below need, so one engine for the whole table) and prints a
+Markdown table: total return, CAGR, annualised volatility, max drawdown, rebalances, turnover, fees
 and realised gains (FIFO and HIFO lots). Same capital, fees and slippage for every rule.
 Then the plain threshold with other execution (:func:`execution_rules`): post-only limits a
 quarter into the simulated spread (maker fee = taker fee, Binance's base rate; a limit fills
@@ -132,6 +133,7 @@ def compare(
             slippage=SLIPPAGE,
             bar=DAY,
             benchmarks=False,
+            engine="replay",
         )
         rows.append(row(name, result.run))
     for name, trigger, policy, execution, fine in execution_rules():
@@ -146,6 +148,7 @@ def compare(
             slippage=SLIPPAGE,
             bar=DAY,
             benchmarks=False,
+            engine="replay",
             ranges=ranges if execution.limit_inside else None,
         )
         rows.append(row(name, result.run))

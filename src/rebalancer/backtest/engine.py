@@ -1,80 +1,68 @@
-"""The backtest engine: the live loop replayed over history, with benchmarks and metrics.
+"""The backtest: one execution model over history, with benchmarks and metrics.
 
-:func:`run_backtest` runs ``service.run_cycle`` -- the same triggers, planner and paper fill
-model as the live bot -- over a closes panel, then runs two benchmarks through the same
-engine and computes :mod:`.metrics` for all three:
+:func:`run_backtest` runs the strategy over a closes panel, then runs two benchmarks through
+the same engine and computes :mod:`.metrics` for all three:
 
 * ``buy_and_hold``: trade to target on the first bar (as a start from cash does), then never;
 * ``calendar``: trade to target on the first bar and then on a schedule (monthly by default).
 
 With a start from given holdings a third curve, ``hold_start``, holds them untouched.
 
-Fees are those of the fills (what is really traded), never ``total x fee x assets``.
+**One model, two engines.** The model is the live cycle (``service.run_cycle``): the same
+triggers, planner, sells-first re-plan of the buys and paper fills. ``engine="compiled"``
+(the default) runs it in the compiled kernel (:mod:`rebalancer.backtest.compiled`), whose
+equality with the Decimal replay -- same firing bars, same orders, final values within 1e-9
+relative -- is tested on random cases and real panels (``tests/backtest/
+test_compiled_oracle.py`` and ``test_engine.py``); ``engine="replay"`` runs
+:func:`rebalancer.backtest.replay.replay` itself, bar by bar in Decimal, for audits. A rule
+the compiled engine does not implement (limit orders, sliced orders, holdings outside the
+targets, a fill slippage other than the planner's) is refused with
+:class:`~rebalancer.backtest.compiled.program.UnsupportedRule` naming the setting and
+``--engine replay``: nothing is approximated.
 
-**Skipping quiet bars** (``fast=True``, the default). Between two cycles that trade the
-holdings are fixed, so whether a bar *may* fire depends on its prices alone. Each trigger
-gives a conservative mask of candidate bars over a window of bars: a threshold in floats
-with a margin of ``1e-9`` weight units (far above float error, so no firing bar is ever
-missed), a calendar by calling its own ``due`` with the times the bar-by-bar loop would
-pass, a volatility-scaled band with its widths computed for every bar at once in floats from
-the closes up to that bar (:func:`vol_band_widths`, the same margin), ``AllOf``/``AnyOf``
-by combining their parts, anything else every bar. The real cycle (exact Decimal decision
-and planner) runs on candidate bars only. A quiet cycle changes nothing but the journal's
-``last_check``, so the journal here reports the previous bar as the last check, exactly as
-the bar-by-bar loop would. ``fast=False`` runs
-:func:`rebalancer.backtest.replay.replay` itself; tests check both give identical decisions,
-fills and final balances on real data.
+Fees are those of the fills (what is really traded), never ``total x fee x assets``.
 """
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from rebalancer.adapters.notify import MemoryNotifier
-from rebalancer.adapters.state_file import MemoryJournal
 from rebalancer.backtest.metrics import Metrics, Premium, compute_metrics, rebalancing_premium
-from rebalancer.backtest.replay import Ranges, paper_exchange, replay, value
+from rebalancer.backtest.replay import Ranges, replay, value
 from rebalancer.core.cron import Cron
-from rebalancer.core.drift import PortfolioDrift
+from rebalancer.core.drift import PortfolioDrift, compute_drift
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.fills import apply_fill
 from rebalancer.core.lots import Lot, LotBook, Method, TimedFill, YearGains, gains_by_year, realise
-from rebalancer.core.model import ZERO, MarketRules
+from rebalancer.core.model import ZERO, Fill, MarketRules, Side, Snapshot
 from rebalancer.core.strategy import Strategy
-from rebalancer.core.triggers import (
-    AllOf,
-    AnyOf,
-    Calendar,
-    Decision,
-    Never,
-    Threshold,
-    Trigger,
-    TriggerContext,
-)
-from rebalancer.core.vol_bands import VolScaledThreshold
+from rebalancer.core.triggers import Calendar, Decision, Never, Trigger, TriggerContext
+from rebalancer.core.vol_bands import history_bars
 from rebalancer.data.history import FrameHistory
-from rebalancer.ports import TriggerTimes
-from rebalancer.service import CycleReport, run_cycle
+
+if TYPE_CHECKING:
+    from rebalancer.backtest.compiled.engine import CompiledResult
+    from rebalancer.service import CycleReport
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
-BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
+IntArray = np.ndarray[Any, np.dtype[np.int64]]
+Engine = Literal["compiled", "replay"]
+#: the engines of ``rebalancer backtest --engine`` (the first is the default)
+ENGINES: tuple[Engine, ...] = ("compiled", "replay")
 
 #: the calendar benchmark's default schedule: midnight UTC on the 1st of each month
 MONTHLY = "0 0 1 * *"
-#: weight units a float drift may fall short of its band and still be checked exactly
-SCAN_MARGIN = 1e-9
-_WINDOW = 4096
-_FIRST_WINDOW = 8
-#: first window after a decision when every mask is vectorised (no per-bar Python work)
-_FIRST_WINDOW_VECTOR = 256
 
 
 @dataclass(frozen=True)
@@ -107,64 +95,122 @@ class Trade:
     reason: str
 
 
+class Fire:
+    """One bar whose trigger fired, as either engine saw it.
+
+    ``at``: the cycle's time (the bar's close); ``reason``: the trigger's decision;
+    ``fills``: the orders filled (sells first, then the re-planned buys); ``fee_values``:
+    each fill's fee valued in the quote (the quote at 1, the traded asset at its fill
+    price, another asset at the bar's close); ``prices``: the bar's closes (quote per base);
+    ``value_before``: the portfolio's value before the bar's trades (quote). ``report``: the
+    replay's full cycle report (plans, skipped legs, limit orders), None from the compiled
+    engine. ``reason`` and ``prices`` may be given as functions, computed once when first
+    read (the compiled engine's runs fire up to tens of thousands of times; only the
+    trades' reasons are usually read).
+    """
+
+    __slots__ = ("_prices", "_reason", "at", "bar", "fee_values", "fills", "report", "value_before")
+
+    def __init__(
+        self,
+        bar: int,
+        at: datetime,
+        reason: str | Callable[[], str],
+        fills: tuple[Fill, ...],
+        fee_values: tuple[Decimal, ...],
+        prices: Mapping[str, Decimal] | Callable[[], Mapping[str, Decimal]],
+        value_before: Decimal,
+        report: CycleReport | None = None,
+    ) -> None:
+        self.bar, self.at, self.fills, self.fee_values = bar, at, fills, fee_values
+        self.value_before, self.report = value_before, report
+        self._reason, self._prices = reason, prices
+
+    @property
+    def reason(self) -> str:
+        if callable(self._reason):
+            self._reason = self._reason()
+        return self._reason
+
+    @property
+    def prices(self) -> Mapping[str, Decimal]:
+        if callable(self._prices):
+            self._prices = self._prices()
+        return self._prices
+
+    @property
+    def traded(self) -> Decimal:
+        return sum((f.cost for f in self.fills), ZERO)
+
+    @property
+    def fees(self) -> Decimal:
+        return sum(self.fee_values, ZERO)
+
+    def __repr__(self) -> str:
+        return f"Fire(bar={self.bar}, at={self.at.isoformat()}, fills={len(self.fills)})"
+
+
 @dataclass
 class Run:
-    """One engine run: every cycle that ran, per-bar equity and weights, the trades."""
+    """One engine run: every firing bar, per-bar equity and weights, the trades.
+
+    ``equity`` (quote) and ``weights`` (one column per asset, then the quote) are per bar
+    after that bar's trades; ``engine`` names the engine that ran it; ``ties``: the compiled
+    engine's truncations within 1e-9 of a step boundary, where its amount may be one step
+    from the Decimal replay's (counted, never hidden; 0 on the replay).
+    """
 
     name: str
     strategy: Strategy
     times: pd.DatetimeIndex
     equity: FloatArray
     weights: pd.DataFrame
-    cycles: list[tuple[int, CycleReport]]
+    fires: list[Fire]
     initial: dict[str, Decimal]
     initial_value: Decimal
     final_balances: dict[str, Decimal]
     final_value: Decimal
     metrics: Metrics
-    fast: bool
+    engine: Engine
+    ties: int = 0
 
     @property
     def fired_bars(self) -> list[int]:
         """Bars whose decision fired (traded or not)."""
-        return [i for i, r in self.cycles if r.decision.fire]
+        return [c.bar for c in self.fires]
 
     @property
     def rebalance_bars(self) -> list[int]:
         """Bars where at least one order filled."""
-        return [i for i, r in self.cycles if r.fills]
+        return [c.bar for c in self.fires if c.fills]
 
     @property
     def fees(self) -> Decimal:
-        return sum((r.fees_in_quote() for _, r in self.cycles), ZERO)
+        return sum((c.fees for c in self.fires), ZERO)
 
     @property
     def traded(self) -> Decimal:
-        return sum((r.traded_value for _, r in self.cycles), ZERO)
+        return sum((c.traded for c in self.fires), ZERO)
 
     @property
     def trades(self) -> list[Trade]:
-        out: list[Trade] = []
-        for i, r in self.cycles:
-            snap = r.snapshot
-            for f in r.fills:
-                rate = Decimal(1) if f.fee_asset == snap.quote else snap.prices.get(f.fee_asset)
-                out.append(
-                    Trade(
-                        i,
-                        r.at,
-                        f.asset,
-                        f.side.value,
-                        f.amount,
-                        f.price,
-                        f.cost,
-                        f.fee,
-                        f.fee_asset,
-                        f.fee * (rate if rate is not None else f.price),
-                        r.decision.reason,
-                    )
-                )
-        return out
+        return [
+            Trade(
+                c.bar,
+                c.at,
+                f.asset,
+                f.side.value,
+                f.amount,
+                f.price,
+                f.cost,
+                f.fee,
+                f.fee_asset,
+                fee,
+                c.reason,
+            )
+            for c in self.fires
+            for f, fee in zip(c.fills, c.fee_values, strict=True)
+        ]
 
     def realised_gains(self, method: Method = "fifo") -> dict[int, YearGains]:
         """Realised gains and losses per year of the run's fills, in tax lots by ``method``;
@@ -174,13 +220,13 @@ class Run:
         for a, amt in self.initial.items():
             if a == quote or amt <= 0 or a not in self.weights.columns:
                 continue
-            if self.cycles and self.cycles[0][0] == 0:  # bar 0 ran a cycle: its own prices
-                cost = amt * self.cycles[0][1].snapshot.prices[a]
+            if self.fires and self.fires[0].bar == 0:  # bar 0 fired: its own prices
+                cost = amt * self.fires[0].prices[a]
             else:  # untouched at bar 0: its value there is its weight of the equity
                 share = float(self.weights[a].iloc[0]) * float(self.equity[0])
                 cost = Decimal(repr(share))
             lots[a] = (Lot(f"start:{a}", a, amt, cost, self.times[0]),)
-        fills = [TimedFill(r.at, f, quote) for _, r in self.cycles for f in r.fills]
+        fills = [TimedFill(c.at, f, quote) for c in self.fires for f in c.fills]
         return gains_by_year(realise(fills, method, LotBook(lots))[1])
 
     def summary(self) -> dict[str, Any]:
@@ -188,6 +234,8 @@ class Run:
         gains = self.realised_gains()
         return {
             "name": self.name,
+            "engine": self.engine,
+            "step_ties": self.ties,
             "trigger": self.strategy.trigger.describe(),
             "initial_value": float(self.initial_value),
             "final_value": float(self.final_value),
@@ -200,7 +248,7 @@ class Run:
             "max_drawdown_days": m.max_drawdown_duration.total_seconds() / 86400,
             "calmar": m.calmar,
             "rebalances": m.n_rebalances,
-            "orders": sum(len(r.fills) for _, r in self.cycles),
+            "orders": sum(len(c.fills) for c in self.fires),
             "traded": m.traded,
             "turnover": m.turnover,
             "fees": m.fees,
@@ -220,6 +268,10 @@ class BacktestResult:
     slippage: Decimal
     premium: Premium | None = None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def engine(self) -> Engine:
+        return self.run.engine
 
     @property
     def trades(self) -> list[Trade]:
@@ -252,6 +304,7 @@ class BacktestResult:
             "end": r.times[-1].isoformat(),
             "bars": len(r.times),
             "bar_seconds": self.bar.total_seconds(),
+            "engine": r.engine,
             "quote": r.strategy.quote,
             "targets": {k: float(v) for k, v in r.strategy.targets.items()},
             "taker_fee": float(self.taker_fee),
@@ -266,22 +319,7 @@ class BacktestResult:
         }
 
 
-# -- the decision loop ------------------------------------------------------------------------
-
-
-class _BarJournal(MemoryJournal):
-    """Journal for the skipping loop: the last check is always the previous bar."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.previous_bar: datetime | None = None
-
-    @property
-    def last_fired(self) -> datetime | None:
-        return super().trigger_times().last_fired
-
-    def trigger_times(self) -> TriggerTimes:
-        return TriggerTimes(self.previous_bar, self.last_fired)
+# -- shared helpers ----------------------------------------------------------------------------
 
 
 def close_times(index: pd.Index, bar: timedelta) -> list[datetime]:
@@ -292,257 +330,64 @@ def close_times(index: pd.Index, bar: timedelta) -> list[datetime]:
     return [t.to_pydatetime() + bar for t in index]
 
 
-class _CloseTimes:
-    """The close times ``close_times(index, bar)``, converted only when read: one element at
-    a time (candidate bars), or all at once for the masks that walk every bar (calendar)."""
-
-    def __init__(self, index: pd.Index, bar: timedelta) -> None:
-        self._index, self._bar = index, bar
-        self._all: list[datetime] | None = None
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-    def at(self, i: int) -> datetime:
-        if self._all is not None:
-            return self._all[i]
-        stamp: Any = self._index[i]
-        return stamp.to_pydatetime() + self._bar  # type: ignore[no-any-return]
-
-    def all(self) -> list[datetime]:
-        if self._all is None:
-            self._all = close_times(self._index, self._bar)
-        return self._all
+def _dec(x: float) -> Decimal:
+    """A float as the Decimal of its shortest repr (what the CSV said, not binary noise)."""
+    return Decimal(repr(float(x)))
 
 
-def _dec_row(prices: FloatArray, assets: list[str]) -> dict[str, Decimal]:
-    return {a: Decimal(repr(float(v))) for a, v in zip(assets, prices, strict=True)}
+def _dec_row(prices: FloatArray, assets: Sequence[str]) -> dict[str, Decimal]:
+    return {a: _dec(v) for a, v in zip(assets, prices, strict=True)}
 
 
-@dataclass
-class _Scan:
-    """What the candidate masks see: fixed holdings and the window's prices and times."""
-
-    strategy: Strategy
-    prices: FloatArray  # (window, assets)
-    units: FloatArray
-    cash: float
-    clock: _CloseTimes  # close times of the whole panel (lazy)
-    previous: datetime | None  # close time of the bar before the window
-    last_fired: datetime | None
-    targets: FloatArray  # per asset (assets order)
-    cash_target: float
-    start: int = 0  # bar index of the window's first bar
-    all_prices: FloatArray | None = None  # the whole panel, for look-back triggers
-    cache: dict[int, FloatArray] = field(default_factory=dict)
-
-    @property
-    def times(self) -> list[datetime]:
-        """Close times of the window."""
-        return self.clock.all()[self.start : self.start + len(self.prices)]
+def fee_in_quote(fill: Fill, quote: str, prices: Mapping[str, Decimal]) -> Decimal:
+    """``fill``'s fee valued in the quote as :meth:`CycleReport.fees_in_quote` values it:
+    the quote at 1, the traded asset at its fill price, another asset at ``prices``."""
+    if fill.fee_asset == quote:
+        return fill.fee
+    if fill.fee_asset == fill.asset:
+        return fill.fee * fill.price
+    return fill.fee * prices.get(fill.fee_asset, ZERO)
 
 
-def _threshold_mask(trig: Threshold, s: _Scan) -> BoolArray:
-    values = s.prices * s.units
-    total = values.sum(axis=1) + s.cash
-    n = len(total)
-    if np.any(total <= 0):
-        return np.ones(n, dtype=np.bool_)
-    if (s.cash_target > 0 and s.cash == 0) or bool(np.any((s.targets > 0) & (s.units == 0))):
-        return np.ones(n, dtype=np.bool_)  # a leg with a target is not held at all
-    limits = s.cache.get(id(trig))
-    if limits is None:  # the same every window: computed once per run
-        names = [*s.strategy.assets, s.strategy.quote]
-        widths = np.array([float(trig.band_width(s.strategy.targets.get(a, ZERO))) for a in names])
-        limits = s.cache[id(trig)] = widths - SCAN_MARGIN
-    # the same quotients as dividing column_stack([values, cash]) by the total, leg by leg
-    out = (np.abs(values / total[:, None] - s.targets) > limits[:-1]).any(axis=1)
-    out |= np.abs(s.cash / total - s.cash_target) > limits[-1]
-    return np.asarray(out, dtype=np.bool_)
+def _time_index(index: pd.Index, bar: timedelta) -> pd.DatetimeIndex:
+    """The close times as a DatetimeIndex (unit ``us``, no name, no freq)."""
+    if isinstance(index, pd.DatetimeIndex) and not np.any(index.asi8 % 1000):
+        shifted = (index + bar).as_unit("us")
+        return pd.DatetimeIndex(shifted, freq=None).rename(None)  # type: ignore[arg-type]
+    return pd.DatetimeIndex([pd.Timestamp(t) for t in close_times(index, bar)])
 
 
-def vol_band_widths(
-    trig: VolScaledThreshold, prices: FloatArray, targets: FloatArray
-) -> FloatArray:
-    """Band half-widths per bar (rows) and leg (assets, then the quote) in floats.
-
-    The same definition as :meth:`VolScaledThreshold.bands` on the closes up to each bar
-    (no look-ahead), vectorised: the EWMA numerator is a convolution of the squared returns
-    with the kernel ``lam**j`` (``j`` < window), truncated at the first bars.
-    """
-    n_bars, n_assets = prices.shape
-    lam = 0.5 ** (1.0 / trig.half_life)
-    w = trig.returns_window
-    rets = np.log(prices[1:] / prices[:-1])  # row k: return into bar k + 1
-    port = rets @ targets if n_assets else np.zeros(len(rets))
-    kernel = lam ** np.arange(w)
-    m = np.minimum(np.arange(1, n_bars), w)
-    den = (1 - lam**m) / (1 - lam) if lam < 1 else m.astype(np.float64)
-
-    def vols(r: FloatArray) -> FloatArray:
-        num = np.convolve(r * r, kernel)[: len(r)]
-        out = np.full(n_bars, np.nan)
-        out[1:] = np.sqrt(num / den)
-        return out
-
-    port_vol = vols(port)
-    cols = [vols(rets[:, j]) if trig.per_asset else port_vol for j in range(n_assets)]
-    vol = np.column_stack([*cols, port_vol]) if cols else port_vol[:, None]
-    base, floor, cap = float(trig.base_band), float(trig.floor), float(trig.cap)
-    raw = np.where(np.isnan(vol), base, base * vol / trig.reference_vol)
-    return np.asarray(np.clip(raw, floor, cap), dtype=np.float64)
-
-
-def _vol_mask(trig: VolScaledThreshold, s: _Scan) -> BoolArray:
-    n = len(s.prices)
-    if s.all_prices is None:
-        return np.ones(n, dtype=np.bool_)
-    widths = s.cache.get(id(trig))
-    if widths is None:
-        widths = s.cache[id(trig)] = vol_band_widths(trig, s.all_prices, s.targets)
-    values = s.prices * s.units
-    total = values.sum(axis=1) + s.cash
-    if np.any(total <= 0):
-        return np.ones(n, dtype=np.bool_)
-    legs = np.column_stack([values, np.full(n, s.cash)]) / total[:, None]
-    targets = np.append(s.targets, s.cash_target)
-    held = np.append(s.units, s.cash)
-    band = widths[s.start : s.start + n]
-    out = np.abs(legs - targets) > band - SCAN_MARGIN
-    zero_held = (targets > 0) & (held == 0)
-    return np.asarray(out.any(axis=1) | bool(zero_held.any()), dtype=np.bool_)
-
-
-def _calendar_mask(trig: Calendar, s: _Scan) -> BoolArray:
-    times = s.times
-    mask = np.zeros(len(times), dtype=np.bool_)
-    if trig.since == "fired":
-        # the reference time is fixed in the window and ``due`` is monotone in ``now``:
-        # find the first due bar by bisection, with the trigger's own ``due``
-        lo, hi = 0, len(times)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            prev = times[mid - 1] if mid > 0 else s.previous
-            if trig.due(TriggerContext(times[mid], prev, s.last_fired)):
-                hi = mid
-            else:
-                lo = mid + 1
-        mask[lo:] = True
-        return mask
-    previous = s.previous
-    for i, now in enumerate(times):
-        mask[i] = trig.due(TriggerContext(now, previous, s.last_fired))
-        previous = now
-    return mask
-
-
-def _mask(trig: Trigger, s: _Scan) -> BoolArray:
-    n = len(s.prices)
-    if isinstance(trig, Threshold):
-        return _threshold_mask(trig, s)
-    if isinstance(trig, Calendar):
-        return _calendar_mask(trig, s)
-    if isinstance(trig, VolScaledThreshold):
-        return _vol_mask(trig, s)
-    if isinstance(trig, Never):
-        return np.zeros(n, dtype=np.bool_)
-    if isinstance(trig, FirstBar):
-        mask = np.zeros(n, dtype=np.bool_)
-        mask[0] = s.previous is None and s.last_fired is None
-        return mask
-    if isinstance(trig, AllOf):
-        out = np.ones(n, dtype=np.bool_)
-        for part in trig.parts:
-            out &= _mask(part, s)
-        return out
-    if isinstance(trig, AnyOf):
-        out = np.zeros(n, dtype=np.bool_)
-        for part in trig.parts:
-            out |= _mask(part, s)
-        return out
-    return np.ones(n, dtype=np.bool_)
-
-
-def _vectorised(trig: Trigger) -> bool:
-    """True when :func:`_mask` evaluates ``trig`` with array operations only."""
-    if isinstance(trig, AllOf | AnyOf):
-        return all(_vectorised(p) for p in trig.parts)
-    return isinstance(trig, Threshold | VolScaledThreshold | Never | FirstBar)
-
-
-def _skip_loop(
-    closes: pd.DataFrame,
-    strategy: Strategy,
-    initial: Mapping[str, Decimal],
-    times: _CloseTimes,
-    *,
-    taker_fee: Decimal,
-    slippage: Decimal,
-    rules: Mapping[str, MarketRules] | None,
-    maker_fee: Decimal | None = None,
-    ranges: Ranges | None = None,
-) -> tuple[list[tuple[int, CycleReport]], dict[str, Decimal]]:
+def _weights(
+    closes: pd.DataFrame, strategy: Strategy, units: FloatArray, cash: FloatArray
+) -> tuple[FloatArray, pd.DataFrame]:
+    """Per-bar equity and weights from per-bar amounts (``units`` per asset, ``cash``)."""
     assets = list(strategy.assets)
     prices = closes[assets].to_numpy(dtype=np.float64)
-    quote = strategy.quote
-    exchange = paper_exchange(strategy, initial, taker_fee, slippage, rules, maker_fee)
-    journal, notifier = _BarJournal(), MemoryNotifier()
-    # the first prices fix the default market rules, as in the bar-by-bar loop
-    exchange.set_prices(_dec_row(prices[0], assets), times.at(0))
-    targets = np.array([float(strategy.targets[a]) for a in assets])
-    cash_target = float(strategy.targets.get(quote, ZERO))
-    managed = set(strategy.targets)
-    history = FrameHistory(closes[assets], times.at(0) - closes.index[0].to_pydatetime())
-    cache: dict[int, FloatArray] = {}
-    cycles: list[tuple[int, CycleReport]] = []
-    first = _FIRST_WINDOW_VECTOR if _vectorised(strategy.trigger) else _FIRST_WINDOW
-    t, n_bars, window = 0, len(times), first
-    held: tuple[bool, FloatArray, float] | None = None  # balances only change in a cycle
-    while t < n_bars:
-        end = min(n_bars, t + window)
-        if held is None:
-            bal = exchange.balances
-            held = (
-                any(a not in managed and b != 0 for a, b in bal.items()),
-                np.array([float(bal.get(a, ZERO)) for a in assets]),
-                float(bal.get(quote, ZERO)),
-            )
-        extra, units, cash = held
-        scan = _Scan(
-            strategy,
-            prices[t:end],
-            units,
-            cash,
-            times,
-            times.at(t - 1) if t > 0 else None,
-            journal.last_fired,
-            targets,
-            cash_target,
-            t,
-            prices,
-            cache,
-        )
-        unmanaged_sell = extra and strategy.policy.unmanaged == "sell"
-        mask = np.ones(end - t, bool) if unmanaged_sell else _mask(strategy.trigger, scan)
-        hits = np.flatnonzero(mask)
-        if hits.size == 0:
-            t, window = end, min(2 * window, _WINDOW)
-            continue
-        window = first
-        i = t + int(hits[0])
-        journal.previous_bar = times.at(i - 1) if i > 0 else None
-        now = times.at(i)
-        exchange.set_prices(_dec_row(prices[i], assets), now)
-        if ranges is not None:
-            exchange.set_ranges(*ranges.after(i))
-        report = run_cycle(exchange, journal, notifier, strategy, now, history=history)
-        cycles.append((i, report))
-        held = None
-        t = i + 1
-    return cycles, dict(exchange.balances)
+    values = units * prices
+    equity = values.sum(axis=1) + cash
+    safe = np.where(equity > 0, equity, np.nan)
+    legs = np.empty((len(prices), len(assets) + 1))  # the quotients of [values, cash] / equity
+    np.divide(values, safe[:, None], out=legs[:, :-1])
+    np.divide(cash, safe, out=legs[:, -1])
+    weights = pd.DataFrame(legs, index=closes.index, columns=[*assets, strategy.quote])
+    return np.asarray(equity, dtype=np.float64), weights
 
 
-def _plain_loop(
+@dataclass(frozen=True)
+class _Raw:
+    """What an engine returns before metrics: fires, per-bar amounts, final balances."""
+
+    fires: list[Fire]
+    units: FloatArray  # (bars, assets) after each bar's trades
+    cash: FloatArray  # (bars,)
+    final: dict[str, Decimal]
+    ties: int = 0
+
+
+# -- the replay --------------------------------------------------------------------------------
+
+
+def _replay_engine(
     closes: pd.DataFrame,
     strategy: Strategy,
     initial: Mapping[str, Decimal],
@@ -551,14 +396,28 @@ def _plain_loop(
     taker_fee: Decimal,
     slippage: Decimal,
     rules: Mapping[str, MarketRules] | None,
-    maker_fee: Decimal | None = None,
-    ranges: Ranges | None = None,
-) -> tuple[list[tuple[int, CycleReport]], dict[str, Decimal]]:
-    cycles: list[tuple[int, CycleReport]] = []
+    maker_fee: Decimal | None,
+    ranges: Ranges | None,
+) -> _Raw:
+    """:func:`replay.replay` bar by bar; every firing cycle becomes a :class:`Fire`."""
+    fires: list[Fire] = []
+    quote = strategy.quote
 
     def keep(i: int, report: CycleReport) -> None:
         if report.decision.fire:
-            cycles.append((i, report))
+            prices = dict(report.snapshot.prices)
+            fires.append(
+                Fire(
+                    i,
+                    report.at,
+                    report.decision.reason,
+                    tuple(report.fills),
+                    tuple(fee_in_quote(f, quote, prices) for f in report.fills),
+                    prices,
+                    report.drift.total_value,
+                    report,
+                )
+            )
 
     result = replay(
         closes,
@@ -572,27 +431,20 @@ def _plain_loop(
         maker_fee=maker_fee,
         ranges=ranges,
     )
-    return cycles, result.final_balances
+    units, cash = _amounts_from_fills(len(closes), strategy, initial, fires)
+    return _Raw(fires, units, cash, result.final_balances)
 
 
-# -- curves ------------------------------------------------------------------------------------
-
-
-def _curves(
-    closes: pd.DataFrame,
-    strategy: Strategy,
-    initial: Mapping[str, Decimal],
-    cycles: list[tuple[int, CycleReport]],
-) -> tuple[FloatArray, pd.DataFrame]:
-    """Per-bar equity and weights (after each bar's trades), from the fills."""
+def _amounts_from_fills(
+    n_bars: int, strategy: Strategy, initial: Mapping[str, Decimal], fires: list[Fire]
+) -> tuple[FloatArray, FloatArray]:
+    """Per-bar amounts (after each bar's trades) replayed from the fills."""
     assets = list(strategy.assets)
     quote = strategy.quote
-    prices = closes[assets].to_numpy(dtype=np.float64)
-    n_bars = len(prices)
     units = np.zeros((n_bars, len(assets)))
     cash = np.zeros(n_bars)
     balances = dict(initial)
-    changes = {i: r for i, r in cycles if r.fills}
+    changes = {c.bar: c for c in fires if c.fills}
     start = 0
     for i in [*sorted(changes), n_bars]:
         units[start:i] = [float(balances.get(a, ZERO)) for a in assets]
@@ -602,18 +454,233 @@ def _curves(
         for f in changes[i].fills:
             balances = apply_fill(balances, f, quote)
         start = i
-    values = units * prices
-    equity = values.sum(axis=1) + cash
-    safe = np.where(equity > 0, equity, np.nan)
-    legs = np.empty((n_bars, len(assets) + 1))  # the quotients of column_stack([values, cash])
-    np.divide(values, safe[:, None], out=legs[:, :-1])
-    np.divide(cash, safe, out=legs[:, -1])
-    weights = pd.DataFrame(
-        legs,
-        index=closes.index,
-        columns=[*assets, quote],
+    return units, cash
+
+
+# -- the compiled engine -----------------------------------------------------------------------
+
+
+def market_rules(
+    strategy: Strategy,
+    closes: pd.DataFrame,
+    taker_fee: Decimal,
+    rules: Mapping[str, MarketRules] | None,
+) -> dict[str, MarketRules]:
+    """Each asset's market rules as the replay's paper exchange sets them on the first bar:
+    the given ``rules``, else Binance-like ones from the first close and ``taker_fee``."""
+    from rebalancer.adapters.paper import default_rules
+
+    out: dict[str, MarketRules] = {}
+    for a in strategy.assets:
+        given = (rules or {}).get(a)
+        out[a] = given or default_rules(a, strategy.quote, _dec(closes[a].iloc[0]), taker_fee)
+    return out
+
+
+def _check_compiled(strategy: Strategy, slippage: Decimal) -> None:
+    """Refuse, naming ``--engine replay``, what the compiled engine does not model."""
+    from rebalancer.backtest.compiled.program import UnsupportedRule
+
+    def refuse(what: str) -> UnsupportedRule:
+        return UnsupportedRule(
+            f"the compiled engine does not implement {what}; run it with `--engine replay` "
+            "(the Decimal replay of the live loop)"
+        )
+
+    ex = strategy.execution
+    if ex.limit_inside:
+        raise refuse(
+            '[execution] order_type = "limit_inside" (limit orders inside the spread, '
+            "filled against the next bar's range)"
+        )
+    if ex.slice_above is not None:
+        raise refuse(f"[execution] slice_above = {ex.slice_above} (sliced orders)")
+    if not ex.plain:
+        raise refuse("the [execution] policy (only plain market orders are compiled)")
+    if slippage != strategy.policy.slippage:
+        raise refuse(
+            f"a fill slippage ({slippage}) other than the planner's rebalance.slippage "
+            f"({strategy.policy.slippage}): it models one slippage, planned and filled"
+        )
+
+
+def _compiled_engine(
+    closes: pd.DataFrame,
+    strategy: Strategy,
+    initial: Mapping[str, Decimal],
+    bar: timedelta,
+    *,
+    taker_fee: Decimal,
+    slippage: Decimal,
+    rules: Mapping[str, MarketRules] | None,
+    maker_fee: Decimal | None,
+    ranges: Ranges | None,
+) -> _Raw:
+    """One compiled run (:func:`compiled.engine.run`) with its trade log and curves."""
+    from rebalancer.backtest.compiled.engine import run as compiled_run
+
+    _check_compiled(strategy, slippage)
+    market = market_rules(strategy, closes, taker_fee, rules)
+    got = compiled_run(
+        closes, strategy, initial, rules=market, bar=bar, equity=True, skip_log=False
     )
-    return np.asarray(equity, dtype=np.float64), weights
+    assert got.holdings is not None and got.equity is not None
+    legs = list(got.legs)
+    assets = list(strategy.assets)
+    held = got.holdings
+    units = np.ascontiguousarray(held[:, [legs.index(a) for a in assets]])
+    cash = np.ascontiguousarray(held[:, legs.index(strategy.quote)])
+    steps = {a: market[a].amount_step for a in assets}
+    fires = _compiled_fires(closes, strategy, initial, bar, got, steps)
+    final = {a: _dec(x) for a, x in got.final_amounts.items()}
+    return _Raw(fires, units, cash, final, got.ties)
+
+
+def _compiled_fires(
+    closes: pd.DataFrame,
+    strategy: Strategy,
+    initial: Mapping[str, Decimal],
+    bar: timedelta,
+    got: CompiledResult,
+    steps: Mapping[str, Decimal | None],
+) -> list[Fire]:
+    """The compiled run's firing bars as :class:`Fire` records.
+
+    Orders become Decimal fills: amounts as whole multiples of the market's step (what the
+    kernel's ``k x step`` stands for), the rest as the floats' shortest repr; in the
+    planner's order (sells, then buys, each by cost descending, then asset). Each bar's
+    reason is the trigger's own ``check`` on the holdings before that bar's trades, with
+    the replay's context (last check, last firing, history), computed when first read."""
+    assert got.holdings is not None
+    quote = strategy.quote
+    assets = list(strategy.assets)
+    legs = list(got.legs)
+    fired = np.asarray(got.fired, dtype=np.int64)
+    if fired.size == 0:
+        return []
+    index = pd.DatetimeIndex(closes.index)
+    at = list((index[fired] + bar).to_pydatetime())
+    prev_at = list((index[np.maximum(fired - 1, 0)] + bar).to_pydatetime())
+    prices = closes[assets].to_numpy(dtype=np.float64)
+    leg_prices = np.ones((len(fired), len(legs)))
+    for j, leg in enumerate(legs):
+        if leg != quote:
+            leg_prices[:, j] = prices[fired, assets.index(leg)]
+    start = np.array([float(initial.get(a, ZERO)) for a in legs])
+    before = np.where((fired > 0)[:, None], got.holdings[np.maximum(fired - 1, 0)], start)
+    values = (before * leg_prices).sum(axis=1).tolist()
+    by_bar: dict[int, list[Any]] = {}
+    for o in sorted(got.orders, key=lambda o: (o.bar, o.side != "sell", -o.cost, o.asset)):
+        by_bar.setdefault(o.bar, []).append(o)
+    reasons = _Reasons(closes, strategy, initial, bar, got, at, prev_at)
+    fires: list[Fire] = []
+    with _paused_gc():  # tens of thousands of small acyclic objects: no collection passes
+        _build_fires(fires, fired, by_bar, at, reasons, prices, assets, values, quote, steps)
+    return fires
+
+
+@contextmanager
+def _paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector off while building many small acyclic objects (its
+    passes over a heap holding the panel took half the time), restored after."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _build_fires(
+    fires: list[Fire],
+    fired: IntArray,
+    by_bar: Mapping[int, list[Any]],
+    at: list[datetime],
+    reasons: _Reasons,
+    prices: FloatArray,
+    assets: list[str],
+    values: list[float],
+    quote: str,
+    steps: Mapping[str, Decimal | None],
+) -> None:
+    for k, t in enumerate(fired.tolist()):
+        orders = by_bar.get(t, ())
+        fills = tuple(_fill(o, j, t, quote, steps[o.asset]) for j, o in enumerate(orders))
+        fees = tuple(_dec(o.fee_quote) for o in orders)
+        fires.append(
+            Fire(
+                t,
+                at[k],
+                partial(reasons.of, k),
+                fills,
+                fees,
+                partial(_dec_row, prices[t], assets),
+                _dec(values[k]),
+            )
+        )
+
+
+class _Reasons:
+    """Each firing bar's reason from the trigger's own ``check`` (see :func:`_compiled_fires`):
+    a float decision at the band's very edge that the Decimal check would not take is said
+    so (never seen on the tested data)."""
+
+    def __init__(
+        self,
+        closes: pd.DataFrame,
+        strategy: Strategy,
+        initial: Mapping[str, Decimal],
+        bar: timedelta,
+        got: CompiledResult,
+        at: list[datetime],
+        prev_at: list[datetime],
+    ) -> None:
+        self.strategy, self.initial, self.got = strategy, initial, got
+        self.at, self.prev_at = at, prev_at
+        self.assets = list(strategy.assets)
+        self.prices = closes[self.assets].to_numpy(dtype=np.float64)
+        self.bars = history_bars(strategy.trigger)
+        self.history = FrameHistory(closes[self.assets], bar) if self.bars else None
+
+    def of(self, k: int) -> str:
+        got, assets = self.got, self.assets
+        assert got.holdings is not None
+        t = got.fired[k]
+        now = self.at[k]
+        row = _dec_row(self.prices[t], assets)
+        if t == 0:
+            held = {a: self.initial.get(a, ZERO) for a in got.legs}
+        else:
+            held = _dec_row(got.holdings[t - 1], got.legs)
+        snapshot = Snapshot(self.strategy.quote, held, row, {}, now)
+        drift = compute_drift(snapshot, self.strategy.targets)
+        history = self.history.closes(assets, now, self.bars) if self.history else None
+        ctx = TriggerContext(
+            now, None if t == 0 else self.prev_at[k], self.at[k - 1] if k else None, history
+        )
+        decision = self.strategy.trigger.check(drift, ctx)
+        if decision.fire:
+            return decision.reason
+        return f"compiled decision at the band's edge ({decision.reason})"
+
+
+def _fill(o: Any, k: int, bar: int, quote: str, step: Decimal | None) -> Fill:
+    amount = _dec(o.amount) if not step else round(o.amount / float(step)) * step
+    return Fill(
+        client_order_id=f"bt-{bar}-{k}",
+        asset=o.asset,
+        symbol=f"{o.asset}/{quote}",
+        side=Side(o.side),
+        amount=amount,
+        price=_dec(o.price),
+        cost=_dec(o.cost),
+        fee=_dec(o.fee),
+        fee_asset=o.fee_asset,
+    )
+
+
+# -- one run -----------------------------------------------------------------------------------
 
 
 def _run(
@@ -626,11 +693,10 @@ def _run(
     taker_fee: Decimal,
     slippage: Decimal,
     rules: Mapping[str, MarketRules] | None,
-    fast: bool,
+    engine: Engine,
     maker_fee: Decimal | None = None,
     ranges: Ranges | None = None,
 ) -> Run:
-    times = _CloseTimes(closes.index, bar)
     kw: dict[str, Any] = {
         "taker_fee": taker_fee,
         "slippage": slippage,
@@ -638,27 +704,26 @@ def _run(
         "maker_fee": maker_fee,
         "ranges": ranges,
     }
-    if fast:
-        cycles, final = _skip_loop(closes, strategy, initial, times, **kw)
+    if engine == "compiled":
+        raw = _compiled_engine(closes, strategy, initial, bar, **kw)
     else:
-        cycles, final = _plain_loop(closes, strategy, initial, bar, **kw)
+        raw = _replay_engine(closes, strategy, initial, bar, **kw)
     assets = list(strategy.assets)
-    first = _dec_row(closes[assets].to_numpy(dtype=np.float64)[0], assets)
-    last = _dec_row(closes[assets].to_numpy(dtype=np.float64)[-1], assets)
-    initial_value = value(initial, first, strategy.quote)
-    final_value = value(final, last, strategy.quote)
-    equity, weights = _curves(closes, strategy, initial, cycles)
-    traded = [r for _, r in cycles if r.fills]
-    turnover = sum(float(r.traded_value / r.drift.total_value) for r in traded)
-    time_index = _time_index(closes.index, bar, times.all)
+    prices = closes[assets].to_numpy(dtype=np.float64)
+    initial_value = value(initial, _dec_row(prices[0], assets), strategy.quote)
+    final_value = value(raw.final, _dec_row(prices[-1], assets), strategy.quote)
+    equity, weights = _weights(closes, strategy, raw.units, raw.cash)
+    traded = [c for c in raw.fires if c.fills]
+    turnover = sum(float(c.traded / c.value_before) for c in traded)
+    time_index = _time_index(closes.index, bar)
     metrics = compute_metrics(
         equity,
         bar,
         times=time_index,
         initial=float(initial_value),
         n_rebalances=len(traded),
-        fees=float(sum((r.fees_in_quote() for r in traded), ZERO)),
-        traded=float(sum((r.traded_value for r in traded), ZERO)),
+        fees=float(sum((c.fees for c in traded), ZERO)),
+        traded=float(sum((c.traded for c in traded), ZERO)),
         turnover=turnover,
     )
     return Run(
@@ -667,42 +732,30 @@ def _run(
         time_index,
         equity,
         weights,
-        cycles,
+        raw.fires,
         dict(initial),
         initial_value,
-        final,
+        raw.final,
         final_value,
         metrics,
-        fast,
+        engine,
+        raw.ties,
     )
 
 
-def _time_index(
-    index: pd.Index, bar: timedelta, times: Callable[[], list[datetime]]
-) -> pd.DatetimeIndex:
-    """``pd.DatetimeIndex([pd.Timestamp(t) for t in times()])`` for ``times() ==
-    close_times(index, bar)`` (unit ``us``, no name, no freq), vectorised when it can be."""
-    if isinstance(index, pd.DatetimeIndex) and not np.any(index.asi8 % 1000):
-        shifted = (index + bar).as_unit("us")
-        return pd.DatetimeIndex(shifted, freq=None).rename(None)  # type: ignore[arg-type]
-    return pd.DatetimeIndex([pd.Timestamp(t) for t in times()])
-
-
 def hold_run(
-    closes: pd.DataFrame, strategy: Strategy, initial: Mapping[str, Decimal], bar: timedelta
+    closes: pd.DataFrame,
+    strategy: Strategy,
+    initial: Mapping[str, Decimal],
+    bar: timedelta,
+    engine: Engine = "compiled",
 ) -> Run:
     """The starting holdings held untouched (no trade, no fee)."""
     held = replace(strategy, trigger=Never())
+    slip = held.policy.slippage
     return _run(
-        "hold_start",
-        closes,
-        held,
-        initial,
-        bar,
-        taker_fee=ZERO,
-        slippage=ZERO,
-        rules=None,
-        fast=True,
+        "hold_start", closes, held, initial, bar, taker_fee=ZERO, slippage=slip, rules=None,
+        engine=engine,
     )
 
 
@@ -740,6 +793,16 @@ def check_closes(closes: pd.DataFrame, strategy: Strategy) -> pd.DataFrame:
     return frame
 
 
+def check_engine(engine: str) -> Engine:
+    """``engine`` if it is one of :data:`ENGINES`, else a :class:`ConfigError` naming them."""
+    if engine not in ENGINES:
+        raise ConfigError(
+            f"--engine must be one of {', '.join(ENGINES)}, not {engine!r} (compiled: the "
+            "default; replay: the Decimal replay of the live loop, for audits)"
+        )
+    return engine
+
+
 def run_backtest(
     closes: pd.DataFrame,
     strategy: Strategy,
@@ -747,43 +810,49 @@ def run_backtest(
     capital: Decimal | None = None,
     initial: Mapping[str, Decimal] | None = None,
     taker_fee: Decimal,
-    slippage: Decimal = ZERO,
+    slippage: Decimal | None = None,
     bar: timedelta,
     rules: Mapping[str, MarketRules] | None = None,
     calendar: Trigger | None = None,
     benchmarks: bool = True,
-    fast: bool = True,
+    engine: str = "compiled",
     progress: Callable[[str], None] | None = None,
     maker_fee: Decimal | None = None,
     ranges: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> BacktestResult:
     """Backtest ``strategy`` over ``closes`` (UTC index = candle open times; one column per
-    asset) with the live loop, plus the benchmarks and metrics described in the module doc.
+    asset) with the live cycle's model, plus the benchmarks and metrics described in the
+    module doc.
 
-    ``taker_fee`` and ``slippage`` (fractions) drive the paper fill model; ``rules``
-    overrides the paper exchange's Binance-like market rules per asset. ``calendar``: the
-    calendar benchmark's trigger (default: monthly). ``fast``: skip quiet bars (exact).
+    ``taker_fee`` (a fraction) is the fee of markets without ``rules``; ``rules`` overrides
+    the paper exchange's Binance-like market rules per asset (fee included). ``slippage``:
+    the fill's (None: the planner's ``strategy.policy.slippage``). ``calendar``: the
+    calendar benchmark's trigger (default: monthly). ``engine``: ``"compiled"`` (default)
+    or ``"replay"`` (see the module doc); the benchmarks run on the same engine.
 
     ``maker_fee`` (None: the taker fee) and ``ranges`` (each bar's lows and highs, frames
-    like ``closes``) serve ``strategy.execution.order_type = "limit_inside"``: a limit
-    placed at a bar's close fills at its price and the maker fee when the next bar's range
-    reaches it (one bar of waiting: optimistic on daily bars), else its rest goes at market
-    or waits (:mod:`rebalancer.backtest.replay`). Without ``ranges`` no limit ever fills.
+    like ``closes``) serve ``strategy.execution.order_type = "limit_inside"`` on the replay:
+    a limit placed at a bar's close fills at its price and the maker fee when the next
+    bar's range reaches it (one bar of waiting: optimistic on daily bars), else its rest
+    goes at market or waits (:mod:`rebalancer.backtest.replay`). Without ``ranges`` no
+    limit ever fills.
     """
+    which = check_engine(engine)
     frame = check_closes(closes, strategy)
     start = start_balances(strategy, capital, initial)
+    slip = strategy.policy.slippage if slippage is None else slippage
     kw: dict[str, Any] = {
         "taker_fee": taker_fee,
-        "slippage": slippage,
+        "slippage": slip,
         "rules": rules,
-        "fast": fast,
+        "engine": which,
+        "maker_fee": maker_fee,
+        "ranges": None if ranges is None else Ranges.from_frames(*ranges, frame),
     }
-    kw["maker_fee"] = maker_fee
-    kw["ranges"] = None if ranges is None else Ranges.from_frames(*ranges, frame)
     note = progress or (lambda _msg: None)
     note("strategy")
     main = _run("strategy", frame, strategy, start, bar, **kw)
-    result = BacktestResult(main, {}, bar, taker_fee, slippage)
+    result = BacktestResult(main, {}, bar, taker_fee, slip)
     if not benchmarks:
         return result
     note("buy-and-hold")
@@ -793,7 +862,7 @@ def run_backtest(
     cal = _run("calendar", frame, replace(strategy, trigger=cal_trigger), start, bar, **kw)
     result.benchmarks = {"buy_and_hold": bh, "calendar": cal}
     if initial is not None:
-        result.benchmarks["hold_start"] = hold_run(frame, strategy, start, bar)
+        result.benchmarks["hold_start"] = hold_run(frame, strategy, start, bar, which)
     result.premium = rebalancing_premium(main.metrics, bh.metrics)
     if not math.isfinite(main.metrics.sharpe):
         result.notes.append("Sharpe undefined (no variation in equity)")

@@ -254,6 +254,7 @@ def replay_one(
         bar=bar,
         rules=rules,
         benchmarks=False,
+        engine="replay",
     )
     m = res.run.metrics
     row = {name: getattr(m, name) for name in METRICS if name != "max_drawdown_bars"}

@@ -87,11 +87,11 @@ def backtest_optimised(
         )
         run = res.run
         equity.extend(float(x) for x in run.equity)
-        for _, r in run.cycles:
-            fills.extend(TimedFill(r.at, f, quote) for f in r.fills)
-            if r.fills:
+        for c in run.fires:
+            fills.extend(TimedFill(c.at, f, quote) for f in c.fills)
+            if c.fills:
                 rebalances += 1
-                turnover += float(r.traded_value / r.drift.total_value)
+                turnover += float(c.traded / c.value_before)
         fees += run.fees
         traded += run.traded
         balances = dict(run.final_balances)

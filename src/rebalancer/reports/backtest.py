@@ -4,8 +4,9 @@ The HTML embeds every chart as a base64 PNG (matplotlib, Agg backend: no display
 so the one file can be mailed or archived. Charts: equity of the strategy against
 buy-and-hold and the calendar benchmark (log scale, every rebalance marked), drawdowns, and
 each leg's weight over time with its target and band. Tables: the metrics side by side,
-every trade. The reproducibility block lists the data files with their sha256, the config
-(secrets redacted by the caller) and the version that produced the report.
+every trade. The engine that ran it is named (compiled or replay). The reproducibility
+block lists the data files with their sha256, the config (secrets redacted by the caller)
+and the version that produced the report.
 """
 
 from __future__ import annotations
@@ -256,6 +257,19 @@ def trades_table(result: BacktestResult) -> TableData:
     return TableData(headers, rows)
 
 
+#: what each engine is, in the report's words
+ENGINE_TEXT = {
+    "compiled": "compiled: the live cycle's model (triggers, planner, sells first, re-planned "
+    "buys, paper fills) in the compiled kernel, tested equal to the Decimal replay",
+    "replay": "replay: the live loop itself, bar by bar in Decimal (service.run_cycle on a "
+    "paper exchange)",
+}
+
+
+def engine_text(engine: str) -> str:
+    return ENGINE_TEXT.get(engine, engine)
+
+
 def config_json(prov: Provenance) -> str:
     return json.dumps(prov.config, indent=2, sort_keys=True, default=str)
 
@@ -286,6 +300,7 @@ def render_html(result: BacktestResult, images: Mapping[str, bytes], prov: Prove
         slippage=f"{float(result.slippage) * 100:g}%",
         min_trade=strategy.policy.min_trade,
         quote=strategy.quote,
+        engine=engine_text(result.engine),
         premium=premium,
         metrics=metrics_table(result),
         images=[(name, templates.png_uri(data)) for name, data in images.items()],

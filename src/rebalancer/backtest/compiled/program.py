@@ -17,11 +17,11 @@ Anything else raises :class:`UnsupportedRule`, naming the rule and ``--engine re
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -68,8 +68,6 @@ def trigger_program(trigger: Trigger) -> TriggerProgram:
     """Translate ``trigger``; :class:`UnsupportedRule` for any other shape."""
     from rebalancer.backtest.engine import FirstBar  # the backtests' buy-and-hold rule
 
-    if isinstance(trigger, FirstBar):  # a calendar whose next time never comes
-        return TriggerProgram(K.COMB_CAL, K.BAND_NONE, None, None, None, first_bar=True)
     if isinstance(trigger, Never):
         return TriggerProgram(K.COMB_NEVER, K.BAND_NONE, None, None, None)
     if isinstance(trigger, AllOf | AnyOf):
@@ -79,14 +77,17 @@ def trigger_program(trigger: Trigger) -> TriggerProgram:
         parts = [trigger]
         combine = -1
     bands = [p for p in parts if isinstance(p, Threshold | VolScaledThreshold)]
-    cals = [p for p in parts if isinstance(p, Calendar)]
+    # FirstBar (due on the first cycle only) is a calendar checked since the last check
+    # whose next time never comes
+    cals: list[Calendar | FirstBar] = [p for p in parts if isinstance(p, Calendar | FirstBar)]
     if len(bands) + len(cals) != len(parts) or len(bands) > 1 or len(cals) > 1:
         raise _unsupported(f"the trigger {trigger.describe()}")
     band = bands[0] if bands else None
-    cal = cals[0] if cals else None
-    if combine < 0 or not (band and cal):  # one part alone
+    first_bar = bool(cals) and isinstance(cals[0], FirstBar)
+    cal = cals[0] if cals and isinstance(cals[0], Calendar) else None
+    if combine < 0 or not (band and cals):  # one part alone
         combine = K.COMB_BAND if band is not None else K.COMB_CAL
-    if combine == K.COMB_CAL and cal is None:
+    if combine == K.COMB_CAL and not cals:
         raise _unsupported(f"the trigger {trigger.describe()}")
     kind = K.BAND_NONE
     if isinstance(band, Threshold):
@@ -99,6 +100,7 @@ def trigger_program(trigger: Trigger) -> TriggerProgram:
         band if isinstance(band, Threshold) else None,
         band if isinstance(band, VolScaledThreshold) else None,
         cal,
+        first_bar,
     )
 
 
@@ -112,21 +114,59 @@ def next_scheduled(calendar: Calendar, t: datetime) -> datetime:
 
 
 def close_times(index: pd.Index, bar: timedelta) -> list[datetime]:
-    """Each bar's decision time: its open time plus ``bar`` (as the replay runs cycles)."""
+    """Each bar's decision time: its open time plus ``bar`` (as the replay runs cycles);
+    converted in one vectorised step where the index allows it (same objects)."""
+    if isinstance(index, pd.DatetimeIndex) and not np.any(index.asi8 % 1000):
+        return list((index + bar).to_pydatetime())
     return [t.to_pydatetime() + bar for t in index]
 
 
-def calendar_next(calendar: Calendar | None, times: list[datetime]) -> IntArray:
+class _LazyTimes(Sequence[datetime]):
+    """``close_times(index, bar)``, each element converted only when read."""
+
+    def __init__(self, index: pd.Index, bar: timedelta) -> None:
+        self._index, self._bar = index, bar
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @overload
+    def __getitem__(self, i: int) -> datetime: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[datetime]: ...
+
+    def __getitem__(self, i: int | slice) -> datetime | Sequence[datetime]:
+        if isinstance(i, slice):
+            return close_times(self._index[i], self._bar)
+        stamp: Any = self._index[i]
+        return stamp.to_pydatetime() + self._bar  # type: ignore[no-any-return]
+
+
+def calendar_next(
+    calendar: Calendar | None, times: Sequence[datetime], times_ns: IntArray | None = None
+) -> IntArray:
     """Per bar, :func:`next_scheduled` in ns since the epoch (the schedule is monotone, so
-    a bar before the previous answer reuses it: one look-up per scheduled time)."""
+    a bar before the previous answer reuses it: one look-up per scheduled time). With
+    ``times_ns`` (the same times in ns, strictly increasing) the bars up to the next
+    scheduled time are found by bisection and only those look-ups read ``times``."""
     out = np.zeros(len(times), dtype=np.int64)
     if calendar is None:
         return out
-    nxt: datetime | None = None
+    n = len(times)
+    if times_ns is not None and n > 1 and bool(np.all(np.diff(times_ns) > 0)):
+        j = 0
+        while j < n:
+            nxt = _ns(next_scheduled(calendar, times[j]))
+            k = max(j + 1, int(np.searchsorted(times_ns, nxt, side="left")))
+            out[j:k] = nxt
+            j = k
+        return out
+    known: datetime | None = None
     for j, t in enumerate(times):
-        if nxt is None or t >= nxt:
-            nxt = next_scheduled(calendar, t)
-        out[j] = _ns(nxt)
+        if known is None or t >= known:
+            known = next_scheduled(calendar, t)
+        out[j] = _ns(known)
     return out
 
 
@@ -266,12 +306,17 @@ def params_row(strategy: Strategy, program: TriggerProgram) -> FloatArray:
     return p
 
 
-def _calendar_or_zeros(cal: Calendar | None, times: list[datetime], n: int) -> IntArray:
-    return np.zeros(n, dtype=np.int64) if cal is None else calendar_next(cal, times)
+def _calendar_or_zeros(
+    cal: Calendar | None, times: Sequence[datetime], times_ns: IntArray
+) -> IntArray:
+    if cal is None:
+        return np.zeros(len(times_ns), dtype=np.int64)
+    return calendar_next(cal, times, times_ns)
 
 
 def _forever(n: int) -> IntArray:
-    """A schedule whose next time never comes (buy-and-hold: due on the first bar only)."""
+    """A schedule whose next time never comes: checked since the last check, due on the
+    first bar only (:class:`FirstBar`, buy-and-hold)."""
     return np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
 
 
@@ -322,7 +367,7 @@ def build_inputs(
 
     index = pd.DatetimeIndex(closes.index)
     times_ns = np.asarray((index + pd.Timedelta(bar)).as_unit("ns").asi8, dtype=np.int64)
-    times = close_times(index, bar) if program.calendar is not None else []
+    times = _LazyTimes(index, bar)
     cal = program.calendar
     inputs = Inputs(
         legs=tuple(legs),
@@ -337,8 +382,8 @@ def build_inputs(
         min_notional=per_leg(lambda r: float(r.min_notional), 0.0),
         band_kind=program.band_kind,
         combine=program.combine,
-        cal_mode=K.CAL_FIRED if program.first_bar else _cal_mode(cal),
-        cal_next=_forever(T) if program.first_bar else _calendar_or_zeros(cal, times, T),
+        cal_mode=K.CAL_CHECK if program.first_bar else _cal_mode(cal),
+        cal_next=_forever(T) if program.first_bar else _calendar_or_zeros(cal, times, times_ns),
         times=times_ns,
         vol_ratio=vol_ratios(program.vol, closes, legs, quote, strategy.targets),
         fee_quote=fee_currency == "quote",

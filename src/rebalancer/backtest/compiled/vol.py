@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 
 @njit(cache=True)
@@ -31,14 +31,45 @@ def _weighted_vol(returns: np.ndarray, end: int, m: int, powers: np.ndarray) -> 
     return math.sqrt(num / den)
 
 
+BLOCK = 256
+
+
 @njit(cache=True)
+def _full_window_vols(
+    series: np.ndarray, start: int, stop: int, window: int, powers: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """``out[t] = _weighted_vol(series, t + 1, window, powers)`` for ``start <= t < stop``
+    (every such bar has a full window), a block of bars at a time: for each ``j`` the
+    block's sums advance together (independent lanes the compiler vectorises), each bar's
+    sum still in the order ``j = 0, 1, ...`` of :func:`_weighted_vol`, so bit for bit."""
+    den = 0.0
+    for j in range(window):
+        den += powers[j]
+    num = np.zeros(BLOCK)
+    for b0 in range(start, stop, BLOCK):
+        n = min(BLOCK, stop - b0)
+        for b in range(n):
+            num[b] = 0.0
+        for j in range(window):
+            w = powers[j]
+            base = b0 - j  # returns[end - 1 - j] with end = t + 1
+            for b in range(n):
+                r = series[base + b]
+                num[b] += w * r * r
+        for b in range(n):
+            out[b0 + b] = math.sqrt(num[b] / den)
+
+
+@njit(cache=True, parallel=True)
 def vol_table(
     closes: np.ndarray, weights: np.ndarray, lam: float, window: int
 ) -> np.ndarray:
     """(T, A + 1): each asset's volatility per bar, then the portfolio's (NaN: none yet).
 
     Each log return and each ``lam ** j`` is computed once (the same floats as the core
-    computes them again per bar), so a bar costs ``O(window x assets)`` multiplications.
+    computes them again per bar), so a bar costs ``O(window x assets)`` multiplications;
+    the columns run across cores (each column's sums in the core's order: bit for bit).
     """
     T, A = closes.shape
     out = np.full((T, A + 1), np.nan)
@@ -53,9 +84,13 @@ def vol_table(
             rets[a, k] = math.log(closes[k, a] / closes[k - 1, a])
             s += weights[a] * rets[a, k]
         port[k] = s
-    for t in range(T):
-        m = min(t, window)  # returns in the history of bar t
-        for a in range(A):
-            out[t, a] = _weighted_vol(rets[a], t + 1, m, powers)
-        out[t, A] = _weighted_vol(port, t + 1, m, powers)
+    for c in prange(A + 1):
+        series = port if c == A else rets[c]
+        column = np.full(T, np.nan)
+        head = min(T, window)  # bars whose history is shorter than the window
+        for t in range(head):
+            column[t] = _weighted_vol(series, t + 1, t, powers)
+        if window > 0:
+            _full_window_vols(series, head, T, window, powers, column)
+        out[:, c] = column
     return out
