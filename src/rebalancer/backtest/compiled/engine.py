@@ -30,6 +30,7 @@ from rebalancer.backtest.compiled.program import (
 from rebalancer.backtest.metrics import ReturnMoments, period_seconds, ratios_from_moments
 from rebalancer.core.model import MarketRules
 from rebalancer.core.strategy import Strategy
+from rebalancer.optimise.path import TargetPath
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,11 @@ def run(
     rules: Mapping[str, MarketRules],
     bar: timedelta,
     fee_currency: FeeCurrency = "received",
+    targets: TargetPath | None = None,
 ) -> CompiledResult:
-    """One backtest of ``strategy`` with its trade log (see :func:`replay.replay`)."""
-    inputs, program = build_inputs(closes, strategy, initial, rules, bar, fee_currency)
+    """One backtest of ``strategy`` with its trade log (see :func:`replay.replay`);
+    ``targets``: a target path (scheduled optimised targets)."""
+    inputs, program = build_inputs(closes, strategy, initial, rules, bar, fee_currency, targets)
     params = params_row(strategy, program)
     T, n = inputs.prices.shape
     cap = 4 * n * T + 16
@@ -97,7 +100,8 @@ def run(
         stats = np.zeros(K.STATS)
         simulate: Any = K.simulate
         simulate(
-            *inputs.args(), params, *inputs.trigger_args(), fired, orders, skips, finals, stats
+            *inputs.args(), params, *inputs.trigger_args(), fired, orders, skips, finals, stats,
+            *inputs.path_args(),
         )
         if stats[K.N_ORDERS] <= cap and stats[K.N_SKIPS] <= cap:
             break
@@ -164,11 +168,13 @@ def metric_rows(
 
 
 def run_many(inputs: Inputs, params: FloatArray) -> FloatArray:
-    """Statistics (``kernel.STATS`` columns) of every parameter row, across cores."""
+    """Statistics (``kernel.STATS`` columns) of every parameter row, across cores; every
+    row follows ``inputs``' target path, if any."""
     if params.ndim != 2 or params.shape[1] != K.PARAMS:
         raise ValueError(f"params must be (combinations, {K.PARAMS}), got {params.shape}")
     many: Any = K.simulate_many
     out: FloatArray = many(
-        *inputs.args(), np.ascontiguousarray(params), *inputs.trigger_args()
+        *inputs.args(), np.ascontiguousarray(params), *inputs.trigger_args(),
+        *inputs.path_args(),
     )
     return out
