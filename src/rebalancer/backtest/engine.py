@@ -61,6 +61,7 @@ from rebalancer.core.triggers import (
 )
 from rebalancer.core.vol_bands import VolScaledThreshold
 from rebalancer.data.history import FrameHistory
+from rebalancer.optimise.path import TargetPath
 from rebalancer.ports import TriggerTimes
 from rebalancer.service import CycleReport, run_cycle
 
@@ -553,6 +554,7 @@ def _plain_loop(
     rules: Mapping[str, MarketRules] | None,
     maker_fee: Decimal | None = None,
     ranges: Ranges | None = None,
+    targets: TargetPath | None = None,
 ) -> tuple[list[tuple[int, CycleReport]], dict[str, Decimal]]:
     cycles: list[tuple[int, CycleReport]] = []
 
@@ -571,6 +573,7 @@ def _plain_loop(
         on_bar=keep,
         maker_fee=maker_fee,
         ranges=ranges,
+        targets=targets,
     )
     return cycles, result.final_balances
 
@@ -629,6 +632,7 @@ def _run(
     fast: bool,
     maker_fee: Decimal | None = None,
     ranges: Ranges | None = None,
+    targets: TargetPath | None = None,
 ) -> Run:
     times = _CloseTimes(closes.index, bar)
     kw: dict[str, Any] = {
@@ -638,10 +642,10 @@ def _run(
         "maker_fee": maker_fee,
         "ranges": ranges,
     }
-    if fast:
+    if fast and not targets:  # the masks know fixed targets only
         cycles, final = _skip_loop(closes, strategy, initial, times, **kw)
     else:
-        cycles, final = _plain_loop(closes, strategy, initial, bar, **kw)
+        cycles, final = _plain_loop(closes, strategy, initial, bar, **kw, targets=targets)
     assets = list(strategy.assets)
     first = _dec_row(closes[assets].to_numpy(dtype=np.float64)[0], assets)
     last = _dec_row(closes[assets].to_numpy(dtype=np.float64)[-1], assets)
@@ -756,6 +760,7 @@ def run_backtest(
     progress: Callable[[str], None] | None = None,
     maker_fee: Decimal | None = None,
     ranges: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    targets: TargetPath | None = None,
 ) -> BacktestResult:
     """Backtest ``strategy`` over ``closes`` (UTC index = candle open times; one column per
     asset) with the live loop, plus the benchmarks and metrics described in the module doc.
@@ -769,6 +774,10 @@ def run_backtest(
     placed at a bar's close fills at its price and the maker fee when the next bar's range
     reaches it (one bar of waiting: optimistic on daily bars), else its rest goes at market
     or waits (:mod:`rebalancer.backtest.replay`). Without ``ranges`` no limit ever fills.
+
+    ``targets``: a target path (scheduled optimised targets, :mod:`rebalancer.optimise.path`)
+    the strategy follows, applied by the live retarget step; the benchmarks keep the
+    strategy's own targets.
     """
     frame = check_closes(closes, strategy)
     start = start_balances(strategy, capital, initial)
@@ -782,7 +791,7 @@ def run_backtest(
     kw["ranges"] = None if ranges is None else Ranges.from_frames(*ranges, frame)
     note = progress or (lambda _msg: None)
     note("strategy")
-    main = _run("strategy", frame, strategy, start, bar, **kw)
+    main = _run("strategy", frame, strategy, start, bar, **kw, targets=targets)
     result = BacktestResult(main, {}, bar, taker_fee, slippage)
     if not benchmarks:
         return result
