@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import rebalancer.optimise.weights as optimize_mod
-from rebalancer.backtest.optimised import backtest_optimised
+from rebalancer.backtest.optimised import OptimisedRun, backtest_optimised
 from rebalancer.data.panel import load_panel
 from rebalancer.optimise.schedule import target_schedule
 from rebalancer.optimise.weights import (
@@ -99,13 +100,19 @@ def test_schedule_has_no_look_ahead(closes: pd.DataFrame) -> None:
     assert not np.allclose(base[-1][1], other[-1][1])
 
 
+START = {"BTC": D("0.4"), "ETH": D("0.2"), "SOL": D("0.2"), "BNB": D("0.1"), "USDT": D("0.1")}
+
+
 def test_backtest_with_scheduled_targets(closes: pd.DataFrame) -> None:
-    start = {"BTC": D("0.4"), "ETH": D("0.2"), "SOL": D("0.2"), "BNB": D("0.1"), "USDT": D("0.1")}
-    run = backtest_optimised(closes, start, "inverse_vol", Constraints(cash_floor=0.1), window=60)
+    run = backtest_optimised(closes, START, "inverse_vol", Constraints(cash_floor=0.1), window=60)
+    assert run.engine == "compiled"
     assert len(run.equity) == len(closes)
-    assert len(run.schedule) >= 10 and run.schedule[0][1] == start
+    assert len(run.schedule) >= 10 and run.schedule[0][1] == START
     assert all(sum(t.values()) == 1 and t["USDT"] >= D("0.0999") for _, t in run.schedule)
     assert run.metrics.n_rebalances >= len(run.schedule)
+    # every change is a full rebalance at its bar (the live meaning), one run throughout
+    traded = {f.at for f in run.fills}
+    assert all(t.to_pydatetime() + pd.Timedelta(days=1) in traded for t, _ in run.schedule)
     assert to_targets(["A"], np.array([0.3333333333]), "Q") == {
         "A": D("0.333333"),
         "Q": D("0.666667"),
@@ -264,3 +271,59 @@ def test_max_sharpe_says_when_the_corners_are_too_many_to_search(
     assert local["proven"] == 0.0 and "not proven" in optimize_mod.sharpe_note(local)
     assert w.sum() == pytest.approx(0.9, abs=1e-9)
     assert local["sharpe"] <= why["sharpe"] + 1e-12  # never better than the proven optimum
+
+
+@pytest.mark.parametrize("method", ["inverse_vol", "risk_parity"])
+def test_optimised_backtest_compiled_equals_replay(closes: pd.DataFrame, method: str) -> None:
+    """The compiled run of the target path and its audit, the Decimal replay whose live
+    retarget step applies it: the same fills (time, asset, side; amounts within 1e-9), the
+    same equity and metrics within 1e-9 relative, the same realised gains."""
+    c = Constraints(min_weight=0.05, max_weight=0.6, cash_floor=0.1, max_turnover=0.5)
+    runs = {
+        engine: backtest_optimised(
+            closes, START, method, c, window=60, engine=engine  # type: ignore[arg-type]
+        )
+        for engine in ("compiled", "replay")
+    }
+    fast, slow = runs["compiled"], runs["replay"]
+
+    def fills(run: OptimisedRun) -> list[tuple[datetime, str, str, Decimal]]:
+        return sorted((f.at, f.fill.asset, f.fill.side.value, f.fill.amount) for f in run.fills)
+
+    assert [f[:3] for f in fills(fast)] == [f[:3] for f in fills(slow)]
+    assert len(fast.fills) > 20
+    for a, b in zip(fills(fast), fills(slow), strict=True):
+        assert abs(a[3] - b[3]) <= D("1e-9") * b[3]
+    np.testing.assert_allclose(fast.equity, slow.equity, rtol=1e-9)
+    assert fast.metrics.n_rebalances == slow.metrics.n_rebalances
+    for name in ("total_return", "max_drawdown", "fees", "traded", "turnover", "sharpe"):
+        assert getattr(fast.metrics, name) == pytest.approx(getattr(slow.metrics, name), rel=1e-9)
+    assert fast.schedule == slow.schedule and fast.path == slow.path
+    for year, gain in slow.gains.items():
+        assert float(fast.gains[year].net) == pytest.approx(float(gain.net), rel=1e-6, abs=1e-6)
+
+
+def test_unknown_engine_is_refused(closes: pd.DataFrame) -> None:
+    from rebalancer.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="engine must be 'compiled' or 'replay'"):
+        backtest_optimised(closes, START, "inverse_vol", Constraints(), engine="numba")  # type: ignore[arg-type]
+
+
+def test_hourly_schedule_reads_daily_windows() -> None:
+    """On hourly bars with the daily closes beside them, a monthly schedule decides at the
+    same times and on the same weights as on the daily bars (the window is daily returns,
+    as live), not on hourly returns."""
+    daily = load_panel(DATA, ["BTC", "ETH"], "1d", start="2025-01-01", end="2025-06-30").closes
+    hourly = load_panel(
+        DATA, ["BTC", "ETH"], "1h", start="2025-01-01", end="2025-06-30 23:00"
+    ).closes
+    c = Constraints(cash_floor=0.1)
+    want = target_schedule(daily, "min_variance", c, window=30)
+    got = target_schedule(hourly, "min_variance", c, window=30, bar=pd.Timedelta(hours=1),
+                          daily=daily)
+    assert [t for t, _ in got] == [t for t, _ in want] and len(want) >= 4
+    for (_, w), (_, v) in zip(got, want, strict=True):
+        np.testing.assert_allclose(w, v)
+    on_hours = target_schedule(hourly, "min_variance", c, window=30, bar=pd.Timedelta(hours=1))
+    assert not np.allclose(on_hours[0][1], want[0][1])

@@ -21,6 +21,7 @@ from rebalancer.ports import TargetChange
 from rebalancer.service import run_cycle
 
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[2]
 TARGETS = {"BTC": D("0.4"), "ETH": D("0.3"), "SOL": D("0.2"), "USDT": D("0.1")}
 
 
@@ -130,3 +131,53 @@ def test_new_commands_have_help_with_an_example() -> None:
         result = runner.invoke(app, [*cmd, "--help"])
         assert result.exit_code == 0, cmd
         assert "Example" in result.output, cmd
+
+
+def _backtest(config: Path, out: Path, *extra: str) -> dict[str, object]:
+    result = runner.invoke(
+        app, ["backtest", "-c", str(config), "--no-report", "--json", "--out", str(out), *extra]
+    )
+    assert result.exit_code == 0, result.output
+    data: dict[str, object] = json.loads(result.output)
+    return data
+
+
+def test_backtest_follows_the_optimised_targets(tmp_path: Path) -> None:
+    """With [optimise] the backtest's strategy follows the optimiser's schedule as live:
+    every change that moves the targets is a rebalance at its bar (the trades at each
+    change's close time), and the result differs from the configured targets alone."""
+    opt = 'method = "min_variance"\nwindow = 60\nmin_weight = 0.05\nmax_weight = 0.6'
+    data = _backtest(write_config(tmp_path, opt), tmp_path / "opt")
+    info = data["optimised_targets"]
+    assert isinstance(info, dict) and info["method"] == "min_variance"
+    changes = info["changes"]
+    assert len(changes) >= 10
+    with open(tmp_path / "opt" / "trades.csv", newline="") as f:
+        traded = {row["time"][:10] for row in csv.DictReader(f)}
+    previous = {a: float(w) for a, w in TARGETS.items()}
+    for change in changes:
+        if change["targets"] != previous:
+            assert change["at"][:10] in traded, change
+        previous = change["targets"]
+    (tmp_path / "p").mkdir()
+    plain = _backtest(write_config(tmp_path / "p", 'method = "off"'), tmp_path / "plain")
+    assert "optimised_targets" not in plain
+    mine, theirs = data["strategy"], plain["strategy"]
+    assert isinstance(mine, dict) and isinstance(theirs, dict)
+    assert mine["final_value"] != theirs["final_value"]
+
+
+def test_an_hourly_backtest_reads_daily_windows(tmp_path: Path) -> None:
+    """On hourly candles the optimiser reads the daily candles beside them (daily returns,
+    as live): the same changes as the daily backtest over the same days."""
+    folder = ROOT.parent / "shared" / "data" / "binance_spot_2024_2026"
+    opt = 'method = "min_variance"\nwindow = 20\nmin_weight = 0.05\nmax_weight = 0.6'
+    config = write_config(tmp_path, opt)
+    span = ["--data-dir", str(folder), "--start", "2025-01-01", "--end", "2025-03-10"]
+    daily = _backtest(config, tmp_path / "d", *span)
+    hourly = _backtest(config, tmp_path / "h", *span[:-1], "2025-03-10 23:00", "--timeframe", "1h")
+    want, got = daily["optimised_targets"], hourly["optimised_targets"]
+    assert isinstance(want, dict) and isinstance(got, dict)
+    assert [c["at"] for c in got["changes"]] == ["2025-02-01T00:00:00+00:00",
+                                                 "2025-03-01T00:00:00+00:00"]
+    assert got["changes"] == want["changes"]

@@ -50,6 +50,7 @@ from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import Calendar, Decision, Never, Trigger, TriggerContext
 from rebalancer.core.vol_bands import history_bars
 from rebalancer.data.history import FrameHistory
+from rebalancer.optimise.path import TargetPath
 
 if TYPE_CHECKING:
     from rebalancer.backtest.compiled.engine import CompiledResult
@@ -398,6 +399,7 @@ def _replay_engine(
     rules: Mapping[str, MarketRules] | None,
     maker_fee: Decimal | None,
     ranges: Ranges | None,
+    targets: TargetPath | None = None,
 ) -> _Raw:
     """:func:`replay.replay` bar by bar; every firing cycle becomes a :class:`Fire`."""
     fires: list[Fire] = []
@@ -430,6 +432,7 @@ def _replay_engine(
         on_bar=keep,
         maker_fee=maker_fee,
         ranges=ranges,
+        targets=targets,
     )
     units, cash = _amounts_from_fills(len(closes), strategy, initial, fires)
     return _Raw(fires, units, cash, result.final_balances)
@@ -515,6 +518,7 @@ def _compiled_engine(
     rules: Mapping[str, MarketRules] | None,
     maker_fee: Decimal | None,
     ranges: Ranges | None,
+    targets: TargetPath | None = None,
 ) -> _Raw:
     """One compiled run (:func:`compiled.engine.run`) with its trade log and curves."""
     from rebalancer.backtest.compiled.engine import run as compiled_run
@@ -522,7 +526,14 @@ def _compiled_engine(
     _check_compiled(strategy, slippage)
     market = market_rules(strategy, closes, taker_fee, rules)
     got = compiled_run(
-        closes, strategy, initial, rules=market, bar=bar, equity=True, skip_log=False
+        closes,
+        strategy,
+        initial,
+        rules=market,
+        bar=bar,
+        equity=True,
+        skip_log=False,
+        targets=targets,
     )
     assert got.holdings is not None and got.equity is not None
     legs = list(got.legs)
@@ -696,6 +707,7 @@ def _run(
     engine: Engine,
     maker_fee: Decimal | None = None,
     ranges: Ranges | None = None,
+    targets: TargetPath | None = None,
 ) -> Run:
     kw: dict[str, Any] = {
         "taker_fee": taker_fee,
@@ -705,9 +717,9 @@ def _run(
         "ranges": ranges,
     }
     if engine == "compiled":
-        raw = _compiled_engine(closes, strategy, initial, bar, **kw)
+        raw = _compiled_engine(closes, strategy, initial, bar, **kw, targets=targets)
     else:
-        raw = _replay_engine(closes, strategy, initial, bar, **kw)
+        raw = _replay_engine(closes, strategy, initial, bar, **kw, targets=targets)
     assets = list(strategy.assets)
     prices = closes[assets].to_numpy(dtype=np.float64)
     initial_value = value(initial, _dec_row(prices[0], assets), strategy.quote)
@@ -819,6 +831,7 @@ def run_backtest(
     progress: Callable[[str], None] | None = None,
     maker_fee: Decimal | None = None,
     ranges: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    targets: TargetPath | None = None,
 ) -> BacktestResult:
     """Backtest ``strategy`` over ``closes`` (UTC index = candle open times; one column per
     asset) with the live cycle's model, plus the benchmarks and metrics described in the
@@ -836,6 +849,10 @@ def run_backtest(
     bar's range reaches it (one bar of waiting: optimistic on daily bars), else its rest
     goes at market or waits (:mod:`rebalancer.backtest.replay`). Without ``ranges`` no
     limit ever fills.
+
+    ``targets``: a target path (scheduled optimised targets, :mod:`rebalancer.optimise.path`)
+    the strategy follows, applied as the live retarget step does; the benchmarks keep the
+    strategy's own targets.
     """
     which = check_engine(engine)
     frame = check_closes(closes, strategy)
@@ -851,7 +868,7 @@ def run_backtest(
     }
     note = progress or (lambda _msg: None)
     note("strategy")
-    main = _run("strategy", frame, strategy, start, bar, **kw)
+    main = _run("strategy", frame, strategy, start, bar, **kw, targets=targets)
     result = BacktestResult(main, {}, bar, taker_fee, slip)
     if not benchmarks:
         return result

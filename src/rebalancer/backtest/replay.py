@@ -27,7 +27,8 @@ from rebalancer.adapters.state_file import MemoryJournal
 from rebalancer.core.model import ZERO, MarketRules
 from rebalancer.core.strategy import Strategy
 from rebalancer.data.history import FrameHistory
-from rebalancer.service import CycleReport, run_cycle
+from rebalancer.optimise.path import AtTimes, PathOptimiser, TargetPath
+from rebalancer.service import CycleReport, Retarget, run_cycle
 
 BarCallback = Callable[[int, CycleReport], None]
 
@@ -134,23 +135,29 @@ def replay(
     on_bar: BarCallback | None = None,
     maker_fee: Decimal | None = None,
     ranges: Ranges | None = None,
+    targets: TargetPath | None = None,
 ) -> ReplayResult:
     """Replay ``closes`` (UTC index = candle open times, one column per asset).
 
     ``initial``: starting balances. Each cycle runs at the bar's close time (open + ``bar``).
     ``maker_fee`` (None: the taker fee) and ``ranges``: limit orders, see the module doc.
+    ``targets``: a target path (scheduled optimised targets), applied by the live
+    ``retarget`` step (:func:`path_retarget`).
     """
     exchange = paper_exchange(strategy, initial, taker_fee, slippage, rules, maker_fee)
     journal, notifier = MemoryJournal(), MemoryNotifier()
     result = ReplayResult()
     rows = decimal_rows(closes[list(strategy.assets)])
     history = FrameHistory(closes[list(strategy.assets)], bar)
+    retarget = path_retarget(targets, strategy, closes.index, bar)
     for i, (opened, prices) in enumerate(zip(closes.index, rows, strict=True)):
         now = opened.to_pydatetime() + bar
         exchange.set_prices(prices, now)
         if ranges is not None:
             exchange.set_ranges(*ranges.after(i))
-        report = run_cycle(exchange, journal, notifier, strategy, now, history=history)
+        report = run_cycle(
+            exchange, journal, notifier, strategy, now, history=history, retarget=retarget
+        )
         if report.fills:
             result.rebalances.append(report)
             result.traded_value += report.traded_value
@@ -163,6 +170,20 @@ def replay(
             on_bar(i, report)
     result.final_balances = dict(exchange.balances)
     return result
+
+
+def path_retarget(
+    path: TargetPath | None, strategy: Strategy, index: pd.Index, bar: timedelta
+) -> Retarget | None:
+    """The live retarget step's wiring that replays ``path``: its times as the schedule,
+    its targets handed out in order, a window of one close (None without a path). The
+    path is checked against the bars first (:meth:`TargetPath.bars`)."""
+    if not path:
+        return None
+    path = path.aligned(list(strategy.targets))
+    path.bars([t.to_pydatetime() + bar for t in index])
+    times = AtTimes(times=tuple(when for when, _ in path.changes))
+    return Retarget(PathOptimiser(path), times, window=0)
 
 
 def paper_exchange(

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # pandas, numba and matplotlib are imported when a command ru
     from rebalancer.config import Settings
     from rebalancer.core.strategy import Strategy
     from rebalancer.data.panel import CandlePanel
+    from rebalancer.optimise.path import TargetPath
     from rebalancer.reports.backtest import Provenance
 
 #: ``rebalancer.backtest.grid.DEFAULT_FEES`` as the option's text (a test keeps them equal)
@@ -96,6 +97,44 @@ def load_data(
         panel = load_panel(data_dir, assets, timeframe, settings.quote, start, end)
     bounds.check_prices(panel.closes)
     return panel
+
+
+def target_path(
+    settings: Settings,
+    panel: CandlePanel,
+    data_dir: Path | None,
+    timeframe: str,
+) -> TargetPath | None:
+    """The optimised targets of ``[optimise]`` over the panel (None when off): the
+    schedule's changes, decided as live (the due function, the optimiser over the trailing
+    daily closes, read beside intraday bars from the daily candles)."""
+    from rebalancer.backtest.optimised import optimised_path
+    from rebalancer.bootstrap import retarget
+    from rebalancer.data.panel import load_panel
+    from rebalancer.optimise.weights import OptMethod, WindowOptimiser
+
+    rt = retarget(settings)
+    if rt is None:
+        return None
+    assert isinstance(rt.optimiser, WindowOptimiser)
+    assets = list(panel.closes.columns)
+    daily = None
+    if timeframe != "1d":
+        assert data_dir is not None  # the embedded demo data is daily only
+        first, last = panel.closes.index[0], panel.closes.index[-1]
+        daily = load_panel(data_dir, assets, "1d", settings.quote, str(first.date()),
+                           str(last.date())).closes
+    return optimised_path(
+        panel.closes,
+        settings.strategy().targets,
+        cast("OptMethod", rt.optimiser.method),
+        rt.optimiser.constraints,
+        quote=settings.quote,
+        window=rt.window,
+        every=rt.cadence,
+        bar=_bar(panel),
+        daily=daily,
+    )
 
 
 def _bar(panel: CandlePanel) -> timedelta:
@@ -300,6 +339,10 @@ def backtest_command(
     length; risk-free rate 0; Sortino's downside deviation is over all returns (gains as 0);
     total return and CAGR are measured from --capital, so the first purchase's fees count.
 
+    With `[optimise]` on, the strategy follows the optimiser's targets as live: decided on
+    the config's schedule from the trailing daily closes (no look-ahead), each change a full
+    rebalance to the new targets at its bar; the benchmarks keep the configured targets.
+
     Example: `rebalancer backtest --data-dir ../shared/data/binance_spot_2017_2022
     --start 2018-05-04 -c my.toml --fee 0.001 --out out/` (add `--engine replay` to audit
     it with the Decimal replay)
@@ -323,6 +366,9 @@ def backtest_command(
         how += f" · limits inside the spread (maker {float(maker):.4%}, {meets})"
     if ex.slice_above is not None:
         how += f" · slices above {ex.slice_above}"
+    path = target_path(settings, panel, data_dir, timeframe)
+    if path is not None:
+        how += f" · {settings.optimise.method} targets, {len(path)} change(s)"
     console.print(
         f"[bold]Backtest[/bold] {weights}"
         f" · rule {strategy.trigger.describe()} · fee {float(taker):.4%}{how} · "
@@ -346,8 +392,18 @@ def backtest_command(
             maker_fee=settings.fees.maker,  # filled limits ([execution] limit_inside) only
             ranges=_ranges(panel, strategy, limit_ranges),
             engine=which,
+            targets=path,
         )
     summary = _clean(result.summary())
+    if path is not None:
+        summary["optimised_targets"] = {
+            "method": path.method,
+            "schedule": settings.optimise_cadence().describe(),
+            "changes": [
+                {"at": when.isoformat(), "targets": {a: float(w) for a, w in t.items()}}
+                for when, t in path.changes
+            ],
+        }
     summary["data"] = {
         "files": {a: str(p) for a, p in panel.files.items()},
         "sha256": dict(panel.sha256),

@@ -39,25 +39,32 @@ def target_schedule(
     initial: Mapping[str, float] | None = None,
     bar: timedelta = timedelta(days=1),
     start: datetime | None = None,
+    daily: pd.DataFrame | None = None,
 ) -> list[tuple[pd.Timestamp, FloatArray]]:
     """Weights decided at each bar close where :func:`~rebalancer.core.retarget.targets_due`
     says a change is due (``every``: a cadence, period text or cron; the 1st of each month by
     default), from the ``window`` daily returns of the closes at or before it. As live: the
     first bar's close is the start (the configured targets; ``start``: another time, e.g. a
     live run's first cycle, with the bars before it only as history), a change due without
-    ``window + 1`` closes waits for the next bar, and the last change is the reference."""
+    ``window + 1`` closes waits for the next bar, and the last change is the reference.
+
+    ``daily``: the daily closes (UTC open times, the same columns) the window is read from
+    when ``closes`` is not daily -- as live, where the optimiser reads daily closes whatever
+    the cycle's period; None: ``closes`` themselves."""
     cadence = cadence_of(every)
     assets = list(closes.columns)
-    logret = np.log(closes.to_numpy(dtype=np.float64))
+    source = closes if daily is None else daily[assets]
+    logret = np.log(source.to_numpy(dtype=np.float64))
+    source_times = pd.DatetimeIndex(source.index) + (bar if daily is None else timedelta(days=1))
     close_times = pd.DatetimeIndex(closes.index) + bar
     previous = None if initial is None else np.array([initial[a] for a in assets])
     out: list[tuple[pd.Timestamp, FloatArray]] = []
     last = close_times[0].to_pydatetime() if start is None else start
-    for i, when in enumerate(close_times):
+    for when in close_times:
         now = when.to_pydatetime()
         if now <= last or not targets_due(cadence, last, now):
             continue
-        end = i + 1  # rows closed at or before `now`
+        end = int(source_times.searchsorted(when, side="right"))  # rows closed by `now`
         if end - window - 1 < 0:
             continue  # too little history: keep the targets, ask again at the next bar
         rets = np.diff(logret[end - window - 1 : end], axis=0)

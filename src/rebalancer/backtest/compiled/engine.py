@@ -41,6 +41,7 @@ from rebalancer.backtest.compiled.program import (
 from rebalancer.backtest.metrics import ReturnMoments, period_seconds, ratios_from_moments
 from rebalancer.core.model import MarketRules
 from rebalancer.core.strategy import Strategy
+from rebalancer.optimise.path import TargetPath
 
 
 @dataclass(frozen=True)
@@ -111,11 +112,13 @@ def run(
     fee_currency: FeeCurrency = "received",
     equity: bool = False,
     skip_log: bool = True,
+    targets: TargetPath | None = None,
 ) -> CompiledResult:
     """One backtest of ``strategy`` with its trade log (see :func:`replay.replay`);
     ``equity``: also keep the per-bar equity and holdings (see the module doc);
-    ``skip_log`` False: no skipped legs (``skips`` empty; long band_edge runs skip 1e5)."""
-    inputs, program = build_inputs(closes, strategy, initial, rules, bar, fee_currency)
+    ``skip_log`` False: no skipped legs (``skips`` empty; long band_edge runs skip 1e5);
+    ``targets``: a target path (scheduled optimised targets)."""
+    inputs, program = build_inputs(closes, strategy, initial, rules, bar, fee_currency, targets)
     params = params_row(strategy, program)
     return run_inputs(inputs, params, equity=equity, skip_log=skip_log)
 
@@ -137,7 +140,7 @@ def run_inputs(
         simulate: Any = K.simulate
         simulate(
             *inputs.args(), params, *inputs.trigger_args(), fired, orders, skips, finals, stats,
-            eq, held,
+            eq, held, *inputs.path_args(),
         )
         if stats[K.N_ORDERS] <= cap and (not skip_log or stats[K.N_SKIPS] <= cap):
             break
@@ -220,11 +223,13 @@ def metric_rows(
 
 
 def run_many(inputs: Inputs, params: FloatArray) -> FloatArray:
-    """Statistics (``kernel.STATS`` columns) of every parameter row, across cores."""
+    """Statistics (``kernel.STATS`` columns) of every parameter row, across cores; every
+    row follows ``inputs``' target path, if any."""
     if params.ndim != 2 or params.shape[1] != K.PARAMS:
         raise ValueError(f"params must be (combinations, {K.PARAMS}), got {params.shape}")
     many: Any = K.simulate_many
     out: FloatArray = many(
-        *inputs.args(), np.ascontiguousarray(params), *inputs.trigger_args()
+        *inputs.args(), np.ascontiguousarray(params), *inputs.trigger_args(),
+        *inputs.path_args(),
     )
     return out

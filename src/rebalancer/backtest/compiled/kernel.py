@@ -447,6 +447,7 @@ def simulate(
     fired: np.ndarray, order_log: np.ndarray, skip_log: np.ndarray,
     final_amounts: np.ndarray, stats: np.ndarray,
     equity: np.ndarray, holdings: np.ndarray,
+    path_bar: np.ndarray, path_rows: np.ndarray,
 ) -> None:
     """Run one combination over ``prices`` (T x L); see the module doc.
 
@@ -458,6 +459,13 @@ def simulate(
     ``equity`` (T, or 0 long: not kept) receives each bar's value after its trades (quote)
     and ``holdings`` (T x L, or 0 rows) each bar's amounts after its trades; both are
     written in place, nothing is allocated per bar.
+
+    ``path_bar`` (K, increasing, > 0) and ``path_rows`` (K x L): a target path (scheduled
+    optimised targets; K = 0: none). At bar ``path_bar[k]`` the targets become
+    ``path_rows[k]`` before the rule is asked, and the cycle rebalances to them whatever
+    the rule says (the live ``retarget`` and ``decide`` steps: changed targets force a full
+    rebalance; :meth:`rebalancer.optimise.path.TargetPath.kernel_input` leaves out
+    changes to equal targets).
     """
     T, n = prices.shape
     amt = amount0.copy()
@@ -480,8 +488,14 @@ def simulate(
     n_ret = 0
     mean = 0.0
     m2 = 0.0
+    tg = targets
+    k_path = 0
     for t in range(T):
         px = prices[t]
+        retarget = k_path < path_bar.shape[0] and path_bar[k_path] == t
+        if retarget:
+            tg = path_rows[k_path]
+            k_path += 1
         value = 0.0
         for i in range(n):
             value += amt[i] * px[i]
@@ -496,7 +510,7 @@ def simulate(
             or (combine == COMB_ALL and cal)
             or (combine == COMB_ANY and not cal)
         )
-        band = need_band and _band_out(amt, px, value, targets, t, band_kind, prm, vol_ratio)
+        band = need_band and _band_out(amt, px, value, tg, t, band_kind, prm, vol_ratio)
         if combine == COMB_BAND:
             fire = band
         elif combine == COMB_CAL:
@@ -507,6 +521,7 @@ def simulate(
             fire = band or cal
         else:
             fire = False
+        fire = fire or retarget
         if fire:
             n_fired += 1
             last_fired = t
@@ -514,11 +529,11 @@ def simulate(
                 fired[t] = True
             before = acc[1]
             total = value
-            _plan(t, True, amt, px, targets, q, fee, step, min_amt, max_amt, min_notional,
+            _plan(t, True, amt, px, tg, q, fee, step, min_amt, max_amt, min_notional,
                   prm, fee_quote, ws, out_amount, out_side, skip_log, counts, tie)
             _fill(t, -1, amt, px, q, fee, prm, fee_quote, out_amount, out_side, order_log,
                   skip_log, counts, acc)
-            _plan(t, False, amt, px, targets, q, fee, step, min_amt, max_amt, min_notional,
+            _plan(t, False, amt, px, tg, q, fee, step, min_amt, max_amt, min_notional,
                   prm, fee_quote, ws, out_amount, out_side, skip_log, counts, tie)
             _fill(t, 1, amt, px, q, fee, prm, fee_quote, out_amount, out_side, order_log,
                   skip_log, counts, acc)
@@ -573,8 +588,10 @@ def simulate_many(
     step: np.ndarray, min_amt: np.ndarray, max_amt: np.ndarray, min_notional: np.ndarray,
     params: np.ndarray, band_kind: int, combine: int, cal_mode: int, cal_next: np.ndarray,
     times: np.ndarray, vol_ratio: np.ndarray, fee_quote: bool,
+    path_bar: np.ndarray, path_rows: np.ndarray,
 ) -> np.ndarray:
-    """:func:`simulate` for every row of ``params`` (C x PARAMS) across cores: C x STATS."""
+    """:func:`simulate` for every row of ``params`` (C x PARAMS) across cores: C x STATS;
+    every row follows the one target path (``path_bar``, ``path_rows``; K = 0: none)."""
     C = params.shape[0]
     n = prices.shape[1]
     out = np.zeros((C, STATS))
@@ -588,5 +605,5 @@ def simulate_many(
         simulate(prices, amount0, targets, q, fee, step, min_amt, max_amt, min_notional,
                  params[c], band_kind, combine, cal_mode, cal_next, times, vol_ratio,
                  fee_quote, no_bars, no_orders, no_skips, finals[c], out[c],
-                 no_equity, no_holdings)
+                 no_equity, no_holdings, path_bar, path_rows)
     return out

@@ -9,7 +9,10 @@ Every rule is translated with the core's own definitions (one meaning of each ru
   the first scheduled time after that bar's time (:func:`next_scheduled`, checked against
   :meth:`Calendar.due`); volatility bands become per-bar ratios ``vol / reference_vol``
   from :meth:`VolScaledThreshold.vols` on the same history the replay's trigger sees;
-* the market rules per leg (step, minimum amount, maximum amount, minimum notional, fee).
+* the market rules per leg (step, minimum amount, maximum amount, minimum notional, fee);
+* a target path (scheduled optimised targets, :class:`TargetPath`): the bars where the
+  targets change and the new rows (:meth:`TargetPath.kernel_input`); volatility bands then
+  take the portfolio's volatility under the targets in force at each bar.
 
 Anything else raises :class:`UnsupportedRule`, naming the rule and ``--engine replay``.
 """
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, overload
@@ -35,6 +38,7 @@ from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import EPOCH, AllOf, AnyOf, Calendar, Never, Threshold, Trigger
 from rebalancer.core.vol_bands import VolScaledThreshold
 from rebalancer.data.history import FrameHistory
+from rebalancer.optimise.path import TargetPath
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -245,6 +249,8 @@ class Inputs:
     times: IntArray
     vol_ratio: FloatArray
     fee_quote: bool
+    path_bar: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    path_rows: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
 
     def args(self) -> tuple[Any, ...]:
         """(prices .. min_notional) then (band_kind .. fee_quote) around the params."""
@@ -270,6 +276,10 @@ class Inputs:
             self.vol_ratio,
             self.fee_quote,
         )
+
+    def path_args(self) -> tuple[Any, ...]:
+        """The target path (``path_bar``, ``path_rows``), last in the kernel's arguments."""
+        return (self.path_bar, self.path_rows)
 
 
 def check_strategy(strategy: Strategy, initial: Mapping[str, Decimal]) -> None:
@@ -337,10 +347,12 @@ def build_inputs(
     rules: Mapping[str, MarketRules],
     bar: timedelta,
     fee_currency: FeeCurrency = "received",
+    targets: TargetPath | None = None,
 ) -> tuple[Inputs, TriggerProgram]:
     """The kernel's inputs for ``strategy`` over ``closes`` (UTC open times, one column per
     asset); every non-quote target needs its ``rules`` (the replay's paper exchange would
-    otherwise invent them)."""
+    otherwise invent them). ``targets``: a target path (the strategy's targets until its
+    first change; see :mod:`rebalancer.optimise.path`)."""
     check_strategy(strategy, initial)
     if fee_currency not in ("received", "quote"):
         raise ConfigError(f"fee_currency must be 'received' or 'quote', got {fee_currency!r}")
@@ -369,6 +381,9 @@ def build_inputs(
     times_ns = np.asarray((index + pd.Timedelta(bar)).as_unit("ns").asi8, dtype=np.int64)
     times = _LazyTimes(index, bar)
     cal = program.calendar
+    path_bar, path_rows = np.zeros(0, dtype=np.int64), np.zeros((0, len(legs)))
+    if targets:
+        path_bar, path_rows = targets.kernel_input(times, legs, strategy.targets)
     inputs = Inputs(
         legs=tuple(legs),
         q=legs.index(quote),
@@ -385,7 +400,29 @@ def build_inputs(
         cal_mode=K.CAL_CHECK if program.first_bar else _cal_mode(cal),
         cal_next=_forever(T) if program.first_bar else _calendar_or_zeros(cal, times, times_ns),
         times=times_ns,
-        vol_ratio=vol_ratios(program.vol, closes, legs, quote, strategy.targets),
+        vol_ratio=_vol_ratios(program.vol, closes, legs, quote, strategy.targets, targets, times),
         fee_quote=fee_currency == "quote",
+        path_bar=path_bar,
+        path_rows=path_rows,
     )
     return inputs, program
+
+
+def _vol_ratios(
+    vol: VolScaledThreshold | None,
+    closes: pd.DataFrame,
+    legs: list[str],
+    quote: str,
+    start: Mapping[str, Decimal],
+    path: TargetPath | None,
+    times: Sequence[datetime],
+) -> FloatArray:
+    """:func:`vol_ratios` under the targets in force at each bar: with a target path, each
+    span of bars takes the table computed with its own targets (the portfolio's volatility
+    weighs the assets by the targets in force, as the live trigger does)."""
+    if vol is None or not path:
+        return vol_ratios(vol, closes, legs, quote, start)
+    out = np.full((len(closes), len(legs)), np.nan)
+    for lo, hi, targets in path.segments(times, legs, start):
+        out[lo:hi] = vol_ratios(vol, closes, legs, quote, targets)[lo:hi]
+    return out
