@@ -59,6 +59,7 @@ from rebalancer.core.triggers import (
     Trigger,
     TriggerContext,
 )
+from rebalancer.core.venue import REFERENCE, VenueModel
 from rebalancer.core.vol_bands import VolScaledThreshold
 from rebalancer.data.history import FrameHistory
 from rebalancer.ports import TriggerTimes
@@ -481,11 +482,12 @@ def _skip_loop(
     rules: Mapping[str, MarketRules] | None,
     maker_fee: Decimal | None = None,
     ranges: Ranges | None = None,
+    venue: VenueModel = REFERENCE,
 ) -> tuple[list[tuple[int, CycleReport]], dict[str, Decimal]]:
     assets = list(strategy.assets)
     prices = closes[assets].to_numpy(dtype=np.float64)
     quote = strategy.quote
-    exchange = paper_exchange(strategy, initial, taker_fee, slippage, rules, maker_fee)
+    exchange = paper_exchange(strategy, initial, taker_fee, slippage, rules, maker_fee, venue)
     journal, notifier = _BarJournal(), MemoryNotifier()
     # the first prices fix the default market rules, as in the bar-by-bar loop
     exchange.set_prices(_dec_row(prices[0], assets), times.at(0))
@@ -553,6 +555,7 @@ def _plain_loop(
     rules: Mapping[str, MarketRules] | None,
     maker_fee: Decimal | None = None,
     ranges: Ranges | None = None,
+    venue: VenueModel = REFERENCE,
 ) -> tuple[list[tuple[int, CycleReport]], dict[str, Decimal]]:
     cycles: list[tuple[int, CycleReport]] = []
 
@@ -571,6 +574,7 @@ def _plain_loop(
         on_bar=keep,
         maker_fee=maker_fee,
         ranges=ranges,
+        venue=venue,
     )
     return cycles, result.final_balances
 
@@ -629,6 +633,7 @@ def _run(
     fast: bool,
     maker_fee: Decimal | None = None,
     ranges: Ranges | None = None,
+    venue: VenueModel = REFERENCE,
 ) -> Run:
     times = _CloseTimes(closes.index, bar)
     kw: dict[str, Any] = {
@@ -637,6 +642,7 @@ def _run(
         "rules": rules,
         "maker_fee": maker_fee,
         "ranges": ranges,
+        "venue": venue,
     }
     if fast:
         cycles, final = _skip_loop(closes, strategy, initial, times, **kw)
@@ -756,6 +762,7 @@ def run_backtest(
     progress: Callable[[str], None] | None = None,
     maker_fee: Decimal | None = None,
     ranges: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    venue: VenueModel = REFERENCE,
 ) -> BacktestResult:
     """Backtest ``strategy`` over ``closes`` (UTC index = candle open times; one column per
     asset) with the live loop, plus the benchmarks and metrics described in the module doc.
@@ -769,6 +776,7 @@ def run_backtest(
     placed at a bar's close fills at its price and the maker fee when the next bar's range
     reaches it (one bar of waiting: optimistic on daily bars), else its rest goes at market
     or waits (:mod:`rebalancer.backtest.replay`). Without ``ranges`` no limit ever fills.
+    ``venue``: how the paper exchange fills (:mod:`rebalancer.core.venue`; the fee side).
     """
     frame = check_closes(closes, strategy)
     start = start_balances(strategy, capital, initial)
@@ -779,6 +787,7 @@ def run_backtest(
         "fast": fast,
     }
     kw["maker_fee"] = maker_fee
+    kw["venue"] = venue
     kw["ranges"] = None if ranges is None else Ranges.from_frames(*ranges, frame)
     note = progress or (lambda _msg: None)
     note("strategy")

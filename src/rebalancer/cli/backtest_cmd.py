@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pandas, numba and matplotlib are imported when a command ru
     import pandas as pd
 
     from rebalancer.backtest.engine import BacktestResult
-    from rebalancer.backtest.grid import GridResult
+    from rebalancer.backtest.grid import GridResult, Market
     from rebalancer.config import Settings
     from rebalancer.core.strategy import Strategy
     from rebalancer.data.panel import CandlePanel
@@ -414,6 +414,27 @@ def break_even_table(grid: GridResult) -> Table:
     return table
 
 
+def semantics_text(semantics: str) -> str:
+    from rebalancer.reports.research import SEMANTICS
+
+    return SEMANTICS.get(semantics, semantics)
+
+
+def _market(settings: Settings, panel: CandlePanel, strategy: Strategy) -> Market:
+    """Where the sweep's rows trade: the config's exchange (its fee side) and its market
+    rules for the strategy's assets (the shipped market list with the config's
+    ``[markets.X]`` overrides; labelled made-up rules for an asset it does not list)."""
+    from rebalancer.backtest.grid import market_rules
+    from rebalancer.core.venue import venue_model
+
+    listed = market_rules(panel.closes, strategy, venue_model(settings.exchange))
+    overridden = sorted(a for a in listed.rules if a in settings.markets)
+    source = listed.source
+    if overridden:
+        source += f"; [markets] overrides for {', '.join(overridden)}"
+    return replace(listed, rules=settings.market_rules(listed.rules), source=source)
+
+
 def sweep_command(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
@@ -441,21 +462,21 @@ def sweep_command(
         str,
         typer.Option(
             "--semantics",
-            help="reference: the compiled kernel where it applies (abs/target), the replay "
-            "otherwise; full: the bot's own replay for every combination.",
+            help="full: the bot's own rule for every row (policy, venue market rules and fee "
+            "side); reference: the plain rule of vectorbt/bt (fee from cash, no step, minimum, "
+            "min_trade or slippage), kind abs with style target only, for comparisons.",
         ),
-    ] = "reference",
+    ] = "full",
     workers: Annotated[
         int | None,
-        typer.Option("--workers", help="Processes for replay rows (default: all cores)."),
+        typer.Option("--workers", help="Processes for --engine replay (default: all cores)."),
     ] = None,
     engine: Annotated[
         str,
         typer.Option(
             "--engine",
-            help="compiled: the rows the kernel does not cover run in the compiled engine "
-            "with the bot's full semantics (proven equal to the replay); replay: the Decimal "
-            "replay of the live loop, for audits.",
+            help="compiled: the compiled engine, all cores (proven equal to the replay); "
+            "replay: the Decimal replay of the live loop, same rows, for audits.",
         ),
     ] = "compiled",
     out: OutOpt = Path("out"),
@@ -472,6 +493,13 @@ def sweep_command(
 ) -> None:
     """Sweep bands x fee rates x trigger kinds x styles; print the break-even band per fee.
 
+    Every row has the bot's full semantics: the config's policy (min_trade, slippage), the
+    market rules of the config's exchange (its shipped market list; assets it does not
+    list get labelled made-up rules) and its fee side, each combination's trigger, style
+    and fee rate. They run in the compiled engine (--engine replay: the Decimal replay,
+    same rows, for audits). --semantics reference runs the plain rule vectorbt and bt
+    implement instead (abs/target only), labelled as such; the two never share a table.
+
     Writes `sweep_report.html` (heatmaps, tables, data window and notes, engine, file hashes),
     `sweep.csv`, `break_even.csv` and heatmaps of final value, Sharpe and max drawdown
     into --out. The config gives the targets; each combination replaces its rule and style.
@@ -479,7 +507,8 @@ def sweep_command(
     Example: `rebalancer sweep --data-dir ../shared/data/binance_spot_2017_2022
     --start 2018-05-04 --bands 0.01:0.25:0.01 --fee 0,0.0005,0.001,0.0025 --json`
 
-    On a Dask cluster: add `--executor dask --scheduler tcp://HOST:8786`.
+    On a Dask cluster: add `--executor dask --scheduler tcp://HOST:8786` (full rows run
+    in the replay there).
     """
     from rebalancer.backtest.executors import make_executor
     from rebalancer.backtest.grid import run_grid
@@ -489,10 +518,11 @@ def sweep_command(
     settings = _settings(config)
     strategy = settings.strategy()
     panel = load_data(settings, data_dir, timeframe, start, end)
-    if semantics not in ("reference", "full"):
-        raise ConfigError(f"--semantics must be 'reference' or 'full', not {semantics!r}")
+    if semantics not in ("full", "reference"):
+        raise ConfigError(f"--semantics must be 'full' or 'reference', not {semantics!r}")
     if engine not in ("compiled", "replay"):
         raise ConfigError(f"--engine must be 'compiled' or 'replay', not {engine!r}")
+    market = _market(settings, panel, strategy) if semantics == "full" else None
     band_list = parse_numbers(bands, "--bands")
     fee_list = bounds.fee_rates(parse_numbers(fees, "--fee"))
     console = Console(quiet=as_json, stderr=True)
@@ -514,6 +544,7 @@ def sweep_command(
             progress=lambda n: progress.advance(task, n),
             executor=remote,
             engine=engine,  # type: ignore[arg-type]
+            market=market,
         )
     paths = write_outputs(grid, out, _window(panel))
     from rebalancer.reports.research import write_sweep_report
@@ -535,6 +566,9 @@ def sweep_command(
         "bars": len(panel.closes),
         "targets": {k: float(v) for k, v in strategy.targets.items()},
         "semantics": grid.semantics,
+        "semantics_text": semantics_text(grid.semantics),
+        "venue": grid.venue,
+        "market_rules": grid.rules_source,
         "combinations": len(grid.rows),
         "engines": grid.engines(),
         "seconds": grid.seconds,
@@ -548,6 +582,12 @@ def sweep_command(
         return
     out_console = Console()
     print_data(out_console, panel)
+    out_console.print(
+        f"Semantics: {grid.semantics} ({semantics_text(grid.semantics)}); "
+        f"venue {grid.venue}; {grid.rules_source}.",
+        highlight=False,
+        markup=False,
+    )
     out_console.print(break_even_table(grid))
     beats = int(grid.rows["beats_bh"].sum())
     out_console.print(

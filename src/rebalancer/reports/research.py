@@ -26,8 +26,10 @@ from rebalancer.reports.heatmaps import HEATMAPS
 #: a sweep report lists every combination up to this many (all are in sweep.csv)
 MAX_GRID_ROWS = 500
 SEMANTICS = {
-    "reference": "the reference rule: no minimum trade, no slippage, no market rules",
-    "full": "the bot's own loop with the config's minimum trade, slippage and market rules",
+    "reference": "REFERENCE RULE, for comparison with vectorbt/bt, not the bot's: fee from "
+    "cash, no market rules, no minimum trade, no slippage; abs band, style target",
+    "full": "the bot's own rule: the config's minimum trade, slippage and cost-aware legs, "
+    "the venue's market rules and fee side",
 }
 
 
@@ -144,6 +146,8 @@ def render_sweep(
         engines=engines,
         semantics=grid.semantics,
         semantics_text=SEMANTICS.get(grid.semantics, ""),
+        venue=grid.venue,
+        rules_source=grid.rules_source,
         executor=executor,
         seconds=f"{grid.seconds:.2f} s",
         beats=int(rows["beats_bh"].sum()),
