@@ -131,7 +131,7 @@ def test_the_walk_forward_report(
     )
     assert "<h1>Walk-forward 2024-10-01 → 2026-01-29 (486 daily bars)</h1>" in page
     assert "<h2>Result, OOS-SPAN</h2>" in page
-    assert "in-sample, the compiled kernel" in page
+    assert "the compiled engine (proven equal to the replay), full semantics" in page
     assert "<td>buy-and-hold</td>" in page
     assert "<li>a gap</li>" in page
     for digest in panel.sha256.values():

@@ -281,6 +281,7 @@ def test_walk_forward_on_real_history(tmp_path: Path, g1_config: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["objective"] == "calmar"
+    assert data["engine"] == "compiled" and data["venue"] == "binance"
     windows = data["windows"]
     # 1096 bars: 365 in-sample, then 731 out-of-sample: 6 windows of 120 and one of 11
     assert len(windows) == 7
@@ -304,6 +305,8 @@ def test_walk_forward_on_real_history(tmp_path: Path, g1_config: Path) -> None:
     ):
         assert (out / name).is_file()
     assert "Example:" in runner.invoke(app, ["walk-forward", "--help"]).output
+    refused = runner.invoke(app, ["walk-forward", "--engine", "fast", "--out", str(out)])
+    assert refused.exit_code != 0 and "--engine must be 'compiled' or 'replay'" in refused.output
 
 
 def test_backtest_limit_fills_from_finer_candles(tmp_path: Path) -> None:

@@ -649,14 +649,24 @@ def walk_forward_command(
             "the band its base), cost (threshold with cost-aware legs).",
         ),
     ] = "abs",
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="compiled: the compiled engine chooses and scores (proven equal to the "
+            "replay); replay: the Decimal replay of the live loop does both, for audits.",
+        ),
+    ] = "compiled",
     out: OutOpt = Path("out"),
     as_json: JsonOpt = False,
 ) -> None:
     """Choose the band in-sample, trade it out-of-sample, and compare with hindsight.
 
     Rolling (or --anchored) windows; the band of the --kind rule with the best --objective
-    on the in-sample bars (compiled kernel for abs, the bot's own loop for vol and cost) is
-    traded by the bot's own loop on the next out-of-sample bars, one continuous account.
+    on the in-sample bars is traded on the next out-of-sample bars, one continuous account.
+    Choice, out-of-sample scores, hindsight and buy-and-hold have the bot's full semantics
+    (the config's policy, its exchange's market rules and fee side) and run in one engine:
+    the compiled engine, or --engine replay (the Decimal replay, for audits).
     Prints the choice per window and the stitched result against the best fixed band in
     hindsight and buy-and-hold; writes `walk_forward_report.html` (chart, tables, data window
     and notes, engine, file hashes), `walk_forward.csv`, `hindsight.csv` and
@@ -675,6 +685,9 @@ def walk_forward_command(
     panel = load_data(settings, data_dir, timeframe, start, end)
     bar = _bar(panel)
     taker = settings.fees.taker if fee is None else _decimal(fee, "--fee")
+    if engine not in ("compiled", "replay"):
+        raise ConfigError(f"--engine must be 'compiled' or 'replay', not {engine!r}")
+    market = _market(settings, panel, strategy)
     console = Console(quiet=as_json, stderr=True)
     with _progress(console, "walk-forward") as progress:
         task = progress.add_task("walk-forward", total=None)
@@ -691,6 +704,8 @@ def walk_forward_command(
             objective=objective,
             capital=_decimal(capital, "--capital"),
             progress=lambda done, total: progress.update(task, completed=done, total=total),
+            engine=engine,
+            market=market,
         )
     out.mkdir(parents=True, exist_ok=True)
     paths = {"windows": out / "walk_forward.csv", "hindsight": out / "hindsight.csv"}
@@ -722,6 +737,8 @@ def walk_forward_command(
         anchored=anchored,
     )
     data = result.summary()
+    data["venue"] = market.venue.name
+    data["market_rules"] = market.source
     data["files"] = {k: str(v) for k, v in paths.items()}
     data["data"] = {
         "start": panel.start.isoformat(),  # first and last candle (open times) really used
@@ -735,6 +752,12 @@ def walk_forward_command(
         return
     out_console = Console()
     print_data(out_console, panel)
+    out_console.print(
+        f"Engine: {result.engine}, full semantics (choice and scores alike); venue "
+        f"{market.venue.name}; {market.source}.",
+        highlight=False,
+        markup=False,
+    )
     table = Table(title=f"Walk-forward by {objective} ({'anchored' if anchored else 'rolling'})")
     for col in ("test window", "band", f"in-sample {objective}", f"OOS {objective}", "OOS return"):
         table.add_column(col, justify="right")

@@ -179,9 +179,8 @@ def write_sweep_report(
 # -- walk-forward ------------------------------------------------------------------------------
 
 ENGINE = {
-    "abs": "in-sample, the compiled kernel (reference rule)",
-    "vol": "in-sample, the bot's own loop",
-    "cost": "in-sample, the bot's own loop",
+    "compiled": "the compiled engine (proven equal to the replay)",
+    "replay": "the Decimal replay of the live loop",
 }
 
 
@@ -272,10 +271,10 @@ def render_walk_forward(
     test: str,
     anchored: bool,
 ) -> str:
-    chooser = ENGINE.get(result.kind, "in-sample, the bot's own loop")
     engine = (
-        f"{chooser}; out-of-sample, every fixed band in hindsight and buy-and-hold, the "
-        "bot's own loop (the backtest engine)"
+        f"{ENGINE.get(result.engine, result.engine)}, full semantics (the bot's own rule) for "
+        "the in-sample choice, the out-of-sample scores, every fixed band in hindsight and "
+        "buy-and-hold alike"
     )
     return templates.render(
         "walk_forward.html",
