@@ -15,6 +15,7 @@ import pytest
 from rebalancer.adapters.market_list import shipped
 from rebalancer.backtest.engine import FirstBar, run_backtest
 from rebalancer.backtest.grid import (
+    STYLES,
     Combo,
     break_even,
     combos,
@@ -289,7 +290,13 @@ def test_vol_and_cost_kinds_are_the_smarter_rules_run_in_full(closes: pd.DataFra
 
 def test_vol_kind_has_no_band_edge_and_the_kernels_keep_no_lots(closes: pd.DataFrame) -> None:
     with pytest.raises(ConfigError, match="vol has no band_edge"):
-        combos([0.05], [0.001], ["vol"], ["target", "band_edge"])
+        combos([0.05], [0.001], ["vol"], ["band_edge"])
+    # with other kinds or styles, the (vol, band_edge) pair is left out, and said so
+    pairs = {(c.kind, c.style) for c in combos([0.05], [0.001], ["abs", "vol"], STYLES)}
+    assert pairs == {("abs", "target"), ("abs", "band_edge"), ("vol", "target")}
+    both = run_grid(closes, _strategy(), bands=[0.05], fee_rates=[0.001], kinds=["abs", "vol"],
+                    styles=list(STYLES), bar=DAY)
+    assert len(both.rows) == 3 and "vol runs with style target only" in both.notes[0]
     grid = run_grid(closes, _strategy(), bands=[0.05], fee_rates=[0.001], bar=DAY)
     assert grid.engines() == {"compiled": 1}
     assert math.isnan(grid.rows["realised_gain_fifo"].iloc[0])

@@ -162,6 +162,7 @@ class GridResult:
     seconds: float
     venue: str = "reference"
     rules_source: str = ""
+    notes: tuple[str, ...] = ()
 
     def engines(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.rows["engine"].value_counts().items()}
@@ -170,7 +171,8 @@ class GridResult:
 def combos(
     bands: Sequence[float], fee_rates: Sequence[float], kinds: Sequence[str], styles: Sequence[str]
 ) -> list[Combo]:
-    """Every combination, checked (bands > 0, fees in [0, 1), known kinds and styles)."""
+    """Every combination, checked (bands > 0, fees in [0, 1), known kinds and styles).
+    Kind ``vol`` has no ``band_edge`` style: that pair is left out (:func:`grid_notes`)."""
     bad_kinds = [k for k in kinds if k not in KINDS]
     bad_styles = [s for s in styles if s not in STYLES]
     if bad_kinds or bad_styles:
@@ -178,10 +180,10 @@ def combos(
             f"unknown kinds {bad_kinds} / styles {bad_styles}: kinds are {', '.join(KINDS)}, "
             f"styles {', '.join(STYLES)}"
         )
-    if "vol" in kinds and "band_edge" in styles:
+    if list(kinds) == ["vol"] and list(styles) == ["band_edge"]:
         raise ConfigError(
             "kind vol has no band_edge style (its band moves with the volatility between the "
-            "decision and the trade): sweep vol with --styles target, band_edge in another run"
+            "decision and the trade): sweep vol with --styles target"
         )
     if not bands or any(not (math.isfinite(b) and b > 0) for b in bands):
         raise ConfigError(f"bands must be numbers > 0 (0.05 = 5 points), got {list(bands)}")
@@ -191,6 +193,7 @@ def combos(
         Combo(k, s, float(b), float(f))
         for k in kinds
         for s in styles
+        if (k, s) != ("vol", "band_edge")
         for f in fee_rates
         for b in sorted(set(bands))
     ]
@@ -375,6 +378,16 @@ def _run_kernel(
     return out
 
 
+def grid_notes(kinds: Sequence[str], styles: Sequence[str]) -> list[str]:
+    """What the grid leaves out of the asked kinds x styles, for the outputs."""
+    if "vol" in kinds and "band_edge" in styles:
+        return [
+            "kind vol has no band_edge style (its band moves with the volatility between the "
+            "decision and the trade): vol runs with style target only"
+        ]
+    return []
+
+
 def _check_reference(kinds: Sequence[str], styles: Sequence[str], engine: str) -> None:
     """The reference semantics run only what the reference kernel implements."""
     other = [k for k in kinds if k != "abs"] + [s for s in styles if s != "target"]
@@ -488,7 +501,13 @@ def run_grid(
     venue_text = "reference rule" if market is None else market.venue.name
     source = "none (the reference rule has no market rules)" if market is None else market.source
     return GridResult(
-        table, break_even(table), semantics, seconds, venue=venue_text, rules_source=source
+        table,
+        break_even(table),
+        semantics,
+        seconds,
+        venue=venue_text,
+        rules_source=source,
+        notes=tuple(grid_notes(kinds, styles)),
     )
 
 

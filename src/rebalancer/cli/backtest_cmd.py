@@ -569,6 +569,7 @@ def sweep_command(
         "semantics_text": semantics_text(grid.semantics),
         "venue": grid.venue,
         "market_rules": grid.rules_source,
+        "notes": list(grid.notes),
         "combinations": len(grid.rows),
         "engines": grid.engines(),
         "seconds": grid.seconds,
@@ -588,6 +589,8 @@ def sweep_command(
         highlight=False,
         markup=False,
     )
+    for note in grid.notes:
+        out_console.print(f"Note: {note}.", highlight=False, markup=False)
     out_console.print(break_even_table(grid))
     beats = int(grid.rows["beats_bh"].sum())
     out_console.print(

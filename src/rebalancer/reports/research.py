@@ -148,6 +148,7 @@ def render_sweep(
         semantics_text=SEMANTICS.get(grid.semantics, ""),
         venue=grid.venue,
         rules_source=grid.rules_source,
+        notes=grid.notes,
         executor=executor,
         seconds=f"{grid.seconds:.2f} s",
         beats=int(rows["beats_bh"].sum()),
