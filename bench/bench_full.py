@@ -1,24 +1,32 @@
-"""The compiled full-semantics engine against the reference kernel and the replay.
+"""The sweep's compiled full-semantics rows against the reference kernel and the replay.
 
 Per grid (G2 hourly ten assets, G3 5-minute eight assets, see ``bench/common.py``) and per
-trigger kind and style: 100 combinations (25 bands x 4 fee rates, fee in the asset received,
-Binance-like step and minimum notional from each asset's first price, ``min_trade`` 10
-USDT) through :func:`rebalancer.backtest.compiled.engine.run_many`; the reference kernel
-(:func:`rebalancer.backtest.sweep.sweep`, reference semantics, absolute band) on the same
-100 combinations; one compiled run with its trade log; and (``--replay``) one combination
-of the replay (``rebalancer.backtest.engine.run_backtest(..., engine="replay")``),
-extrapolated x 100. Times are the best of ``--repeat`` runs after a warm-up; peak RSS is
-the process's (data included), measured in a fresh process per grid.
+trigger kind and style of ``rebalancer sweep`` (abs, rel, hybrid, vol, cost x target,
+band_edge; vol has no band_edge) plus a daily calendar: 100 combinations (25 bands x 4 fee
+rates) through :func:`rebalancer.backtest.compiled.grid_rows.compiled_rows` -- the rows
+``sweep`` prints, with the full semantics: Binance's shipped market list (made-up labelled
+rules for assets it does not list), fee in the asset received, ``min_trade`` 10 USDT --
+against the reference kernel (:func:`rebalancer.backtest.sweep.sweep`, reference semantics,
+absolute band, the only rule it has) on the same 100 combinations and cores; one compiled
+run with its trade log; and (``--replay``) the Decimal replay
+(:func:`rebalancer.backtest.grid.replay_one`) of the 5 % band at fee 0.1 %, extrapolated
+x 100 (labelled: a lower bound, small bands trade more often). Times are the best of
+``--repeat`` runs after a warm-up; peak RSS is the process's (data included), measured in a
+fresh process per grid, before the replays and after them. ``--cli`` also times the issue's
+command line on G2 (wall, CPU, peak RSS, the load average around it).
 
-    PYTHONPATH=src .venv/bin/python bench/bench_full.py --grids G2,G3 [--replay]
+    PYTHONPATH=src .venv/bin/python bench/bench_full.py --grids G2,G3 [--replay] [--cli]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -29,17 +37,22 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BANDS, CAPITAL, FEES, GRIDS, load, peak_rss_mb
+from common import BANDS, CAPITAL, DATA, FEES, GRIDS, load, peak_rss_mb
 
-KINDS = (
+#: the sweep's kinds and styles, then a calendar rule (daily) as a reference point
+ROWS = (
     ("abs", "target"),
     ("abs", "band_edge"),
     ("rel", "target"),
+    ("rel", "band_edge"),
+    ("hybrid", "target"),
     ("hybrid", "band_edge"),
-    ("calendar", "target"),
     ("vol", "target"),
     ("cost", "target"),
+    ("cost", "band_edge"),
+    ("calendar", "target"),
 )
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -51,55 +64,49 @@ def _best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return min(times), out
 
 
-def _strategy(kind: str, style: str, assets: tuple[str, ...]) -> Any:
-    from rebalancer.core.cron import Cron
+def _strategy(assets: tuple[str, ...]) -> Any:
     from rebalancer.core.planner import PlanPolicy
     from rebalancer.core.strategy import Strategy
-    from rebalancer.core.triggers import Calendar, Threshold, Trigger, hybrid
-    from rebalancer.core.vol_bands import VolScaledThreshold
+    from rebalancer.core.triggers import Threshold
 
     n = len(assets)
     w = (Decimal(1) / Decimal(n + 1)).quantize(Decimal("1e-12"))
     targets = {a: w for a in assets} | {"USDT": Decimal(1) - w * n}
-    trigger: Trigger = Threshold(Decimal("0.05"))
-    if kind == "rel":
-        trigger = Threshold(None, Decimal("0.5"))
-    elif kind == "hybrid":
-        trigger = hybrid(Calendar(cron=Cron.parse("0 */4 * * *")), Threshold(Decimal("0.05")))
-    elif kind == "calendar":
-        trigger = Calendar(timedelta(days=1))
-    elif kind == "vol":
-        trigger = VolScaledThreshold(half_life=24, base_band=Decimal("0.05"), reference_vol=0.01)
-    policy = PlanPolicy(style=style, cost_aware=kind == "cost")  # type: ignore[arg-type]
-    return Strategy("USDT", targets, trigger, policy)
+    return Strategy("USDT", targets, Threshold(Decimal("0.05")), PlanPolicy(min_trade=Decimal(10)))
 
 
-def _rules(closes: Any) -> dict[str, Any]:
-    from rebalancer.core.model import MarketRules
+def _calendar_rows(closes: Any, strategy: Any, bar: timedelta, market: Any) -> Any:
+    """100 daily-calendar combinations (the fee rates x 25 copies) through run_many."""
+    from rebalancer.backtest.compiled import kernel as K
+    from rebalancer.backtest.compiled.engine import run_many
+    from rebalancer.backtest.compiled.program import build_inputs, params_row
+    from rebalancer.core.triggers import Calendar
 
-    out = {}
-    for a in closes.columns:
-        exp = (Decimal(1) / Decimal(repr(float(closes[a].iloc[0])))).adjusted()
-        step = Decimal(1).scaleb(exp)
-        out[str(a)] = MarketRules(
-            f"{a}/USDT", str(a), "USDT", step, step, Decimal(5), None, Decimal("0.001")
-        )
-    return out
+    s = strategy.__class__(
+        strategy.quote, strategy.targets, Calendar(timedelta(days=1)), strategy.policy
+    )
+    inputs, program = build_inputs(
+        closes, s, {"USDT": Decimal(int(CAPITAL))}, market.rules, bar, market.fee_currency
+    )
+    params = np.tile(params_row(s, program), (len(BANDS) * len(FEES), 1))
+    params[:, K.P_FEE_SCALE] = np.tile(np.array(FEES), len(BANDS))
+    return lambda: run_many(inputs, params)
 
 
 def measure(grid_name: str, repeat: int, replay: bool) -> dict[str, Any]:
-    from rebalancer.backtest.compiled import kernel as K
-    from rebalancer.backtest.compiled.engine import run, run_many
-    from rebalancer.backtest.compiled.program import build_inputs, params_row
-    from rebalancer.backtest.engine import run_backtest
-    from rebalancer.backtest.replay import decimal_rows, holdings_from_weights
+    from rebalancer.backtest.compiled.engine import run
+    from rebalancer.backtest.compiled.grid_rows import compiled_rows
+    from rebalancer.backtest.grid import Combo, combo_strategy, market_rules, replay_one
     from rebalancer.backtest.sweep import sweep
+    from rebalancer.core.venue import BINANCE
 
     grid = GRIDS[grid_name]
     panel = load(grid)
     closes = panel.closes
     bar = timedelta(seconds=panel.step_seconds)
-    rules = _rules(closes)
+    strategy = _strategy(grid.assets)
+    market = market_rules(closes, strategy, BINANCE)
+    capital = Decimal(int(CAPITAL))
     bands = np.repeat(np.array(BANDS), len(FEES))
     fees = np.tile(np.array(FEES), len(BANDS))
     sweep(panel.prices[:3], panel.targets, [0.05], [0.0])  # compile / load the cache
@@ -107,53 +114,108 @@ def measure(grid_name: str, repeat: int, replay: bool) -> dict[str, Any]:
         lambda: sweep(panel.prices, panel.targets, bands, fees, capital=CAPITAL), repeat
     )
     rows: list[dict[str, Any]] = []
-    for kind, style in KINDS:
-        strategy = _strategy(kind, style, grid.assets)
-        first = decimal_rows(closes.iloc[:1])[0]
-        initial = holdings_from_weights(strategy.targets, first, Decimal(int(CAPITAL)), "USDT")
-        t0 = time.perf_counter()
-        inputs, program = build_inputs(closes, strategy, initial, rules, bar)
-        prep_s = time.perf_counter() - t0
-        base = params_row(strategy, program)
-        params = np.tile(base, (len(bands), 1))
-        column = {"rel": K.P_BAND_REL, "vol": K.P_VOL_BASE}.get(kind, K.P_BAND_ABS)
-        params[:, column] = bands * (10 if kind == "rel" else 1)
-        params[:, K.P_FEE_SCALE] = fees / 0.001
-        run_many(inputs, params[:2])  # compile / load the cache
-        full_s, stats = _best(lambda: run_many(inputs, params), repeat)  # noqa: B023
-        one_s, res = _best(
-            lambda: run(closes, strategy, initial, rules=rules, bar=bar),  # noqa: B023
-            repeat,
-        )
-        row = {
+    for kind, style in ROWS:
+        if kind == "calendar":
+            fn = _calendar_rows(closes, strategy, bar, market)
+            one_combo = None
+        else:
+            pairs = zip(bands, fees, strict=True)
+            todo = [Combo(kind, style, float(b), float(f)) for b, f in pairs]
+            fn = lambda todo=todo: compiled_rows(  # noqa: E731
+                todo, closes, strategy, capital, bar, market, lambda _n: None
+            )
+            one_combo = Combo(kind, style, 0.05, 0.001)
+        fn()  # compile / load the cache
+        full_s, _ = _best(fn, repeat)
+        row: dict[str, Any] = {
             "kind": kind,
             "style": style,
             "combos": len(bands),
-            "prepare_s": prep_s,
             "full_100_s": full_s,
             "reference_100_s": ref_s,
             "ratio_vs_reference": full_s / ref_s,
-            "one_with_log_s": one_s,
-            "one_orders": len(res.orders),
-            "one_final_value": res.final_value,
-            "median_rebalances": float(np.median(stats[:, K.N_FIRED])),
         }
-        if replay:
-            t0 = time.perf_counter()
-            run_backtest(
-                closes, strategy, initial=initial, taker_fee=Decimal("0.001"), bar=bar,
-                rules=rules, benchmarks=False, engine="replay",
+        if one_combo is not None:
+            one = combo_strategy(one_combo, strategy)
+            one_s, res = _best(
+                lambda one=one: run(
+                    closes, one, {"USDT": capital}, rules=market.at_fee(Decimal("0.001")),
+                    bar=bar, fee_currency=market.fee_currency,
+                ),
+                repeat,
             )
-            row["replay_one_s"] = time.perf_counter() - t0
-            row["replay_100_s_extrapolated"] = 100 * row["replay_one_s"]
+            row |= {"one_with_log_s": one_s, "one_orders": len(res.orders)}
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
+    compiled_rss = peak_rss_mb()  # before any replay (the replay keeps every cycle)
+    for row in rows if replay else []:
+        if row["kind"] == "calendar":
+            continue
+        t0 = time.perf_counter()
+        one_combo = Combo(row["kind"], row["style"], 0.05, 0.001)
+        replay_one(one_combo, closes, strategy, capital, bar, market)
+        row["replay_one_s"] = time.perf_counter() - t0
+        row["replay_100_s_extrapolated"] = 100 * row["replay_one_s"]
     return {
+        "peak_rss_mb_compiled": compiled_rss,
         "grid": grid_name,
         "bars": int(panel.prices.shape[0]),
         "assets": int(panel.prices.shape[1]),
+        "market_rules": market.source,
         "rows": rows,
         "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+G2_CONFIG = """exchange = "binance"
+quote = "USDT"
+[targets]
+BTC = 0.09
+ETH = 0.09
+BNB = 0.09
+ADA = 0.09
+XRP = 0.09
+DOGE = 0.09
+LTC = 0.09
+TRX = 0.09
+LINK = 0.09
+MATIC = 0.09
+USDT = 0.10
+"""
+
+
+def cli_g2() -> dict[str, Any]:
+    """``rebalancer sweep --kinds abs,rel,hybrid,vol,cost --styles target,band_edge`` with
+    ten bands on G2 from the command line: wall time, CPU time and peak RSS of the process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "g2.toml"
+        config.write_text(G2_CONFIG)
+        cmd = [
+            sys.executable, "-m", "rebalancer.cli.app", "sweep", "-c", str(config),
+            "--data-dir", str(DATA / "binance_spot_2017_2022"), "--timeframe", "1h",
+            "--start", "2019-07-05", "--end", "2022-10-11 23:00",
+            "--kinds", "abs,rel,hybrid,vol,cost", "--styles", "target,band_edge",
+            "--bands", "0.01:0.10:0.01", "--out", str(Path(tmp) / "out"), "--json",
+        ]
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        load_before = os.getloadavg()[0]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        data = json.loads(proc.stdout)
+    return {
+        "command": "rebalancer sweep --kinds abs,rel,hybrid,vol,cost --styles "
+        "target,band_edge --bands 0.01:0.10:0.01 (G2)",
+        "rows": data["combinations"],
+        "engines": data["engines"],
+        "wall_s": wall,
+        "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        "grid_s": data["seconds"],
+        "peak_rss_mb": after.ru_maxrss / 1024,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg()[0],
     }
 
 
@@ -162,32 +224,44 @@ def main() -> None:
     ap.add_argument("--grids", default="G2,G3")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--replay", action="store_true", help="also time one replay per row")
+    ap.add_argument("--cli", action="store_true", help="also time the sweep CLI on G2")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "full.json"))
     a = ap.parse_args()
     if a.worker:
         print(json.dumps(measure(a.worker, a.repeat, a.replay)))
         return
-    results = []
+    results: dict[str, Any] = {"load_average_start": os.getloadavg()[0], "grids": []}
+    if a.cli:  # first: the children's peak RSS is then the CLI's
+        results["cli"] = cli_g2()
     for g in a.grids.split(","):
         cmd = [sys.executable, __file__, "--worker", g, "--repeat", str(a.repeat)]
         if a.replay:
             cmd.append("--replay")
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        results["grids"].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    results["load_average_end"] = os.getloadavg()[0]
     Path(a.out).write_text(json.dumps(results, indent=1))
-    for r in results:
+    print(f"load average {results['load_average_start']:.1f} -> {results['load_average_end']:.1f}")
+    for r in results["grids"]:
         print(f"{r['grid']}: {r['bars']} bars x {r['assets']} assets, peak RSS "
-              f"{r['peak_rss_mb']:.0f} MB")
+              f"{r['peak_rss_mb_compiled']:.0f} MB compiled, {r['peak_rss_mb']:.0f} MB with "
+              f"the replays; {r['market_rules']}")
         for row in r["rows"]:
             rep = row.get("replay_100_s_extrapolated")
+            one = row.get("one_with_log_s")
             print(
                 f"  {row['kind']:8} {row['style']:9} full 100: {row['full_100_s'] * 1e3:8.1f} ms"
                 f"  reference 100: {row['reference_100_s'] * 1e3:6.1f} ms"
-                f"  ratio {row['ratio_vs_reference']:5.2f}  one+log {row['one_with_log_s']:.3f} s"
-                f"  prep {row['prepare_s']:.2f} s"
-                + (f"  replay x100 ~{rep:.0f} s" if rep else "")
+                f"  ratio {row['ratio_vs_reference']:5.2f}"
+                + (f"  one+log {one:.3f} s" if one is not None else "")
+                + (f"  replay x100 ~{rep:.0f} s (extrapolated)" if rep else "")
             )
+    if "cli" in results:
+        c = results["cli"]
+        print(f"CLI: {c['command']}: {c['rows']} rows, wall {c['wall_s']:.1f} s, CPU "
+              f"{c['cpu_s']:.1f} s, grid {c['grid_s']:.1f} s, peak RSS {c['peak_rss_mb']:.0f} "
+              f"MB, load {c['load_average_before']:.1f} -> {c['load_average_after']:.1f}")
 
 
 if __name__ == "__main__":

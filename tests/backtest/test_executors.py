@@ -73,15 +73,21 @@ def test_dask_sweep_equals_the_local_one(cluster: Any, closes: pd.DataFrame) -> 
     with DaskExecutor(cluster.scheduler_address, kernel_chunk=16, replay_chunk=8) as ex:
         assert ex.workers() == 2
         remote = run_grid(closes, _strategy(), executor=ex, progress=done.append, **kwargs)
-        # the closes, strategy, capital, bar, semantics once for the replay rows, the
-        # prices, targets, capital, bar, calendar span once for the kernel rows: never once
+        # the closes, strategy, capital, bar, market once for the replay rows: never once
         # per chunk
+        assert ex.scattered == 5
+        reference = {**kwargs, "kinds": ("abs",), "styles": ("target",)}
+        ref_remote = run_grid(closes, _strategy(), executor=ex, semantics="reference", **reference)
+        # the prices, targets, capital, bar, calendar span once for the kernel rows
         assert ex.scattered == 10
-    assert remote.engines() == local.engines() == {"kernel": 100, "replay": 300}
+    assert remote.engines() == local.engines() == {"replay": 400}
     pd.testing.assert_frame_equal(remote.rows, local.rows, check_exact=True)
     pd.testing.assert_frame_equal(remote.break_even, local.break_even, check_exact=True)
-    # chunks: 104 kernel rows (100 + 4 buy-and-hold) by 16, 304 replay rows by 8
-    assert sum(done) == 408 and len(done) == 7 + 38
+    # chunks: 404 replay rows (400 + 4 buy-and-hold) by 8
+    assert sum(done) == 404 and len(done) == 51
+    ref_local = run_grid(closes, _strategy(), semantics="reference", **reference)
+    assert ref_remote.engines() == {"reference": 100}
+    pd.testing.assert_frame_equal(ref_remote.rows, ref_local.rows, check_exact=True)
 
 
 def test_cli_sweep_on_a_dask_scheduler(cluster: Any, tmp_path: Path) -> None:
@@ -90,7 +96,9 @@ def test_cli_sweep_on_a_dask_scheduler(cluster: Any, tmp_path: Path) -> None:
     base = ["sweep", "-c", str(cfg), "--data-dir", str(DATA), "--start", "2019-01-01"]
     base += ["--bands", "0.02:0.2:0.02", "--fee", "0,0.001", "--json"]
     t0 = time.perf_counter()
-    local = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "local")])
+    local = CliRunner().invoke(
+        app, [*base, "--engine", "replay", "--workers", "1", "--out", str(tmp_path / "local")]
+    )
     t1 = time.perf_counter()
     remote = CliRunner().invoke(
         app,
@@ -109,7 +117,7 @@ def test_cli_sweep_on_a_dask_scheduler(cluster: Any, tmp_path: Path) -> None:
     assert remote.exit_code == 0, remote.output
     a, b = json.loads(local.stdout), json.loads(remote.stdout)
     assert a["executor"] == "local" and b["executor"] == f"dask {cluster.scheduler_address}"
-    assert a["rows"] == b["rows"] and len(b["rows"]) == 20
+    assert a["rows"] == b["rows"] and len(b["rows"]) == 20  # the replay's rows, both
     assert a["break_even"] == b["break_even"]
     sys.stderr.write(f"sweep local {t1 - t0:.2f} s, dask {t2 - t1:.2f} s\n")
 

@@ -104,7 +104,8 @@ def test_the_sweep_report(grid: GridResult, panel: CandlePanel, strategy: Strate
     )
     assert "<h1>Sweep 2024-10-01 → 2026-01-29 (486 daily bars)</h1>" in page
     assert len(re.findall(r'src="data:image/png;base64,', page)) == 2
-    assert "Engine: kernel 6, reference semantics" in page
+    assert "Semantics: <b>full</b> (the bot&#39;s own rule" in page
+    assert "Engine: compiled 6; venue reference;" in page
     assert "<li>a gap</li>" in page  # the data notes
     for digest in panel.sha256.values():
         assert f"<code>{digest}</code>" in page
@@ -130,7 +131,7 @@ def test_the_walk_forward_report(
     )
     assert "<h1>Walk-forward 2024-10-01 → 2026-01-29 (486 daily bars)</h1>" in page
     assert "<h2>Result, OOS-SPAN</h2>" in page
-    assert "in-sample, the compiled kernel" in page
+    assert "the compiled engine (proven equal to the replay), full semantics" in page
     assert "<td>buy-and-hold</td>" in page
     assert "<li>a gap</li>" in page
     for digest in panel.sha256.values():

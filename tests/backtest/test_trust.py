@@ -311,6 +311,7 @@ def test_a_sweeps_rows_run_through_the_runner_give_the_sweeps_premiums() -> None
         fee_rates=[0.001, 0.0025],
         capital=Decimal(1000),
         bar=timedelta(days=1),
+        semantics="reference",  # the trust runner's kernel
     )
     rules = rules_from_rows(grid.rows)
     stats = KernelRunner([0.45, 0.45], rules, capital=1000).stats(prices)

@@ -10,15 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rebalancer.backtest.engine import run_backtest
-from rebalancer.backtest.grid import Combo
-from rebalancer.backtest.metrics import run_metrics
-from rebalancer.backtest.reference import simulate
-from rebalancer.backtest.walk_forward import Window, walk_forward, windows
+from rebalancer.backtest.engine import BacktestResult, run_backtest
+from rebalancer.backtest.grid import Combo, Market, combo_strategy, market_rules
+from rebalancer.backtest.walk_forward import Window, _compiled, walk_forward, windows
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.planner import PlanPolicy
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import Threshold
+from rebalancer.core.venue import KRAKEN
 from rebalancer.data.panel import load_panel
 
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
@@ -45,57 +44,124 @@ def closes() -> pd.DataFrame:
     return panel.closes
 
 
-def test_walk_forward_on_real_history(closes: pd.DataFrame) -> None:
+def _alone(
+    frame: pd.DataFrame, strategy: Strategy, combo: Combo, market: Market, **start: object
+) -> BacktestResult:
+    """``combo`` run alone by the replay in ``market`` (what a walk-forward run must equal)."""
+    fee = D(repr(combo.fee_rate))
+    return run_backtest(
+        frame,
+        Strategy("USDT", TARGETS, combo.trigger(), combo.policy(strategy.policy)),
+        taker_fee=fee,
+        slippage=strategy.policy.slippage,
+        bar=DAY,
+        rules=market.at_fee(fee),
+        benchmarks=False,
+        venue=market.venue,
+        **start,  # type: ignore[arg-type]
+    )
+
+
+def test_walk_forward_replay_chooses_and_scores_with_the_same_engine(
+    closes: pd.DataFrame,
+) -> None:
+    """--engine replay: the in-sample choice is the best of the bands run alone by the
+    replay (full semantics, the same market), and each out-of-sample window is that band
+    run alone from the holdings the previous window ended with."""
+    for kind in ("abs", "vol"):
+        _check_replayed_walk(closes, kind)
+
+
+def _check_replayed_walk(closes: pd.DataFrame, kind: str) -> None:
     strategy = Strategy("USDT", TARGETS, Threshold(), PlanPolicy(min_trade=D(10)))
     fee = D("0.001")
-    res = walk_forward(closes, strategy, bands=BANDS, fee_rate=fee, train=365, test=120, bar=DAY)
+    market = market_rules(closes, strategy)
+    res = walk_forward(
+        closes, strategy, kind=kind, bands=BANDS, fee_rate=fee, train=365, test=120, bar=DAY,
+        engine="replay",
+    )
+    assert res.summary()["kind"] == kind and res.summary()["engine"] == "replay"
     wins = windows(len(closes), 365, 120, anchored=False)
     assert len(res.windows) == len(wins)
     assert len(res.equity) == sum(w.test[1] - w.test[0] for w in wins)
-    prices = closes.to_numpy()
-    targets = np.array([0.3, 0.3, 0.3])
-    for w, row in zip(wins, res.windows.to_dict("records"), strict=True):
-        # the chosen band is the in-sample Sharpe maximiser of the reference rule
+    for w, row in zip(wins[:2], res.windows.to_dict("records"), strict=False):
         a, b = w.train
         scores = [
-            run_metrics(
-                simulate(prices[a:b], targets, capital=10000.0, fee_rate=0.001, band_abs=band),
-                DAY,
-                10000.0,
-            ).sharpe
+            _alone(closes.iloc[a:b], strategy, Combo(kind, "target", band, 0.001), market,
+                   capital=D(10000)).run.metrics.sharpe
             for band in BANDS
         ]
         assert row["band"] == BANDS[int(np.argmax(scores))]
-        assert row["in_sample_sharpe"] == pytest.approx(max(scores), rel=1e-9)
+        assert row["in_sample_sharpe"] == max(scores)
     # the second window continues the first one's account: no fresh purchase from cash
-    first = run_backtest(
-        closes.iloc[wins[0].test[0] : wins[0].test[1]],
-        Strategy(
-            "USDT", TARGETS, Threshold(D(repr(float(res.windows["band"][0])))), strategy.policy
-        ),
-        capital=D(10000),
-        taker_fee=fee,
-        bar=DAY,
-        benchmarks=False,
+    (c0, d0), (c1, d1) = wins[0].test, wins[1].test
+    rule = [Combo(kind, "target", float(band), 0.001) for band in res.windows["band"][:2]]
+    first = _alone(closes.iloc[c0:d0], strategy, rule[0], market, capital=D(10000))
+    np.testing.assert_array_equal(res.equity.to_numpy()[: d0 - c0], first.run.equity)
+    second = _alone(
+        closes.iloc[c1:d1], strategy, rule[1], market, initial=first.run.final_balances
     )
-    n0 = wins[0].test[1] - wins[0].test[0]
-    np.testing.assert_array_equal(res.equity.to_numpy()[:n0], first.run.equity)
-    second = run_backtest(
-        closes.iloc[wins[1].test[0] : wins[1].test[1]],
-        Strategy(
-            "USDT", TARGETS, Threshold(D(repr(float(res.windows["band"][1])))), strategy.policy
-        ),
-        initial=first.run.final_balances,
-        taker_fee=fee,
-        bar=DAY,
-        benchmarks=False,
+    np.testing.assert_array_equal(
+        res.equity.to_numpy()[d0 - c0 : d0 - c0 + d1 - c1], second.run.equity
     )
-    n1 = wins[1].test[1] - wins[1].test[0]
-    np.testing.assert_array_equal(res.equity.to_numpy()[n0 : n0 + n1], second.run.equity)
     # hindsight: every band, best first by the objective
     assert sorted(res.hindsight["band"]) == BANDS
     assert res.hindsight["score"].is_monotonic_decreasing
     assert res.summary()["walk_forward"]["final_value"] == pytest.approx(res.equity.iloc[-1])
+
+
+def test_compiled_walk_forward_equals_the_replayed_one(closes: pd.DataFrame) -> None:
+    """The default engine makes the same choices and scores as the replay: bands exactly,
+    scores, the stitched equity, hindsight and buy-and-hold within 1e-9."""
+    for kind in ("abs", "vol", "cost"):
+        _check_engines_agree(closes, kind)
+
+
+def _check_engines_agree(closes: pd.DataFrame, kind: str) -> None:
+    policy = PlanPolicy(min_trade=D(10), slippage=D("0.001"))
+    strategy = Strategy("USDT", TARGETS, Threshold(), policy)
+    kw = {"kind": kind, "bands": BANDS, "fee_rate": D("0.001"), "train": 365, "test": 120,
+          "bar": DAY}
+    fast = walk_forward(closes, strategy, **kw)  # type: ignore[arg-type]
+    slow = walk_forward(closes, strategy, engine="replay", **kw)  # type: ignore[arg-type]
+    assert fast.engine == "compiled"
+    assert list(fast.windows["band"]) == list(slow.windows["band"])
+    assert list(fast.windows["rebalances"]) == list(slow.windows["rebalances"])
+    for col in ("in_sample_sharpe", "out_of_sample_sharpe", "end_value"):
+        np.testing.assert_allclose(fast.windows[col], slow.windows[col], rtol=1e-9)
+    np.testing.assert_allclose(fast.equity.to_numpy(), slow.equity.to_numpy(), rtol=1e-9)
+    assert list(fast.equity.index) == list(slow.equity.index)
+    assert list(fast.hindsight["band"]) == list(slow.hindsight["band"])
+    np.testing.assert_allclose(fast.hindsight["final_value"], slow.hindsight["final_value"],
+                               rtol=1e-9)
+    np.testing.assert_allclose(fast.hindsight_equity, slow.hindsight_equity, rtol=1e-9)
+    assert fast.hold_equity is not None and slow.hold_equity is not None
+    np.testing.assert_allclose(fast.hold_equity, slow.hold_equity, rtol=1e-9)
+    assert fast.metrics.n_rebalances == slow.metrics.n_rebalances
+    assert fast.metrics.fees == pytest.approx(slow.metrics.fees, rel=1e-9)
+
+
+def test_compiled_window_curve_ends_at_the_engine_final_value(closes: pd.DataFrame) -> None:
+    """The out-of-sample curve is rebuilt from the compiled engine's order log with its own
+    arithmetic: its last value is the engine's final value exactly, here with the fee in
+    the quote (Kraken's market list) and slippage, from holdings."""
+    from rebalancer.backtest.compiled.engine import run
+
+    policy = PlanPolicy(min_trade=D(10), slippage=D("0.002"))
+    strategy = Strategy("USDT", TARGETS, Threshold(), policy)
+    market = market_rules(closes, strategy, KRAKEN)
+    combo = Combo("abs", "target", 0.03, 0.0026)
+    frame = closes.iloc[100:400]
+    start = {"BTC": D("0.2"), "USDT": D(3000)}
+    got = _compiled(frame, strategy, combo, DAY, market, start)
+    one = run(frame, combo_strategy(combo, strategy), start, rules=market.at_fee(D("0.0026")),
+              bar=DAY, fee_currency="quote")
+    assert got.final_value == one.final_value
+    assert {a: float(x) for a, x in got.final_balances.items()} == one.final_amounts
+    assert got.metrics.n_rebalances == len({o.bar for o in one.orders}) > 3
+    replayed = _alone(frame, strategy, combo, market, initial=start)
+    np.testing.assert_allclose(got.equity.to_numpy(), replayed.run.equity, rtol=1e-9)
+    assert list(got.equity.index) == list(replayed.run.times)
 
 
 def test_bad_objective_is_refused(closes: pd.DataFrame) -> None:
@@ -113,51 +179,13 @@ def test_bad_objective_is_refused(closes: pd.DataFrame) -> None:
         )
 
 
-def test_walk_forward_of_the_vol_rule_chooses_by_the_full_engine(closes: pd.DataFrame) -> None:
-    """kind vol: each window's band is the in-sample best of the volatility-scaled rule run by
-    the bot's own loop, and the out-of-sample windows trade that rule."""
-    strategy = Strategy("USDT", TARGETS, Threshold(), PlanPolicy(min_trade=D(10)))
-    fee = D("0.001")
-    res = walk_forward(
-        closes, strategy, kind="vol", bands=BANDS, fee_rate=fee, train=365, test=120, bar=DAY
-    )
-    assert res.summary()["kind"] == "vol"
-    wins = windows(len(closes), 365, 120, anchored=False)
-    for w, row in zip(wins[:2], res.windows.to_dict("records"), strict=False):
-        a, b = w.train
-        scores = []
-        for band in BANDS:
-            rule = Combo("vol", "target", band, 0.001)
-            one = run_backtest(
-                closes.iloc[a:b],
-                Strategy("USDT", TARGETS, rule.trigger(), strategy.policy),
-                capital=D(10000),
-                taker_fee=fee,
-                bar=DAY,
-                benchmarks=False,
-            )
-            scores.append(one.run.metrics.sharpe)
-        assert row["band"] == BANDS[int(np.argmax(scores))]
-        assert row["in_sample_sharpe"] == pytest.approx(max(scores), rel=1e-12)
-    first = run_backtest(
-        closes.iloc[wins[0].test[0] : wins[0].test[1]],
-        Strategy(
-            "USDT",
-            TARGETS,
-            Combo("vol", "target", float(res.windows["band"][0]), 0.001).trigger(),
-            strategy.policy,
-        ),
-        capital=D(10000),
-        taker_fee=fee,
-        bar=DAY,
-        benchmarks=False,
-    )
-    n0 = wins[0].test[1] - wins[0].test[0]
-    np.testing.assert_array_equal(res.equity.to_numpy()[:n0], first.run.equity)
+def test_unknown_kind_and_engine_are_refused(closes: pd.DataFrame) -> None:
+    strategy = Strategy("USDT", TARGETS, Threshold(), PlanPolicy())
+    kw = {"bands": BANDS, "fee_rate": D("0.001"), "train": 365, "test": 120, "bar": DAY}
     with pytest.raises(ConfigError, match="kind must be one of"):
-        walk_forward(
-            closes, strategy, kind="rel", bands=BANDS, fee_rate=fee, train=365, test=120, bar=DAY
-        )
+        walk_forward(closes, strategy, kind="rel", **kw)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="engine must be 'compiled' or 'replay'"):
+        walk_forward(closes, strategy, engine="fast", **kw)  # type: ignore[arg-type]
 
 
 def _random_walk(n: int, seed: int) -> pd.DataFrame:

@@ -194,7 +194,9 @@ def test_sweep_on_real_history(tmp_path: Path, g1_config: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["combinations"] == 100
-    assert data["engines"] == {"kernel": 100}
+    assert data["engines"] == {"compiled": 100}
+    assert data["semantics"] == "full" and data["venue"] == "binance"
+    assert "binance market rules: the shipped snapshot" in data["market_rules"]
     bands = sorted({r["band"] for r in data["rows"]})
     assert bands[0] == 0.01 and bands[-1] == 0.25 and len(bands) == 25
     assert len(data["break_even"]) == 4
@@ -213,7 +215,7 @@ def test_sweep_on_real_history(tmp_path: Path, g1_config: Path) -> None:
         assert (out / name).is_file()
 
 
-def test_sweep_falls_back_to_the_replay(tmp_path: Path) -> None:
+def test_sweep_replay_audits_the_compiled_rows(tmp_path: Path) -> None:
     result = runner.invoke(
         app,
         [
@@ -237,8 +239,8 @@ def test_sweep_falls_back_to_the_replay(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["engines"] == {"kernel": 2, "replay": 6}
-    assert {r["engine"] for r in data["rows"] if r["kind"] == "rel"} == {"replay"}
+    assert data["engines"] == {"replay": 8}
+    assert {r["semantics"] for r in data["rows"]} == {"full"}
     # by default the same rows run in the compiled engine, with the same results
     default = runner.invoke(
         app,
@@ -247,9 +249,28 @@ def test_sweep_falls_back_to_the_replay(tmp_path: Path) -> None:
     )
     assert default.exit_code == 0, default.output
     compiled = json.loads(default.stdout)
-    assert compiled["engines"] == {"kernel": 2, "compiled": 6}
+    assert compiled["engines"] == {"compiled": 8}
     for mine, theirs in zip(compiled["rows"], data["rows"], strict=True):
         assert mine["final_value"] == pytest.approx(theirs["final_value"], rel=1e-9)
+        assert mine["n_rebalances"] == theirs["n_rebalances"]
+
+
+def test_sweep_reference_semantics_are_labelled_and_limited(tmp_path: Path) -> None:
+    args = ["sweep", "--bands", "0.05,0.1", "--fee", "0.001", "--semantics", "reference",
+            "--out", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Semantics: reference (REFERENCE RULE, for comparison with vectorbt/bt" in (
+        result.output.replace("\n", " ")
+    )
+    data = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert data["engines"] == {"reference": 2} and data["semantics"] == "reference"
+    assert "REFERENCE" in (tmp_path / "sweep_report.html").read_text(encoding="utf-8")
+    assert set(pd.read_csv(tmp_path / "sweep.csv")["semantics"]) == {"reference"}
+    refused = runner.invoke(app, [*args, "--kinds", "abs,rel"])
+    assert refused.exit_code != 0
+    assert "--semantics reference runs only kind abs with style target" in refused.output
+    assert "Traceback" not in refused.output
 
 
 def test_sweep_refuses_an_unknown_engine(tmp_path: Path) -> None:
@@ -300,6 +321,7 @@ def test_walk_forward_on_real_history(tmp_path: Path, g1_config: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["objective"] == "calmar"
+    assert data["engine"] == "compiled" and data["venue"] == "binance"
     windows = data["windows"]
     # 1096 bars: 365 in-sample, then 731 out-of-sample: 6 windows of 120 and one of 11
     assert len(windows) == 7
@@ -323,6 +345,8 @@ def test_walk_forward_on_real_history(tmp_path: Path, g1_config: Path) -> None:
     ):
         assert (out / name).is_file()
     assert "Example:" in runner.invoke(app, ["walk-forward", "--help"]).output
+    refused = runner.invoke(app, ["walk-forward", "--engine", "fast", "--out", str(out)])
+    assert refused.exit_code != 0 and "--engine must be 'compiled' or 'replay'" in refused.output
 
 
 def test_backtest_limit_fills_from_finer_candles(tmp_path: Path) -> None:

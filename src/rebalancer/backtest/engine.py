@@ -48,6 +48,7 @@ from rebalancer.core.lots import Lot, LotBook, Method, TimedFill, YearGains, gai
 from rebalancer.core.model import ZERO, Fill, MarketRules, Side, Snapshot
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.triggers import Calendar, Decision, Never, Trigger, TriggerContext
+from rebalancer.core.venue import REFERENCE, VenueModel
 from rebalancer.core.vol_bands import history_bars
 from rebalancer.data.history import FrameHistory
 from rebalancer.optimise.path import TargetPath
@@ -399,6 +400,7 @@ def _replay_engine(
     rules: Mapping[str, MarketRules] | None,
     maker_fee: Decimal | None,
     ranges: Ranges | None,
+    venue: VenueModel = REFERENCE,
     targets: TargetPath | None = None,
 ) -> _Raw:
     """:func:`replay.replay` bar by bar; every firing cycle becomes a :class:`Fire`."""
@@ -433,6 +435,7 @@ def _replay_engine(
         maker_fee=maker_fee,
         ranges=ranges,
         targets=targets,
+        venue=venue,
     )
     units, cash = _amounts_from_fills(len(closes), strategy, initial, fires)
     return _Raw(fires, units, cash, result.final_balances)
@@ -518,12 +521,21 @@ def _compiled_engine(
     rules: Mapping[str, MarketRules] | None,
     maker_fee: Decimal | None,
     ranges: Ranges | None,
+    venue: VenueModel = REFERENCE,
     targets: TargetPath | None = None,
 ) -> _Raw:
-    """One compiled run (:func:`compiled.engine.run`) with its trade log and curves."""
+    """One compiled run (:func:`compiled.engine.run`) with its trade log and curves; the
+    fee on ``venue``'s side (the asset received or the quote), exact."""
     from rebalancer.backtest.compiled.engine import run as compiled_run
 
     _check_compiled(strategy, slippage)
+    if venue.fee_currency is not None:
+        from rebalancer.backtest.compiled.program import UnsupportedRule
+
+        raise UnsupportedRule(
+            f"the compiled engine does not value fees paid in {venue.fee_currency}; turn "
+            f"{venue.fee_currency} fees off or run it with `--engine replay`"
+        )
     market = market_rules(strategy, closes, taker_fee, rules)
     got = compiled_run(
         closes,
@@ -534,6 +546,7 @@ def _compiled_engine(
         equity=True,
         skip_log=False,
         targets=targets,
+        fee_currency=venue.fee_in,
     )
     assert got.holdings is not None and got.equity is not None
     legs = list(got.legs)
@@ -708,6 +721,7 @@ def _run(
     maker_fee: Decimal | None = None,
     ranges: Ranges | None = None,
     targets: TargetPath | None = None,
+    venue: VenueModel = REFERENCE,
 ) -> Run:
     kw: dict[str, Any] = {
         "taker_fee": taker_fee,
@@ -715,6 +729,7 @@ def _run(
         "rules": rules,
         "maker_fee": maker_fee,
         "ranges": ranges,
+        "venue": venue,
     }
     if engine == "compiled":
         raw = _compiled_engine(closes, strategy, initial, bar, **kw, targets=targets)
@@ -832,6 +847,7 @@ def run_backtest(
     maker_fee: Decimal | None = None,
     ranges: tuple[pd.DataFrame, pd.DataFrame] | None = None,
     targets: TargetPath | None = None,
+    venue: VenueModel = REFERENCE,
 ) -> BacktestResult:
     """Backtest ``strategy`` over ``closes`` (UTC index = candle open times; one column per
     asset) with the live cycle's model, plus the benchmarks and metrics described in the
@@ -853,6 +869,7 @@ def run_backtest(
     ``targets``: a target path (scheduled optimised targets, :mod:`rebalancer.optimise.path`)
     the strategy follows, applied as the live retarget step does; the benchmarks keep the
     strategy's own targets.
+    ``venue``: how the paper exchange fills (:mod:`rebalancer.core.venue`; the fee side).
     """
     which = check_engine(engine)
     frame = check_closes(closes, strategy)
@@ -865,6 +882,7 @@ def run_backtest(
         "engine": which,
         "maker_fee": maker_fee,
         "ranges": None if ranges is None else Ranges.from_frames(*ranges, frame),
+        "venue": venue,
     }
     note = progress or (lambda _msg: None)
     note("strategy")

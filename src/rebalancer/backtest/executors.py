@@ -1,8 +1,9 @@
 """Where a sweep's rows run: this machine (the default) or a Dask distributed cluster.
 
 :class:`DaskExecutor` runs the same rows as :func:`rebalancer.backtest.grid.run_grid` does
-locally, with the same code (the compiled kernel for the kernel rows, the full replay for
-the others), so the results are identical. The price panel (and, for replay rows, the
+locally, with the same code (the reference kernel for ``--semantics reference``, the
+Decimal replay for the full semantics), so the results are identical to a local
+``--engine replay`` run. The price panel (and, for replay rows, the
 closes and the strategy) is sent to the workers **once** with ``scatter(broadcast=True)``;
 the combinations go out in chunks (``kernel_chunk`` per kernel task, ``replay_chunk`` per
 replay task), and the progress bar moves as chunks come back.
@@ -37,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rebalancer.backtest.grid import Combo, Executor, Progress, _run_kernel, replay_one
+from rebalancer.backtest.grid import Combo, Executor, Market, Progress, _run_kernel, replay_one
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.strategy import Strategy
 
@@ -82,10 +83,10 @@ def replay_chunk(
     strategy: Strategy,
     capital: Decimal,
     bar: timedelta,
-    semantics: str,
+    market: Market,
 ) -> list[dict[str, Any]]:
     """One task on a worker: ``combos`` through the full replay (as run locally)."""
-    return [replay_one(c, closes, strategy, capital, bar, semantics) for c in combos]
+    return [replay_one(c, closes, strategy, capital, bar, market) for c in combos]
 
 
 class DaskExecutor:
@@ -176,14 +177,14 @@ class DaskExecutor:
         strategy: Strategy,
         capital: Decimal,
         bar: timedelta,
-        semantics: str,
+        market: Market,
         progress: Progress,
     ) -> list[dict[str, Any]]:
         return self._map(
             replay_chunk,
             todo,
             self.replay_chunk,
-            (closes, strategy, capital, bar, semantics),
+            (closes, strategy, capital, bar, market),
             progress,
         )
 

@@ -117,8 +117,8 @@ def check_inputs(
     return p, w, max(0.0, 1.0 - total)
 
 
-def solve_post_fee_total(
-    total: float, values: FloatArray, targets: FloatArray, fee_rate: float
+def post_fee_total(
+    total: float, values: FloatArray, targets: FloatArray, fee_rate: float, buf: FloatArray
 ) -> float:
     """Exact root ``x`` of ``x = total - fee_rate * sum_i |targets_i * x - values_i|``.
 
@@ -126,17 +126,60 @@ def solve_post_fee_total(
     negative at 0 (cash >= 0 means ``sum v_i <= total``) and >= 0 at ``total``. Its kinks
     are ``v_i / w_i``: find the piece where ``g`` changes sign, read each term's sign ``s_i``
     there and solve the linear equation ``x (1 + f sum s_i w_i) = total + f sum s_i v_i``.
+
+    The one solver of the reference semantics: plain loops, no allocation (``buf`` holds
+    ``n + 2`` floats), so the reference kernel (:mod:`.sweep`) compiles this same function
+    with numba.
     """
-    if fee_rate == 0:
+    if fee_rate == 0.0:
         return total
-    pos = targets > 0
-    kinks = values[pos] / targets[pos]
-    pts = np.unique(np.concatenate(([0.0, total], kinks[(kinks > 0) & (kinks < total)])))
-    g = pts - total + fee_rate * np.abs(np.outer(pts, targets) - values).sum(axis=1)
-    j = max(1, int(np.argmax(g >= 0)))
-    mid = 0.5 * (pts[j - 1] + pts[j])
-    s = np.sign(targets * mid - values)
-    return float((total + fee_rate * (s @ values)) / (1 + fee_rate * (s @ targets)))
+    n = values.shape[0]
+    m = 0
+    buf[m] = 0.0
+    m += 1
+    buf[m] = total
+    m += 1
+    for i in range(n):
+        if targets[i] > 0.0:
+            kink = values[i] / targets[i]
+            if 0.0 < kink < total:
+                # insertion sort into buf[1 : m] (0 stays first, the kinks lie below total)
+                j = m
+                while buf[j - 1] > kink:
+                    buf[j] = buf[j - 1]
+                    j -= 1
+                buf[j] = kink
+                m += 1
+    lo = buf[0]
+    hi = buf[m - 1]
+    for j in range(1, m):
+        x = buf[j]
+        g = x - total
+        for i in range(n):
+            g += fee_rate * abs(targets[i] * x - values[i])
+        if g >= 0.0:
+            lo = buf[j - 1]
+            hi = x
+            break
+    mid = 0.5 * (lo + hi)
+    sw = 0.0
+    sv = 0.0
+    for i in range(n):
+        d = targets[i] * mid - values[i]
+        if d > 0.0:
+            sw += targets[i]
+            sv += values[i]
+        elif d < 0.0:
+            sw -= targets[i]
+            sv -= values[i]
+    return (total + fee_rate * sv) / (1.0 + fee_rate * sw)
+
+
+def solve_post_fee_total(
+    total: float, values: FloatArray, targets: FloatArray, fee_rate: float
+) -> float:
+    """:func:`post_fee_total` with its own scratch buffer."""
+    return float(post_fee_total(total, values, targets, fee_rate, np.empty(values.shape[0] + 2)))
 
 
 @dataclass

@@ -26,6 +26,7 @@ from rebalancer.adapters.paper import PaperExchange
 from rebalancer.adapters.state_file import MemoryJournal
 from rebalancer.core.model import ZERO, MarketRules
 from rebalancer.core.strategy import Strategy
+from rebalancer.core.venue import REFERENCE, VenueModel
 from rebalancer.data.history import FrameHistory
 from rebalancer.optimise.path import AtTimes, PathOptimiser, TargetPath
 from rebalancer.service import CycleReport, Retarget, run_cycle
@@ -136,6 +137,7 @@ def replay(
     maker_fee: Decimal | None = None,
     ranges: Ranges | None = None,
     targets: TargetPath | None = None,
+    venue: VenueModel = REFERENCE,
 ) -> ReplayResult:
     """Replay ``closes`` (UTC index = candle open times, one column per asset).
 
@@ -143,8 +145,9 @@ def replay(
     ``maker_fee`` (None: the taker fee) and ``ranges``: limit orders, see the module doc.
     ``targets``: a target path (scheduled optimised targets), applied by the live
     ``retarget`` step (:func:`path_retarget`).
+    ``venue``: how the paper exchange fills (:mod:`rebalancer.core.venue`).
     """
-    exchange = paper_exchange(strategy, initial, taker_fee, slippage, rules, maker_fee)
+    exchange = paper_exchange(strategy, initial, taker_fee, slippage, rules, maker_fee, venue)
     journal, notifier = MemoryJournal(), MemoryNotifier()
     result = ReplayResult()
     rows = decimal_rows(closes[list(strategy.assets)])
@@ -193,6 +196,7 @@ def paper_exchange(
     slippage: Decimal,
     rules: Mapping[str, MarketRules] | None,
     maker_fee: Decimal | None = None,
+    venue: VenueModel = REFERENCE,
 ) -> PaperExchange:
     """The simulated account of a replay; it quotes its book (bids/asks) only for
     ``limit_inside``, so the default market path plans exactly as it always did."""
@@ -204,6 +208,7 @@ def paper_exchange(
         dict(rules or {}),
         maker_fee=maker_fee,
         quote_book=strategy.execution.limit_inside,
+        venue=venue,
     )
 
 

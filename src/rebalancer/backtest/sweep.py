@@ -28,7 +28,7 @@ from numba import njit, prange
 from numpy.typing import ArrayLike, NDArray
 
 from rebalancer.backtest.metrics import ReturnMoments, period_seconds, ratios_from_moments
-from rebalancer.backtest.reference import FloatArray, check_inputs
+from rebalancer.backtest.reference import FloatArray, check_inputs, post_fee_total
 
 # columns of the kernel's output
 BoolArray = NDArray[np.bool_]
@@ -37,56 +37,8 @@ FINAL, N_REB, FEES, TRADED, TURNOVER, MAX_DD, DD_BARS, N_RET, MEAN, M2, DOWN_SS 
 STATS = 11
 
 
-def _post_fee_total_py(
-    total: float, values: FloatArray, targets: FloatArray, fee_rate: float, buf: FloatArray
-) -> float:
-    """Kernel twin of :func:`reference.solve_post_fee_total` (loops, no allocation; ``buf``
-    holds ``n + 2`` floats): exact root of ``x = total - f * sum|w_i x - v_i|`` on its piece."""
-    if fee_rate == 0.0:
-        return total
-    n = values.shape[0]
-    m = 0
-    buf[m] = 0.0
-    m += 1
-    buf[m] = total
-    m += 1
-    for i in range(n):
-        if targets[i] > 0.0:
-            kink = values[i] / targets[i]
-            if 0.0 < kink < total:
-                # insertion sort into buf[1 : m] (0 stays first, the kinks lie below total)
-                j = m
-                while buf[j - 1] > kink:
-                    buf[j] = buf[j - 1]
-                    j -= 1
-                buf[j] = kink
-                m += 1
-    lo = buf[0]
-    hi = buf[m - 1]
-    for j in range(1, m):
-        x = buf[j]
-        g = x - total
-        for i in range(n):
-            g += fee_rate * abs(targets[i] * x - values[i])
-        if g >= 0.0:
-            lo = buf[j - 1]
-            hi = x
-            break
-    mid = 0.5 * (lo + hi)
-    sw = 0.0
-    sv = 0.0
-    for i in range(n):
-        d = targets[i] * mid - values[i]
-        if d > 0.0:
-            sw += targets[i]
-            sv += values[i]
-        elif d < 0.0:
-            sw -= targets[i]
-            sv -= values[i]
-    return (total + fee_rate * sv) / (1.0 + fee_rate * sw)
-
-
-_post_fee_total = njit(cache=True, nogil=True)(_post_fee_total_py)
+#: the reference semantics' one post-fee solver, compiled
+_post_fee_total = njit(cache=True, nogil=True)(post_fee_total)
 
 
 #: margin around the band inside which the kernel's quick drift estimate (weights taken as

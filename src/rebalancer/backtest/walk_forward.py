@@ -8,22 +8,25 @@ open times.
 * **rule**: ``kind`` is one of the sweep's kinds (:class:`rebalancer.backtest.grid.Combo`):
   ``abs`` (the absolute band), ``vol`` (the volatility-scaled rule, the band its base band)
   or ``cost`` (the absolute band with cost-aware legs).
-* **choice**: on the in-sample bars every band of the grid runs at the given fee; the band
-  with the best ``objective`` (``sharpe``, ``cagr`` or ``calmar``; ties to the smaller band)
-  is chosen. ``abs`` runs in the compiled kernel (reference semantics, :mod:`.sweep`); the
-  other kinds, which the kernel does not implement, in the full engine with the strategy's
-  policy. A ``vol`` rule's volatility is estimated from the bars of the window it runs on
-  (the first bars of each window use bands from a short history).
-* **out-of-sample**: the chosen band runs in the full engine (:mod:`.engine`, the bot's own
-  loop) on the test bars, starting from the holdings the previous test window ended with
-  (the first one from ``capital`` in cash), so the stitched equity is one continuous account.
-  A window's return runs from the value the previous window ended with (its last bar's
-  close; ``capital`` for the first) to its own last bar's close, so the move over the bar
-  where two windows meet belongs to exactly one window and the returns compound exactly:
-  ``prod(1 + out_of_sample_return) == final_value / capital``.
-* **hindsight**: every band of the grid run by the full engine, fixed, over the whole
-  out-of-sample span from ``capital``; the best by the objective is the benchmark the
-  walk-forward choice must be compared with.
+* **one engine**: every run below -- the in-sample choice, the out-of-sample score, the
+  hindsight rows and buy-and-hold -- has the bot's full semantics (the strategy's policy,
+  the market's rules and fee side, :class:`~.grid.Market`) and runs in the same engine:
+  ``engine="compiled"`` (the default, :mod:`rebalancer.backtest.compiled`, proven equal to
+  the replay) or ``"replay"`` (the Decimal replay of the live loop, for audits).
+* **choice**: on the in-sample bars every band of the grid runs at the given fee from
+  ``capital`` in cash; the band with the best ``objective`` (``sharpe``, ``cagr`` or
+  ``calmar``; ties to the smaller band) is chosen. A ``vol`` rule's volatility is estimated
+  from the bars of the window it runs on (the first bars of each window use bands from a
+  short history).
+* **out-of-sample**: the chosen band runs on the test bars, starting from the holdings the
+  previous test window ended with (the first one from ``capital`` in cash), so the stitched
+  equity is one continuous account. A window's return runs from the value the previous
+  window ended with (its last bar's close; ``capital`` for the first) to its own last bar's
+  close, so the move over the bar where two windows meet belongs to exactly one window and
+  the returns compound exactly: ``prod(1 + out_of_sample_return) == final_value / capital``.
+* **hindsight**: every band of the grid, fixed, over the whole out-of-sample span from
+  ``capital``; the best by the objective is the benchmark the walk-forward choice must be
+  compared with.
 * **buy-and-hold**: the targets bought on the first out-of-sample bar from ``capital`` (at
   the same fee) and never traded again, over the same span: what not rebalancing gives.
 """
@@ -31,7 +34,7 @@ open times.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
@@ -40,10 +43,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from rebalancer.backtest.engine import BacktestResult, FirstBar, check_closes, run_backtest
-from rebalancer.backtest.grid import Combo
+from rebalancer.backtest.compiled.engine import run
+from rebalancer.backtest.compiled.grid_rows import compiled_rows
+from rebalancer.backtest.engine import check_closes, run_backtest
+from rebalancer.backtest.grid import METRICS, Combo, Market, combo_strategy, market_rules
 from rebalancer.backtest.metrics import Metrics, calendar_span, compute_metrics
-from rebalancer.backtest.sweep import sweep
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.strategy import Strategy
 
@@ -51,6 +55,7 @@ Objective = Literal["sharpe", "cagr", "calmar"]
 OBJECTIVES: tuple[str, ...] = ("sharpe", "cagr", "calmar")
 #: the rules a walk-forward can choose the band of (see :class:`~.grid.Combo`)
 WALK_KINDS: tuple[str, ...] = ("abs", "vol", "cost")
+ENGINES: tuple[str, ...] = ("compiled", "replay")
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,7 @@ class WalkForwardResult:
     kind: str = "abs"
     hold_equity: pd.Series | None = None
     hold_metrics: Metrics | None = None
+    engine: str = "compiled"
 
     def summary(self) -> dict[str, Any]:
         best = self.hindsight.iloc[0]
@@ -81,6 +87,7 @@ class WalkForwardResult:
         return {
             "objective": self.objective,
             "kind": self.kind,
+            "engine": self.engine,
             "windows": self.windows.to_dict("records"),
             "walk_forward": {
                 "final_value": m.final_value,
@@ -137,57 +144,143 @@ def _score(m: Metrics, objective: str) -> float:
     return value if math.isfinite(value) else -math.inf
 
 
-def _choose(
-    prices: np.ndarray[Any, np.dtype[np.float64]],
-    targets: np.ndarray[Any, np.dtype[np.float64]],
-    bands: Sequence[float],
-    fee: float,
-    capital: float,
-    bar: timedelta,
-    objective: str,
-    span: timedelta | None = None,
-) -> tuple[float, float]:
-    res = sweep(prices, targets, list(bands), [fee] * len(bands), capital=capital)
-    frame = res.to_frame(bar, span)
-    scores = frame[objective].to_numpy(dtype=np.float64)
-    scores = np.where(np.isfinite(scores), scores, -np.inf)
-    k = int(np.argmax(scores))  # first maximum: the smaller band on ties
-    return float(bands[k]), float(scores[k])
+@dataclass(frozen=True)
+class _Run:
+    """One run of a window: its per-bar equity (after each bar's trades) at the bars'
+    close times, final balances, value and metrics."""
+
+    equity: pd.Series
+    final_balances: dict[str, Decimal]
+    final_value: float
+    metrics: Metrics
 
 
-def _choose_replayed(
-    frame: pd.DataFrame,
-    strategy: Strategy,
-    combos: Sequence[Combo],
-    bar: timedelta,
-    objective: str,
-    capital: Decimal,
-) -> tuple[float, float]:
-    scores = [
-        _score(_run(frame, strategy, c, bar, capital=capital).run.metrics, objective)
-        for c in combos
-    ]
-    k = int(np.argmax(scores))  # first maximum: the smaller band on ties
-    return combos[k].band, scores[k]
-
-
-def _run(
-    frame: pd.DataFrame,
-    strategy: Strategy,
-    combo: Combo,
-    bar: timedelta,
-    **start: Any,
-) -> BacktestResult:
-    """``combo``'s rule and policy on ``strategy``'s targets, fee and slippage, over ``frame``."""
-    return run_backtest(
+def _replayed(
+    frame: pd.DataFrame, strategy: Strategy, combo: Combo, bar: timedelta, market: Market,
+    start: Mapping[str, Decimal],
+) -> _Run:
+    """``combo``'s rule and policy through the Decimal replay, from balances ``start``."""
+    fee = Decimal(repr(combo.fee_rate))
+    run = run_backtest(
         frame,
-        replace(strategy, trigger=combo.trigger(), policy=combo.policy(strategy.policy)),
-        taker_fee=Decimal(repr(combo.fee_rate)),
+        combo_strategy(combo, strategy),
+        initial=start,
+        taker_fee=fee,
         slippage=strategy.policy.slippage,
         bar=bar,
+        rules=market.at_fee(fee),
         benchmarks=False,
-        **start,
+        venue=market.venue,
+    ).run
+    return _Run(
+        pd.Series(run.equity, index=run.times),
+        dict(run.final_balances),
+        float(run.final_value),
+        run.metrics,
     )
+
+
+def _compiled(
+    frame: pd.DataFrame, strategy: Strategy, combo: Combo, bar: timedelta, market: Market,
+    start: Mapping[str, Decimal],
+) -> _Run:
+    """``combo``'s rule and policy through the compiled engine, from balances ``start``;
+    the equity curve is rebuilt from its order log with the kernel's own fill arithmetic
+    (:func:`kernel._fill`, in the same float operations, so its last value is the
+    engine's final value exactly)."""
+    fee = Decimal(repr(combo.fee_rate))
+    one = combo_strategy(combo, strategy)
+    legs = list(one.targets)
+    got = run(
+        frame, one, start, rules=market.at_fee(fee), bar=bar, fee_currency=market.fee_currency
+    )
+    prices = np.ones((len(frame), len(legs)))
+    for i, leg in enumerate(legs):
+        if leg != one.quote:
+            prices[:, i] = frame[leg].to_numpy(dtype=np.float64)
+    amt = [float(start.get(a, Decimal(0))) for a in legs]
+    q = legs.index(one.quote)
+    f, slip = float(fee), float(one.policy.slippage)
+    quote_fee = market.fee_currency == "quote"
+    by_bar: dict[int, list[Any]] = {}
+    for o in got.orders:
+        by_bar.setdefault(o.bar, []).append(o)
+    equity = np.empty(len(frame))
+    n_reb, fees, traded, turnover = 0, 0.0, 0.0, 0.0
+    for t in range(len(frame)):
+        px = prices[t]
+        if t in by_bar:
+            before = _value(amt, px)
+            bar_traded = 0.0
+            for o in by_bar[t]:
+                i = legs.index(o.asset)
+                if o.side == "sell":
+                    cost = o.amount * (px[i] * (1.0 - slip))
+                    amt[i] -= o.amount
+                    amt[q] += cost - cost * f
+                else:
+                    cost = o.amount * (px[i] * (1.0 + slip))
+                    amt[q] -= cost * (1.0 + f) if quote_fee else cost
+                    amt[i] += o.amount if quote_fee else o.amount - o.amount * f
+                bar_traded += cost
+                fees += cost * f
+            n_reb += 1
+            traded += bar_traded
+            turnover += bar_traded / before
+        equity[t] = _value(amt, px)
+    times = _close_times(frame.index, bar)
+    metrics = compute_metrics(
+        equity,
+        bar,
+        times=times,
+        initial=_value([float(start.get(a, Decimal(0))) for a in legs], prices[0]),
+        n_rebalances=n_reb,
+        fees=fees,
+        traded=traded,
+        turnover=turnover,
+    )
+    balances = {a: Decimal(repr(float(x))) for a, x in zip(legs, amt, strict=True)}
+    return _Run(pd.Series(equity, index=times), balances, float(equity[-1]), metrics)
+
+
+def _value(amounts: Sequence[float], px: np.ndarray[Any, np.dtype[np.float64]]) -> float:
+    """The kernel's valuation: the legs summed in order from 0.0."""
+    total = 0.0
+    for x, p in zip(amounts, px, strict=True):
+        total += x * float(p)
+    return total
+
+
+def _close_times(index: pd.Index, bar: timedelta) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(index + pd.Timedelta(bar)).as_unit("us").rename(None)
+
+
+def _rows(
+    frame: pd.DataFrame, strategy: Strategy, combos: Sequence[Combo], bar: timedelta,
+    market: Market, capital: Decimal, engine: str,
+) -> list[dict[str, Any]]:
+    """Metrics of every combination over ``frame`` from ``capital`` in cash."""
+    if engine == "compiled":
+        span = calendar_span(frame.index)
+        return compiled_rows(
+            combos, frame, strategy, capital, bar, market, lambda _n: None, span=span
+        )
+    out = []
+    for c in combos:
+        m = _replayed(frame, strategy, c, bar, market, {strategy.quote: capital}).metrics
+        out.append({name: getattr(m, name) for name in METRICS})
+    return out
+
+
+def _choose(rows: Sequence[Mapping[str, Any]], objective: str) -> int:
+    """The index of the best score (first maximum: the smaller band on ties)."""
+    scores = [_finite(r[objective]) for r in rows]
+    return int(np.argmax(scores))
+
+
+def _finite(x: Any) -> float:
+    value = float(x)
+    return value if math.isfinite(value) else -math.inf
 
 
 def walk_forward(
@@ -204,64 +297,63 @@ def walk_forward(
     objective: str = "sharpe",
     capital: Decimal = Decimal(10000),
     progress: Callable[[int, int], None] | None = None,
+    engine: str = "compiled",
+    market: Market | None = None,
 ) -> WalkForwardResult:
     """Walk forward over ``closes`` with ``strategy``'s targets and policy (its trigger is
     replaced by ``kind``'s rule at each band, e.g. ``Threshold(band_abs=band)`` for
-    ``abs``). ``train`` and ``test`` are in bars."""
+    ``abs``). ``train`` and ``test`` are in bars. ``engine``: ``"compiled"`` or
+    ``"replay"``, for the choice, the scores, the hindsight rows and buy-and-hold alike;
+    ``market``: where they trade (:func:`grid.market_rules`; None: the reference fill
+    model with made-up Binance-like rules)."""
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
     if kind not in WALK_KINDS:
         raise ConfigError(f"kind must be one of {', '.join(WALK_KINDS)}, not {kind!r}")
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be 'compiled' or 'replay', not {engine!r}")
     if not bands or any(not (math.isfinite(b) and b > 0) for b in bands):
         raise ConfigError(f"bands must be numbers > 0, got {list(bands)}")
     frame = check_closes(closes, strategy)
+    market = market or market_rules(frame, strategy)
+    one = _compiled if engine == "compiled" else _replayed
     grid = sorted(set(map(float, bands)))
     rules = [Combo(kind, "target", b, float(fee_rate)) for b in grid]
     wins = windows(len(frame), train, test, anchored)
-    prices = frame.to_numpy(dtype=np.float64)
-    targets = np.array([float(strategy.targets[a]) for a in strategy.assets])
-    holdings: dict[str, Decimal] | None = None
+    start: dict[str, Decimal] = {strategy.quote: capital}
     rows: list[dict[str, Any]] = []
     pieces: list[pd.Series] = []
     n_reb, fees, traded, turnover = 0, 0.0, 0.0, 0.0
     before = float(capital)  # the account's value when the window starts
-    total = len(wins) + len(grid)
+    total = len(wins) + 1
     for i, w in enumerate(wins):
         (a, b), (c, d) = w.train, w.test
-        if kind == "abs":
-            in_span = calendar_span(frame.index[a:b])
-            band, in_score = _choose(
-                prices[a:b], targets, grid, float(fee_rate), float(capital), bar, objective, in_span
-            )
-        else:
-            band, in_score = _choose_replayed(
-                frame.iloc[a:b], strategy, rules, bar, objective, capital
-            )
-        start = {"capital": capital} if holdings is None else {"initial": holdings}
-        res = _run(frame.iloc[c:d], strategy, rules[grid.index(band)], bar, **start)
-        holdings = dict(res.run.final_balances)
-        m = res.run.metrics
+        scored = _rows(frame.iloc[a:b], strategy, rules, bar, market, capital, engine)
+        k = _choose(scored, objective)
+        res = one(frame.iloc[c:d], strategy, rules[k], bar, market, start)
+        start = res.final_balances
+        m = res.metrics
         n_reb += m.n_rebalances
         fees += m.fees
         traded += m.traded
         turnover += m.turnover
-        pieces.append(pd.Series(res.run.equity, index=res.run.times))
+        pieces.append(res.equity)
         rows.append(
             {
                 "train_start": frame.index[a].isoformat(),
                 "train_end": frame.index[b - 1].isoformat(),
                 "test_start": frame.index[c].isoformat(),
                 "test_end": frame.index[d - 1].isoformat(),
-                "band": band,
-                f"in_sample_{objective}": in_score,
+                "band": grid[k],
+                f"in_sample_{objective}": _finite(scored[k][objective]),
                 f"out_of_sample_{objective}": float(getattr(m, objective)),
                 "start_value": before,
-                "end_value": float(res.run.final_value),
-                "out_of_sample_return": float(res.run.final_value) / before - 1,
+                "end_value": res.final_value,
+                "out_of_sample_return": res.final_value / before - 1,
                 "rebalances": m.n_rebalances,
             }
         )
-        before = float(res.run.final_value)
+        before = res.final_value
         if progress is not None:
             progress(i + 1, total)
     equity = pd.concat(pieces)
@@ -276,48 +368,36 @@ def walk_forward(
         turnover=turnover,
     )
     span = frame.iloc[wins[0].test[0] : wins[-1].test[1]]
-    fixed: list[dict[str, Any]] = []
-    curves: dict[float, pd.Series] = {}
-    for j, (band, rule) in enumerate(zip(grid, rules, strict=True)):
-        one = _run(span, strategy, rule, bar, capital=capital)
-        m = one.run.metrics
-        curves[band] = pd.Series(one.run.equity, index=one.run.times)
-        fixed.append(
-            {
-                "band": band,
-                "final_value": m.final_value,
-                "cagr": m.cagr,
-                "sharpe": m.sharpe,
-                "calmar": m.calmar,
-                "max_drawdown": m.max_drawdown,
-                "rebalances": m.n_rebalances,
-                "score": _score(m, objective),
-            }
+    fixed = [
+        {
+            "band": band,
+            **{k: r[k] for k in ("final_value", "cagr", "sharpe", "calmar", "max_drawdown")},
+            "rebalances": int(r["n_rebalances"]),
+            "score": _finite(r[objective]),
+        }
+        for band, r in zip(
+            grid, _rows(span, strategy, rules, bar, market, capital, engine), strict=True
         )
-        if progress is not None:
-            progress(len(wins) + j + 1, total)
+    ]
     hindsight = pd.DataFrame(fixed).sort_values(["score", "band"], ascending=[False, True])
     hindsight = hindsight.reset_index(drop=True)
-    best_band = float(hindsight["band"].iloc[0])
-    hold = run_backtest(
-        span,
-        replace(strategy, trigger=FirstBar()),
-        capital=capital,
-        taker_fee=fee_rate,
-        slippage=strategy.policy.slippage,
-        bar=bar,
-        benchmarks=False,
-    ).run
+    best = rules[grid.index(float(hindsight["band"].iloc[0]))]
+    cash = {strategy.quote: capital}
+    best_run = one(span, strategy, best, bar, market, cash)
+    hold = one(span, strategy, replace(best, band=math.inf), bar, market, cash)
+    if progress is not None:
+        progress(total, total)
     return WalkForwardResult(
         pd.DataFrame(rows),
         equity,
         metrics,
         hindsight,
-        curves[best_band],
+        best_run.equity,
         objective,
         kind,
-        pd.Series(hold.equity, index=hold.times),
+        hold.equity,
         hold.metrics,
+        engine=engine,
     )
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pandas, numba and matplotlib are imported when a command ru
     import pandas as pd
 
     from rebalancer.backtest.engine import BacktestResult
-    from rebalancer.backtest.grid import GridResult
+    from rebalancer.backtest.grid import GridResult, Market
     from rebalancer.config import Settings
     from rebalancer.core.strategy import Strategy
     from rebalancer.data.panel import CandlePanel
@@ -493,6 +493,27 @@ def break_even_table(grid: GridResult) -> Table:
     return table
 
 
+def semantics_text(semantics: str) -> str:
+    from rebalancer.reports.research import SEMANTICS
+
+    return SEMANTICS.get(semantics, semantics)
+
+
+def _market(settings: Settings, panel: CandlePanel, strategy: Strategy) -> Market:
+    """Where the sweep's rows trade: the config's exchange (its fee side) and its market
+    rules for the strategy's assets (the shipped market list with the config's
+    ``[markets.X]`` overrides; labelled made-up rules for an asset it does not list)."""
+    from rebalancer.backtest.grid import market_rules
+    from rebalancer.core.venue import venue_model
+
+    listed = market_rules(panel.closes, strategy, venue_model(settings.exchange))
+    overridden = sorted(a for a in listed.rules if a in settings.markets)
+    source = listed.source
+    if overridden:
+        source += f"; [markets] overrides for {', '.join(overridden)}"
+    return replace(listed, rules=settings.market_rules(listed.rules), source=source)
+
+
 def sweep_command(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
@@ -520,21 +541,21 @@ def sweep_command(
         str,
         typer.Option(
             "--semantics",
-            help="reference: the compiled kernel where it applies (abs/target), the replay "
-            "otherwise; full: the bot's own replay for every combination.",
+            help="full: the bot's own rule for every row (policy, venue market rules and fee "
+            "side); reference: the plain rule of vectorbt/bt (fee from cash, no step, minimum, "
+            "min_trade or slippage), kind abs with style target only, for comparisons.",
         ),
-    ] = "reference",
+    ] = "full",
     workers: Annotated[
         int | None,
-        typer.Option("--workers", help="Processes for replay rows (default: all cores)."),
+        typer.Option("--workers", help="Processes for --engine replay (default: all cores)."),
     ] = None,
     engine: Annotated[
         str,
         typer.Option(
             "--engine",
-            help="compiled: the rows the kernel does not cover run in the compiled engine "
-            "with the bot's full semantics (proven equal to the replay); replay: the Decimal "
-            "replay of the live loop, for audits.",
+            help="compiled: the compiled engine, all cores (proven equal to the replay); "
+            "replay: the Decimal replay of the live loop, same rows, for audits.",
         ),
     ] = "compiled",
     out: OutOpt = Path("out"),
@@ -551,6 +572,13 @@ def sweep_command(
 ) -> None:
     """Sweep bands x fee rates x trigger kinds x styles; print the break-even band per fee.
 
+    Every row has the bot's full semantics: the config's policy (min_trade, slippage), the
+    market rules of the config's exchange (its shipped market list; assets it does not
+    list get labelled made-up rules) and its fee side, each combination's trigger, style
+    and fee rate. They run in the compiled engine (--engine replay: the Decimal replay,
+    same rows, for audits). --semantics reference runs the plain rule vectorbt and bt
+    implement instead (abs/target only), labelled as such; the two never share a table.
+
     Writes `sweep_report.html` (heatmaps, tables, data window and notes, engine, file hashes),
     `sweep.csv`, `break_even.csv` and heatmaps of final value, Sharpe and max drawdown
     into --out. The config gives the targets; each combination replaces its rule and style.
@@ -558,7 +586,8 @@ def sweep_command(
     Example: `rebalancer sweep --data-dir ../shared/data/binance_spot_2017_2022
     --start 2018-05-04 --bands 0.01:0.25:0.01 --fee 0,0.0005,0.001,0.0025 --json`
 
-    On a Dask cluster: add `--executor dask --scheduler tcp://HOST:8786`.
+    On a Dask cluster: add `--executor dask --scheduler tcp://HOST:8786` (full rows run
+    in the replay there).
     """
     from rebalancer.backtest.executors import make_executor
     from rebalancer.backtest.grid import run_grid
@@ -568,10 +597,11 @@ def sweep_command(
     settings = _settings(config)
     strategy = settings.strategy()
     panel = load_data(settings, data_dir, timeframe, start, end)
-    if semantics not in ("reference", "full"):
-        raise ConfigError(f"--semantics must be 'reference' or 'full', not {semantics!r}")
+    if semantics not in ("full", "reference"):
+        raise ConfigError(f"--semantics must be 'full' or 'reference', not {semantics!r}")
     if engine not in ("compiled", "replay"):
         raise ConfigError(f"--engine must be 'compiled' or 'replay', not {engine!r}")
+    market = _market(settings, panel, strategy) if semantics == "full" else None
     band_list = parse_numbers(bands, "--bands")
     fee_list = bounds.fee_rates(parse_numbers(fees, "--fee"))
     console = Console(quiet=as_json, stderr=True)
@@ -593,6 +623,7 @@ def sweep_command(
             progress=lambda n: progress.advance(task, n),
             executor=remote,
             engine=engine,  # type: ignore[arg-type]
+            market=market,
         )
     paths = write_outputs(grid, out, _window(panel))
     from rebalancer.reports.research import write_sweep_report
@@ -614,6 +645,10 @@ def sweep_command(
         "bars": len(panel.closes),
         "targets": {k: float(v) for k, v in strategy.targets.items()},
         "semantics": grid.semantics,
+        "semantics_text": semantics_text(grid.semantics),
+        "venue": grid.venue,
+        "market_rules": grid.rules_source,
+        "notes": list(grid.notes),
         "combinations": len(grid.rows),
         "engines": grid.engines(),
         "seconds": grid.seconds,
@@ -627,6 +662,14 @@ def sweep_command(
         return
     out_console = Console()
     print_data(out_console, panel)
+    out_console.print(
+        f"Semantics: {grid.semantics} ({semantics_text(grid.semantics)}); "
+        f"venue {grid.venue}; {grid.rules_source}.",
+        highlight=False,
+        markup=False,
+    )
+    for note in grid.notes:
+        out_console.print(f"Note: {note}.", highlight=False, markup=False)
     out_console.print(break_even_table(grid))
     beats = int(grid.rows["beats_bh"].sum())
     out_console.print(
@@ -688,14 +731,24 @@ def walk_forward_command(
             "the band its base), cost (threshold with cost-aware legs).",
         ),
     ] = "abs",
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="compiled: the compiled engine chooses and scores (proven equal to the "
+            "replay); replay: the Decimal replay of the live loop does both, for audits.",
+        ),
+    ] = "compiled",
     out: OutOpt = Path("out"),
     as_json: JsonOpt = False,
 ) -> None:
     """Choose the band in-sample, trade it out-of-sample, and compare with hindsight.
 
     Rolling (or --anchored) windows; the band of the --kind rule with the best --objective
-    on the in-sample bars (compiled kernel for abs, the bot's own loop for vol and cost) is
-    traded by the bot's own loop on the next out-of-sample bars, one continuous account.
+    on the in-sample bars is traded on the next out-of-sample bars, one continuous account.
+    Choice, out-of-sample scores, hindsight and buy-and-hold have the bot's full semantics
+    (the config's policy, its exchange's market rules and fee side) and run in one engine:
+    the compiled engine, or --engine replay (the Decimal replay, for audits).
     Prints the choice per window and the stitched result against the best fixed band in
     hindsight and buy-and-hold; writes `walk_forward_report.html` (chart, tables, data window
     and notes, engine, file hashes), `walk_forward.csv`, `hindsight.csv` and
@@ -714,6 +767,9 @@ def walk_forward_command(
     panel = load_data(settings, data_dir, timeframe, start, end)
     bar = _bar(panel)
     taker = settings.fees.taker if fee is None else _decimal(fee, "--fee")
+    if engine not in ("compiled", "replay"):
+        raise ConfigError(f"--engine must be 'compiled' or 'replay', not {engine!r}")
+    market = _market(settings, panel, strategy)
     console = Console(quiet=as_json, stderr=True)
     with _progress(console, "walk-forward") as progress:
         task = progress.add_task("walk-forward", total=None)
@@ -730,6 +786,8 @@ def walk_forward_command(
             objective=objective,
             capital=_decimal(capital, "--capital"),
             progress=lambda done, total: progress.update(task, completed=done, total=total),
+            engine=engine,
+            market=market,
         )
     out.mkdir(parents=True, exist_ok=True)
     paths = {"windows": out / "walk_forward.csv", "hindsight": out / "hindsight.csv"}
@@ -761,6 +819,8 @@ def walk_forward_command(
         anchored=anchored,
     )
     data = result.summary()
+    data["venue"] = market.venue.name
+    data["market_rules"] = market.source
     data["files"] = {k: str(v) for k, v in paths.items()}
     data["data"] = {
         "start": panel.start.isoformat(),  # first and last candle (open times) really used
@@ -774,6 +834,12 @@ def walk_forward_command(
         return
     out_console = Console()
     print_data(out_console, panel)
+    out_console.print(
+        f"Engine: {result.engine}, full semantics (choice and scores alike); venue "
+        f"{market.venue.name}; {market.source}.",
+        highlight=False,
+        markup=False,
+    )
     table = Table(title=f"Walk-forward by {objective} ({'anchored' if anchored else 'rolling'})")
     for col in ("test window", "band", f"in-sample {objective}", f"OOS {objective}", "OOS return"):
         table.add_column(col, justify="right")

@@ -91,12 +91,18 @@ def heatmap_figures(result: GridResult, window: str = "") -> dict[str, Any]:
         when = f"{window}\n" if window else ""
         fig.suptitle(
             f"{title} by band and fee rate\n{when}(red star: break-even band vs "
-            f"buy-and-hold; {result.semantics} semantics)",
+            f"buy-and-hold; {_semantics(result.semantics)})",
             fontsize=10,
         )
         fig.tight_layout()
         figs[metric] = fig
     return figs
+
+
+def _semantics(semantics: str) -> str:
+    if semantics == "reference":
+        return "REFERENCE semantics, for comparison with vectorbt/bt, not the bot's rule"
+    return f"{semantics} semantics"
 
 
 def write_outputs(result: GridResult, out_dir: Path, window: str = "") -> dict[str, Path]:

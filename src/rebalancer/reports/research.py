@@ -26,8 +26,10 @@ from rebalancer.reports.heatmaps import HEATMAPS
 #: a sweep report lists every combination up to this many (all are in sweep.csv)
 MAX_GRID_ROWS = 500
 SEMANTICS = {
-    "reference": "the reference rule: no minimum trade, no slippage, no market rules",
-    "full": "the bot's own loop with the config's minimum trade, slippage and market rules",
+    "reference": "REFERENCE RULE, for comparison with vectorbt/bt, not the bot's: fee from "
+    "cash, no market rules, no minimum trade, no slippage; abs band, style target",
+    "full": "the bot's own rule: the config's minimum trade, slippage and cost-aware legs, "
+    "the venue's market rules and fee side",
 }
 
 
@@ -144,6 +146,9 @@ def render_sweep(
         engines=engines,
         semantics=grid.semantics,
         semantics_text=SEMANTICS.get(grid.semantics, ""),
+        venue=grid.venue,
+        rules_source=grid.rules_source,
+        notes=grid.notes,
         executor=executor,
         seconds=f"{grid.seconds:.2f} s",
         beats=int(rows["beats_bh"].sum()),
@@ -175,9 +180,8 @@ def write_sweep_report(
 # -- walk-forward ------------------------------------------------------------------------------
 
 ENGINE = {
-    "abs": "in-sample, the compiled kernel (reference rule)",
-    "vol": "in-sample, the bot's own loop",
-    "cost": "in-sample, the bot's own loop",
+    "compiled": "the compiled engine (proven equal to the replay)",
+    "replay": "the Decimal replay of the live loop",
 }
 
 
@@ -268,10 +272,10 @@ def render_walk_forward(
     test: str,
     anchored: bool,
 ) -> str:
-    chooser = ENGINE.get(result.kind, "in-sample, the bot's own loop")
     engine = (
-        f"{chooser}; out-of-sample, every fixed band in hindsight and buy-and-hold, the "
-        "bot's own loop (the backtest engine)"
+        f"{ENGINE.get(result.engine, result.engine)}, full semantics (the bot's own rule) for "
+        "the in-sample choice, the out-of-sample scores, every fixed band in hindsight and "
+        "buy-and-hold alike"
     )
     return templates.render(
         "walk_forward.html",
