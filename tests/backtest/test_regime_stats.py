@@ -138,3 +138,33 @@ def test_durations_count_missing_bars() -> None:
 def test_regime_options_are_checked() -> None:
     with pytest.raises(ConfigError, match="must be below --bull"):
         RegimeOptions(window=10, bull=-0.1, bear=0.1).check(100)
+
+
+def test_the_equity_chart_shades_every_regime_stretch_with_a_legend() -> None:
+    import matplotlib.pyplot as plt
+
+    from rebalancer.data.panel import load_demo_panel
+    from rebalancer.reports.backtest import equity_figure
+
+    strategy = default_config().strategy()
+    panel = load_demo_panel(list(strategy.assets))
+    result = run_backtest(
+        panel.closes,
+        strategy,
+        capital=Decimal(10000),
+        taker_fee=Decimal("0.001"),
+        bar=timedelta(days=1),
+    )
+    rep = backtest_regimes(result, panel.closes, RegimeOptions(window=30))
+    plain = equity_figure(result)
+    fig = equity_figure(result, {"spans": rep.spans, "vol_spans": rep.vol_spans})
+    ax, bare = fig.axes[0], plain.axes[0]
+    shaded = len(ax.patches) - len(bare.patches)
+    assert shaded == len(rep.spans) + len(rep.vol_spans) > 0
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    drawn = {name for _, _, name in rep.spans}
+    assert {f"{n} market" for n in drawn} <= set(legend)
+    assert "high-vol (top strip)" in legend
+    assert not any("market" in t.get_text() for t in bare.get_legend().get_texts())
+    plt.close(fig)
+    plt.close(plain)

@@ -24,6 +24,16 @@ from rich.table import Table
 
 from rebalancer.cli import render
 from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
+from rebalancer.cli.regimes import (
+    DEFAULT_BEAR,
+    DEFAULT_BULL,
+    DEFAULT_VOL_QUANTILE,
+    DEFAULT_WINDOW,
+    BearOpt,
+    BullOpt,
+    RegimeWindowOpt,
+    VolQuantileOpt,
+)
 from rebalancer.core.errors import ConfigError
 
 if TYPE_CHECKING:  # pandas, numba and matplotlib are imported when a command runs
@@ -31,6 +41,7 @@ if TYPE_CHECKING:  # pandas, numba and matplotlib are imported when a command ru
 
     from rebalancer.backtest.engine import BacktestResult
     from rebalancer.backtest.grid import GridResult
+    from rebalancer.backtest.trust.regime_stats import RegimeReport
     from rebalancer.config import Settings
     from rebalancer.core.strategy import Strategy
     from rebalancer.data.panel import CandlePanel
@@ -268,6 +279,10 @@ def backtest_command(
         ),
     ] = None,
     as_json: JsonOpt = False,
+    regime_window: RegimeWindowOpt = DEFAULT_WINDOW,
+    bull: BullOpt = DEFAULT_BULL,
+    bear: BearOpt = DEFAULT_BEAR,
+    vol_quantile: VolQuantileOpt = DEFAULT_VOL_QUANTILE,
 ) -> None:
     """Backtest the config's targets and rule on history with the bot's own loop.
 
@@ -280,6 +295,10 @@ def backtest_command(
     (annualised), Sharpe and Sortino scale per-bar returns by sqrt(P), P = 365 days / bar
     length; risk-free rate 0; Sortino's downside deviation is over all returns (gains as 0);
     total return and CAGR are measured from --capital, so the first purchase's fees count.
+
+    Per market regime (bull / bear / sideways, high / low volatility of the targets'
+    buy-and-hold over --regime-window): the premium over buy-and-hold, turnover, fees and
+    drawdown, in the text, --json ("regimes") and the report (shaded on the equity chart).
 
     Example: `rebalancer backtest --data-dir ../shared/data/binance_spot_2017_2022
     --start 2018-05-04 -c my.toml --fee 0.001 --out out/`
@@ -325,7 +344,11 @@ def backtest_command(
             maker_fee=settings.fees.maker,  # filled limits ([execution] limit_inside) only
             ranges=_ranges(panel, strategy, limit_ranges),
         )
+    regimes = backtest_regimes(
+        result, panel, regime_window, bull, bear, vol_quantile
+    )
     summary = _clean(result.summary())
+    summary["regimes"] = _clean(regimes.to_dict())
     summary["data"] = {
         "files": {a: str(p) for a, p in panel.files.items()},
         "sha256": dict(panel.sha256),
@@ -337,7 +360,7 @@ def backtest_command(
     result.trades_frame().to_csv(trades, index=False)
     files["trades"] = str(trades)
     if not no_report:
-        report = write_report(result, out, _provenance(panel, settings))
+        report = write_report(result, out, _provenance(panel, settings), regimes)
         files["report"] = str(report.html)
         files.update({name: str(p) for name, p in report.pngs.items()})
     summary_path = out / "summary.json"
@@ -357,7 +380,32 @@ def backtest_command(
             f"The rule {verdict} buy-and-hold by {abs(prem.total):.2%} "
             f"({prem.annualised:+.2%} a year) over this window; it does not always win."
         )
+    print_regimes(out_console, summary["regimes"])
     out_console.print(f"Wrote {render.esc(', '.join(files.values()))}", highlight=False)
+
+
+def backtest_regimes(
+    result: BacktestResult,
+    panel: CandlePanel,
+    window: str,
+    bull: float,
+    bear: float,
+    vol_quantile: float,
+) -> RegimeReport:
+    """The run's per-regime figures (a report with a note when the panel is too short)."""
+    from rebalancer.backtest.trust import regime_stats
+    from rebalancer.cli.regimes import regime_options
+
+    options = regime_options(window, bull, bear, vol_quantile, _bar(panel))
+    return regime_stats.backtest_regimes(result, panel.closes, options)
+
+
+def print_regimes(console: Console, report: dict[str, Any], title: str = "") -> None:
+    """The per-regime table (:func:`rebalancer.cli.regimes.regime_lines`) as plain text."""
+    from rebalancer.cli.regimes import regime_lines
+
+    for line in regime_lines(report, title):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 # -- sweep -------------------------------------------------------------------------------------
