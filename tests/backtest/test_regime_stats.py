@@ -168,3 +168,59 @@ def test_the_equity_chart_shades_every_regime_stretch_with_a_legend() -> None:
     assert not any("market" in t.get_text() for t in bare.get_legend().get_texts())
     plt.close(fig)
     plt.close(plain)
+
+
+@pytest.mark.parametrize(
+    ("kinds", "styles", "engine"),
+    [(("abs",), ("target",), "kernel"), (("rel", "abs"), ("band_edge",), "compiled")],
+)
+def test_every_sweep_row_reconciles_with_its_regimes(
+    kinds: tuple[str, ...], styles: tuple[str, ...], engine: str
+) -> None:
+    from rebalancer.backtest.grid import run_grid
+    from rebalancer.backtest.trust.sweep_regimes import sweep_regimes
+
+    prices = _panel(260, 3, seed=3)
+    closes = pd.DataFrame(
+        prices,
+        columns=["BTC", "ETH", "BNB"],
+        index=pd.date_range("2021-01-01", periods=260, freq="D", tz="UTC"),
+    )
+    strategy = _three_assets(default_config().strategy())
+    grid = run_grid(
+        closes,
+        strategy,
+        bands=[0.02, 0.1],
+        fee_rates=[0.001, 0.003],
+        kinds=kinds,
+        styles=styles,
+        capital=Decimal(10000),
+        bar=timedelta(days=1),
+    )
+    assert set(grid.rows["engine"]) == {engine}
+    reg = sweep_regimes(
+        grid.rows,
+        closes,
+        strategy,
+        RegimeOptions(window=20, bull=0.05, bear=-0.05),
+        capital=Decimal(10000),
+        bar=timedelta(days=1),
+        semantics="reference",
+        keep=0,
+    )
+    assert len(reg.reports) == len(grid.rows) and reg.curves is not None
+    for row, rep in zip(grid.rows.to_dict("records"), reg.reports, strict=True):
+        for names in (TRENDS, VOLS):
+            sub = [r for r in rep.rows if r.regime in names and r.bars]
+            assert math.prod(1 + r.premium for r in sub) == pytest.approx(1 + row["premium"])
+            assert sum(r.fees for r in sub) == pytest.approx(row["fees"])
+            assert sum(r.turnover for r in sub) == pytest.approx(row["turnover"])
+            assert sum(r.rebalances for r in sub) == row["n_rebalances"]
+
+
+def _three_assets(strategy):  # type: ignore[no-untyped-def]
+    from dataclasses import replace as dc_replace
+
+    targets = {"BTC": Decimal("0.3"), "ETH": Decimal("0.3"), "BNB": Decimal("0.3")}
+    targets[strategy.quote] = Decimal("0.1")
+    return dc_replace(strategy, targets=targets)

@@ -64,3 +64,24 @@ def test_the_cli_defaults_are_the_library_defaults() -> None:
         regimes.DEFAULT_VOL_QUANTILE,
     )
     assert f"{regimes.DEFAULT_WINDOW_DAYS}d" == cli.DEFAULT_WINDOW
+
+
+def test_sweep_gives_every_row_its_regimes(tmp_path: Path) -> None:
+    args = ["sweep", "-c", str(G1), "--data-dir", str(DATA), "--start", "2018-05-04"]
+    args += ["--end", "2020-12-31", "--bands", "0.05,0.2", "--fee", "0.001"]
+    args += ["--kinds", "abs,rel", "--out", str(tmp_path)]
+    res = runner.invoke(app, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    regimes = data["regimes"]["rows"]
+    assert len(regimes) == len(data["rows"]) == 4
+    for row, reg in zip(data["rows"], regimes, strict=True):
+        assert (reg["kind"], reg["band"]) == (row["kind"], row["band"])
+        _reconcile(reg["regimes"], row["premium"], row["fees"])
+    page = (tmp_path / "sweep_report.html").read_text(encoding="utf-8")
+    assert "Per market regime: the best row" in page
+    assert "bull premium a year" in page and "regimes shaded" in page
+    assert (tmp_path / "sweep_regimes.png").read_bytes()[:4] == b"\x89PNG"
+    text = runner.invoke(app, args)
+    assert text.exit_code == 0, text.output
+    assert "Best row, " in text.output and "the best band of each fee" in text.output

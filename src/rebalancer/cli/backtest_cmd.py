@@ -517,12 +517,21 @@ def sweep_command(
         ),
     ] = "local",
     scheduler: SchedulerOpt = None,
+    regime_window: RegimeWindowOpt = DEFAULT_WINDOW,
+    bull: BullOpt = DEFAULT_BULL,
+    bear: BearOpt = DEFAULT_BEAR,
+    vol_quantile: VolQuantileOpt = DEFAULT_VOL_QUANTILE,
 ) -> None:
     """Sweep bands x fee rates x trigger kinds x styles; print the break-even band per fee.
 
     Writes `sweep_report.html` (heatmaps, tables, data window and notes, engine, file hashes),
     `sweep.csv`, `break_even.csv` and heatmaps of final value, Sharpe and max drawdown
     into --out. The config gives the targets; each combination replaces its rule and style.
+
+    Per market regime (--regime-window, --bull, --bear, --vol-quantile): every row's
+    premium over buy-and-hold, turnover, fees and drawdown in --json ("regimes"); the best
+    row's table in the text; every row's premium a year per regime and the best row's
+    equity with the regimes shaded in the report.
 
     Example: `rebalancer sweep --data-dir ../shared/data/binance_spot_2017_2022
     --start 2018-05-04 --bands 0.01:0.25:0.01 --fee 0,0.0005,0.001,0.0025 --json`
@@ -564,6 +573,9 @@ def sweep_command(
             engine=engine,  # type: ignore[arg-type]
         )
     paths = write_outputs(grid, out, _window(panel))
+    regimes, regime_page = sweep_regime_outputs(
+        grid, panel, strategy, capital, (regime_window, bull, bear, vol_quantile), out, paths
+    )
     from rebalancer.reports.research import write_sweep_report
 
     paths["report"] = write_sweep_report(
@@ -575,6 +587,7 @@ def sweep_command(
         strategy=strategy,
         capital=_decimal(capital, "--capital"),
         executor="local" if remote is None else f"dask {remote.address}",
+        regimes=regime_page,
     )
     data = {
         "executor": "local" if remote is None else f"dask {remote.address}",
@@ -590,6 +603,7 @@ def sweep_command(
         "rows": grid.rows.to_dict("records"),
         "files": {k: str(v) for k, v in paths.items()},
         "data": {"sha256": dict(panel.sha256), "issues": list(panel.report.issues)},
+        "regimes": regimes,
     }
     if as_json:
         typer.echo(render.to_json(_clean(data)))
@@ -597,6 +611,7 @@ def sweep_command(
     out_console = Console()
     print_data(out_console, panel)
     out_console.print(break_even_table(grid))
+    print_sweep_regimes(out_console, grid, regimes)
     beats = int(grid.rows["beats_bh"].sum())
     out_console.print(
         f"{len(grid.rows)} combinations in {grid.seconds:.2f} s ({grid.engines()}); "
@@ -604,6 +619,70 @@ def sweep_command(
     )
     written = ", ".join(str(p) for p in paths.values())
     out_console.print(f"Wrote {render.esc(written)}", highlight=False)
+
+
+def sweep_regime_outputs(
+    grid: GridResult,
+    panel: CandlePanel,
+    strategy: Strategy,
+    capital: float,
+    regime: tuple[str, float, float, float],
+    out: Path,
+    paths: dict[str, Path],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every row's per-regime figures (the ``--json`` payload) and the report's regime part;
+    writes ``sweep_regimes.png`` (the best row's equity, regimes shaded) into ``out``."""
+    from rebalancer.backtest.trust.sweep_regimes import sweep_regimes
+    from rebalancer.cli.regimes import regime_options
+    from rebalancer.reports.regimes import equity_chart, label
+    from rebalancer.reports.research import sweep_regime_context
+
+    best = int(grid.rows["premium"].to_numpy().argmax())
+    found = sweep_regimes(
+        grid.rows,
+        panel.closes,
+        strategy,
+        regime_options(*regime, _bar(panel)),
+        capital=_decimal(capital, "--capital"),
+        bar=_bar(panel),
+        semantics=grid.semantics,
+        keep=best,
+    )
+    data = _clean(found.to_dict(grid.rows))
+    chart = None
+    if found.curves is not None:
+        rep = found.reports[best]
+        times = [t + _bar(panel) for t in panel.closes.index]
+        chart = equity_chart(
+            times, *found.curves, rep.spans, rep.vol_spans, label(data["rows"][best])
+        )
+        paths["regimes_chart"] = out / "sweep_regimes.png"
+        paths["regimes_chart"].write_bytes(chart)
+    return data, sweep_regime_context(grid, data, chart, best)
+
+
+def print_sweep_regimes(console: Console, grid: GridResult, regimes: dict[str, Any]) -> None:
+    """The best row's per-regime table, then each fee's best band's premium a year."""
+    from rebalancer.cli.regimes import compact_line
+    from rebalancer.reports.regimes import label
+
+    rows = regimes["rows"]
+    if not rows:
+        console.print(regimes["note"], highlight=False, markup=False, soft_wrap=True)
+        return
+    best = int(grid.rows["premium"].to_numpy().argmax())
+    report = {"options": regimes["options"], "rows": rows[best]["regimes"], "note": ""}
+    print_regimes(console, report, f"Best row, {label(rows[best])}:")
+    console.print("Premium a year per regime, the best band of each fee:", highlight=False)
+    frame = grid.rows
+    for _, g in frame.groupby(["kind", "style", "fee_rate"], sort=True):
+        i = int(g.index.to_numpy()[g["premium"].to_numpy().argmax()])
+        console.print(
+            "  " + compact_line(label(rows[i]), rows[i]["regimes"]),
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 # -- walk-forward ------------------------------------------------------------------------------

@@ -146,3 +146,66 @@ def section(report: Mapping[str, Any] | None, title: str = "") -> dict[str, Any]
         "headers": HEADERS,
         "rows": table_rows(report["rows"]),
     }
+
+
+def label(row: Mapping[str, Any]) -> str:
+    """``abs target 5% @ fee 0.100%``: a sweep row's keys."""
+    return f"{row['kind']} {row['style']} {row['band']:.0%} @ fee {row['fee_rate']:.3%}"
+
+
+SWEEP_REGIMES = ("bull", "bear", "sideways", "high-vol", "low-vol")
+
+
+def sweep_table(
+    rows: Sequence[Mapping[str, Any]], order: Sequence[int], limit: int
+) -> tuple[list[str], list[list[str]]]:
+    """One line per sweep row (in ``order``, at most ``limit``): the premium a year in each
+    regime; ``no bars`` where a regime has none."""
+    headers = ["kind", "style", "band", "fee", *(f"{g} premium a year" for g in SWEEP_REGIMES)]
+    out = []
+    for i in list(order)[:limit]:
+        r = rows[i]
+        by = {g["regime"]: g for g in r["regimes"]}
+        cells = []
+        for g in SWEEP_REGIMES:
+            x = by.get(g)
+            cells.append(
+                "n/a"
+                if x is None
+                else "no bars"
+                if not x["bars"]
+                else _cell(x["premium_per_year"], "pct")
+            )
+        out.append([r["kind"], r["style"], f"{r['band']:.2%}", f"{r['fee_rate']:.3%}", *cells])
+    return headers, out
+
+
+def equity_chart(
+    times: Any,
+    equity: Any,
+    hold: Any,
+    spans: Sequence[tuple[int, int, str]],
+    vol_spans: Sequence[tuple[int, int, str]],
+    title: str,
+) -> bytes:
+    """A PNG: one row's equity against buy-and-hold (log scale), regimes shaded."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(11, 4.5), dpi=100)
+    ax.plot(times, equity, lw=1.2, color="#1f77b4", label=f"{title}: final {equity[-1]:,.0f}")
+    ax.plot(times, hold, lw=1.0, color="#7f7f7f", label=f"buy-and-hold: final {hold[-1]:,.0f}")
+    handles = shade(ax, times, spans, vol_spans)
+    ax.set_yscale("log")
+    ax.set_title(f"Equity of {title} vs buy-and-hold, market regimes shaded")
+    ax.grid(True, which="both", alpha=0.3)
+    add_legend(ax, handles)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
