@@ -9,8 +9,9 @@ same semantics:
   kernel's row does);
 * ``compiled`` and ``replay`` rows through the compiled full-semantics engine
   (:func:`rebalancer.backtest.compiled.engine.run_inputs` with ``equity=True``, proven equal
-  to the replay): per bar, the orders' cost (traded notional), fees in the quote, and
-  turnover = traded / the portfolio's value just before the bar's trades; a rule the
+  to the replay) with the grid's strategy, market rules and fee side for the row
+  (:func:`grid_setup`): per bar, the orders' cost (traded notional), fees in the quote,
+  and turnover = traded / the portfolio's value just before the bar's trades; a rule the
   compiled engine does not implement falls back to the Decimal replay.
 
 Buy-and-hold runs once per fee rate and engine, as the row's ``bh_final_value``. The bars
@@ -20,7 +21,7 @@ are labelled once from the panel's market curve; :mod:`.regime_stats` defines ev
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
@@ -42,6 +43,7 @@ from rebalancer.backtest.trust.regime_stats import (
 )
 from rebalancer.backtest.trust.regimes import TRENDS, BarFlows, Labels, RegimeOptions, label_bars
 from rebalancer.core.errors import ConfigError
+from rebalancer.core.model import MarketRules
 from rebalancer.core.strategy import Strategy
 
 
@@ -72,22 +74,60 @@ class SweepRegimes:
         }
 
 
+#: a row's setup: its strategy, its market rules (at its fee rate) and the fee side
+Setup = Callable[[Any], tuple[Strategy, Mapping[str, MarketRules], str]]
+
+
+def grid_setup(
+    closes: pd.DataFrame, base: Strategy, semantics: str, market: Any = None
+) -> Setup:
+    """How the grid sets up each non-kernel row, mirrored: with ``market`` (a grid
+    ``Market``: rules per asset and the venue's fee side), the combination's strategy and
+    those rules at its fee; without, the grid's ``semantics`` (``reference``: free markets,
+    no ``min_trade`` or slippage; ``full``: the paper exchange's rules from the first bar's
+    prices), fee in the asset received."""
+    if market is not None:
+        import rebalancer.backtest.grid as grid
+
+        combo_strategy = vars(grid)["combo_strategy"]  # the grid's with a Market
+
+        def with_market(combo: Any) -> tuple[Strategy, Mapping[str, MarketRules], str]:
+            rate = Decimal(repr(combo.fee_rate))
+            return combo_strategy(combo, base), market.at_fee(rate), market.fee_currency
+
+        return with_market
+    from rebalancer.backtest.compiled.grid_rows import _rules, _strategy
+
+    unit = _rules(closes, base, semantics)
+
+    def by_semantics(combo: Any) -> tuple[Strategy, Mapping[str, MarketRules], str]:
+        rate = Decimal(repr(combo.fee_rate))
+        rules = {a: replace(r, taker_fee=rate) for a, r in unit.items()}
+        return _strategy(combo, base, semantics), rules, "received"
+
+    return by_semantics
+
+
 def _compiled_bars(
     closes: pd.DataFrame,
     strategy: Strategy,
-    fee: float,
+    rules: Mapping[str, MarketRules],
+    fee_currency: str,
     capital: Decimal,
     bar: timedelta,
-    semantics: str,
 ) -> RunBars:
     """One combination through the compiled engine with its per-bar equity."""
     from rebalancer.backtest.compiled.engine import run_inputs
-    from rebalancer.backtest.compiled.grid_rows import _rules
     from rebalancer.backtest.compiled.program import build_inputs, params_row
 
-    rate = Decimal(repr(fee))
-    rules = {a: replace(r, taker_fee=rate) for a, r in _rules(closes, strategy, semantics).items()}
-    inputs, program = build_inputs(closes, strategy, {strategy.quote: capital}, rules, bar)
+    inputs, program = build_inputs(
+        closes,
+        strategy,
+        {strategy.quote: capital},
+        rules,
+        bar,
+        fee_currency,  # type: ignore[arg-type]
+    )
     res = run_inputs(inputs, params_row(strategy, program), equity=True)
     assert res.equity is not None and res.holdings is not None
     n = len(res.equity)
@@ -95,7 +135,7 @@ def _compiled_bars(
     for o in res.orders:
         traded[o.bar] += o.cost
         fees[o.bar] += o.fee_quote
-    before = np.empty(n)
+    before = np.empty(n)  # the portfolio's value just before each bar's trades
     before[0] = float(inputs.amount0 @ inputs.prices[0])
     before[1:] = np.einsum("ij,ij->i", res.holdings[:-1], inputs.prices[1:])
     flows = BarFlows(traded=traded, fees=fees, turnover=traded / before)
@@ -105,27 +145,19 @@ def _compiled_bars(
 def _replay_bars(
     closes: pd.DataFrame,
     strategy: Strategy,
-    fee: float,
+    rules: Mapping[str, MarketRules],
     capital: Decimal,
     bar: timedelta,
-    semantics: str,
+    fee: float,
 ) -> RunBars:
-    from rebalancer.backtest.compiled.grid_rows import _rules
     from rebalancer.backtest.engine import run_backtest
 
-    rate = Decimal(repr(fee))
-    rules = None
-    slippage = strategy.policy.slippage
-    if semantics == "reference":
-        rules = {
-            a: replace(r, taker_fee=rate) for a, r in _rules(closes, strategy, semantics).items()
-        }
     res = run_backtest(
         closes,
         strategy,
         capital=capital,
-        taker_fee=rate,
-        slippage=slippage,
+        taker_fee=Decimal(repr(fee)),
+        slippage=strategy.policy.slippage,
         bar=bar,
         rules=rules,
         benchmarks=False,
@@ -139,12 +171,11 @@ def row_bars(
     base: Strategy,
     capital: Decimal,
     bar: timedelta,
-    semantics: str,
     engine: str,
+    setup: Setup,
 ) -> RunBars:
     """One grid combination (a :class:`rebalancer.backtest.grid.Combo`; ``band`` inf =
     buy-and-hold) bar by bar, by the engine named in its row (see the module docstring)."""
-    from rebalancer.backtest.compiled.grid_rows import _strategy
     from rebalancer.backtest.compiled.program import UnsupportedRule
 
     if engine == "kernel":
@@ -155,11 +186,11 @@ def row_bars(
             prices, targets, capital=float(capital), fee_rate=combo.fee_rate, band_abs=combo.band
         )
         return reference_bars(res, float(capital))
-    strategy = _strategy(combo, base, semantics)
+    strategy, rules, fee_currency = setup(combo)
     try:
-        return _compiled_bars(closes, strategy, combo.fee_rate, capital, bar, semantics)
+        return _compiled_bars(closes, strategy, rules, fee_currency, capital, bar)
     except UnsupportedRule:
-        return _replay_bars(closes, strategy, combo.fee_rate, capital, bar, semantics)
+        return _replay_bars(closes, strategy, rules, capital, bar, combo.fee_rate)
 
 
 def sweep_regimes(
@@ -174,18 +205,21 @@ def sweep_regimes(
     only: Sequence[int] | None = None,
     keep: int | None = None,
     progress: Callable[[int], None] | None = None,
+    market: Any = None,
 ) -> SweepRegimes:
     """Per row of ``rows`` (``GridResult.rows``) its regime report; ``only``: just these row
     positions (the others get an empty report saying so); ``keep``: the row position whose
-    equity curves are kept (:attr:`SweepRegimes.curves`)."""
+    equity curves are kept (:attr:`SweepRegimes.curves`); ``market``: the grid's market,
+    when it ran with one (see :func:`grid_setup`)."""
     from rebalancer.backtest.grid import Combo
 
-    market = panel_market(closes, strategy)
+    curve = panel_market(closes, strategy)
     try:
-        labels = label_bars(market, options)
+        labels = label_bars(curve, options)
     except ConfigError as exc:
         return SweepRegimes(options, [], note=f"no regimes: {exc}")
     dt = durations(_close_times(closes, bar), len(closes), bar.total_seconds())
+    setup = grid_setup(closes, strategy, semantics, market)
     holds: dict[tuple[str, float], RunBars] = {}
     reports: list[RegimeReport] = []
     curves = None
@@ -199,8 +233,8 @@ def sweep_regimes(
         key = (engine, combo.fee_rate)
         if key not in holds:
             hold = Combo("abs", "target", math.inf, combo.fee_rate)
-            holds[key] = row_bars(hold, closes, strategy, capital, bar, semantics, engine)
-        run = row_bars(combo, closes, strategy, capital, bar, semantics, engine)
+            holds[key] = row_bars(hold, closes, strategy, capital, bar, engine, setup)
+        run = row_bars(combo, closes, strategy, capital, bar, engine, setup)
         reports.append(_report(options, labels, run, holds[key], dt))
         if i == keep:
             curves = (run.equity, holds[key].equity)
