@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -85,3 +86,23 @@ def test_sweep_gives_every_row_its_regimes(tmp_path: Path) -> None:
     text = runner.invoke(app, args)
     assert text.exit_code == 0, text.output
     assert "Best row, " in text.output and "the best band of each fee" in text.output
+
+
+def test_walk_forward_reports_the_out_of_sample_regimes(tmp_path: Path) -> None:
+    args = ["walk-forward", "-c", str(G1), "--data-dir", str(DATA), "--start", "2018-05-04"]
+    args += ["--end", "2020-12-31", "--bands", "0.05,0.2", "--fee", "0.001"]
+    args += ["--train", "365d", "--test", "180d", "--out", str(tmp_path)]
+    res = runner.invoke(app, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    rows = data["regimes"]["rows"]
+    warm = next(r for r in rows if r["regime"] == "warm-up")
+    assert warm["bars"] == 0 and "bars before this span" in warm["note"]
+    wf, hold = data["walk_forward"], data["buy_and_hold"]
+    _reconcile(rows, wf["final_value"] / hold["final_value"] - 1, wf["fees"])
+    trend_bars = sum(r["bars"] for r in rows if r["regime"] in TREND_ROWS)
+    assert trend_bars == sum(r["bars"] for r in rows if r["regime"] in ("high-vol", "low-vol"))
+    first, last = data["windows"][0]["test_start"], data["windows"][-1]["test_end"]
+    assert trend_bars == (pd.Timestamp(last) - pd.Timestamp(first)).days + 1  # every OOS day
+    page = (tmp_path / "walk_forward_report.html").read_text(encoding="utf-8")
+    assert "Out-of-sample, per market regime" in page

@@ -44,6 +44,7 @@ from rebalancer.backtest.engine import BacktestResult, FirstBar, check_closes, r
 from rebalancer.backtest.grid import Combo
 from rebalancer.backtest.metrics import Metrics, calendar_span, compute_metrics
 from rebalancer.backtest.sweep import sweep
+from rebalancer.backtest.trust.regime_stats import flows_frame
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.strategy import Strategy
 
@@ -74,6 +75,8 @@ class WalkForwardResult:
     kind: str = "abs"
     hold_equity: pd.Series | None = None
     hold_metrics: Metrics | None = None
+    #: per out-of-sample bar (index as ``equity``): traded, fees (quote), turnover
+    bar_flows: pd.DataFrame | None = None
 
     def summary(self) -> dict[str, Any]:
         best = self.hindsight.iloc[0]
@@ -223,6 +226,7 @@ def walk_forward(
     holdings: dict[str, Decimal] | None = None
     rows: list[dict[str, Any]] = []
     pieces: list[pd.Series] = []
+    flow_pieces: list[pd.DataFrame] = []
     n_reb, fees, traded, turnover = 0, 0.0, 0.0, 0.0
     before = float(capital)  # the account's value when the window starts
     total = len(wins) + len(grid)
@@ -246,6 +250,7 @@ def walk_forward(
         traded += m.traded
         turnover += m.turnover
         pieces.append(pd.Series(res.run.equity, index=res.run.times))
+        flow_pieces.append(flows_frame(res.run))
         rows.append(
             {
                 "train_start": frame.index[a].isoformat(),
@@ -318,6 +323,7 @@ def walk_forward(
         kind,
         pd.Series(hold.equity, index=hold.times),
         hold.metrics,
+        pd.concat(flow_pieces),
     )
 
 

@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # pandas, numba and matplotlib are imported when a command ru
     from rebalancer.backtest.engine import BacktestResult
     from rebalancer.backtest.grid import GridResult
     from rebalancer.backtest.trust.regime_stats import RegimeReport
+    from rebalancer.backtest.walk_forward import WalkForwardResult
     from rebalancer.config import Settings
     from rebalancer.core.strategy import Strategy
     from rebalancer.data.panel import CandlePanel
@@ -738,6 +739,10 @@ def walk_forward_command(
     ] = "abs",
     out: OutOpt = Path("out"),
     as_json: JsonOpt = False,
+    regime_window: RegimeWindowOpt = DEFAULT_WINDOW,
+    bull: BullOpt = DEFAULT_BULL,
+    bear: BearOpt = DEFAULT_BEAR,
+    vol_quantile: VolQuantileOpt = DEFAULT_VOL_QUANTILE,
 ) -> None:
     """Choose the band in-sample, trade it out-of-sample, and compare with hindsight.
 
@@ -748,6 +753,10 @@ def walk_forward_command(
     hindsight and buy-and-hold; writes `walk_forward_report.html` (chart, tables, data window
     and notes, engine, file hashes), `walk_forward.csv`, `hindsight.csv` and
     `walk_forward.png` into --out.
+
+    Per market regime (--regime-window, --bull, --bear, --vol-quantile; labelled over the
+    whole panel): the out-of-sample run's premium over buy-and-hold, turnover, fees and
+    drawdown in the text, --json ("regimes") and the report (shaded on the chart).
 
     Example: `rebalancer walk-forward --data-dir ../shared/data/binance_spot_2017_2022
     -c my.toml --train 365d --test 90d --objective calmar --json`
@@ -788,6 +797,9 @@ def walk_forward_command(
     first, last = result.windows["test_start"].iloc[0], result.windows["test_end"].iloc[-1]
     oos = window_text(pd.Timestamp(first), pd.Timestamp(last), len(result.equity), bar)
     fig = equity_figure(result, f"out-of-sample {oos}; data {_window(panel)}")
+    regimes = walk_forward_regime_report(
+        result, panel, strategy, (regime_window, bull, bear, vol_quantile), fig
+    )
     paths["chart"] = out / "walk_forward.png"
     fig.savefig(paths["chart"])
     plt.close(fig)
@@ -807,8 +819,10 @@ def walk_forward_command(
         train=bars_text(train_bars, bar),
         test=bars_text(test_bars, bar),
         anchored=anchored,
+        regimes=regimes,
     )
     data = result.summary()
+    data["regimes"] = regimes
     data["files"] = {k: str(v) for k, v in paths.items()}
     data["data"] = {
         "start": panel.start.isoformat(),  # first and last candle (open times) really used
@@ -847,5 +861,29 @@ def walk_forward_command(
             f"Buy-and-hold over the same span: final {hold['final_value']:,.2f}, {objective} "
             f"{_fmt('{:.3f}', hold[objective])}."
         )
+    print_regimes(out_console, regimes, "Out-of-sample, per market regime:")
     written = ", ".join(str(p) for p in paths.values())
     out_console.print(f"Wrote {render.esc(written)}", highlight=False)
+
+
+def walk_forward_regime_report(
+    result: WalkForwardResult,
+    panel: CandlePanel,
+    strategy: Strategy,
+    regime: tuple[str, float, float, float],
+    fig: Any,
+) -> dict[str, Any]:
+    """The out-of-sample run's per-regime figures (``RegimeReport.to_dict()``, JSON-safe);
+    shades the regimes on ``fig`` (the walk-forward chart) and names them in its legend."""
+    from rebalancer.backtest.trust.regime_stats import walk_forward_regimes
+    from rebalancer.cli.regimes import regime_options
+    from rebalancer.reports.regimes import add_legend, shade
+
+    bar = _bar(panel)
+    options = regime_options(*regime, bar)
+    report = walk_forward_regimes(result, panel.closes, strategy, options, bar.total_seconds())
+    if report.spans:
+        ax = fig.axes[0]
+        add_legend(ax, shade(ax, result.equity.index, report.spans, report.vol_spans))
+    data: dict[str, Any] = _clean(report.to_dict())
+    return data

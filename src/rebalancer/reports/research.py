@@ -294,7 +294,10 @@ def render_walk_forward(
     train: str,
     test: str,
     anchored: bool,
+    regimes: Mapping[str, Any] | None = None,
 ) -> str:
+    """The walk-forward page; ``regimes`` (a ``RegimeReport.to_dict()`` of the
+    out-of-sample run) adds the per-regime section."""
     chooser = ENGINE.get(result.kind, "in-sample, the bot's own loop")
     engine = (
         f"{chooser}; out-of-sample, every fixed band in hindsight and buy-and-hold, the "
@@ -321,6 +324,7 @@ def render_walk_forward(
         hindsight=hindsight_table(result),
         prov=prov,
         config_json=config_json(prov),
+        regimes=regime_view.section(regimes, "Out-of-sample, per market regime"),
     )
 
 

@@ -62,6 +62,8 @@ EMPTY_NOTE = (
     "shorten --regime-window or lengthen the panel"
 )
 
+NO_WARMUP_NOTE = "no warm-up: the bars before this span fill the trailing window"
+
 
 @dataclass(frozen=True)
 class RunBars:
@@ -167,7 +169,8 @@ def episode_drawdown(log_returns: FloatArray, stretches: Sequence[tuple[int, int
 def _empty(name: str) -> RegimeRow:
     nan = math.nan
     figures = (nan,) * 7
-    return RegimeRow(name, 0, 0, 0.0, 0.0, *figures, 0, nan, nan, EMPTY_NOTE)
+    note = NO_WARMUP_NOTE if name == WARMUP else EMPTY_NOTE
+    return RegimeRow(name, 0, 0, 0.0, 0.0, *figures, 0, nan, nan, note)
 
 
 def _row(
@@ -311,3 +314,41 @@ def backtest_regimes(result: Any, closes: pd.DataFrame, options: RegimeOptions) 
     dt = durations(run.times, len(run.equity), result.bar.total_seconds())
     market = panel_market(closes, run.strategy)
     return regime_report(market, engine_bars(run), engine_bars(hold), options, dt)
+
+
+def flows_frame(run: Run) -> pd.DataFrame:
+    """:func:`engine_bars`' per-bar flows of ``run`` as a frame on its bar times: columns
+    ``traded`` and ``fees`` (quote) and ``turnover`` (traded / value before the trade)."""
+    import pandas as pd
+
+    f = engine_bars(run).flows
+    data = {"traded": f.traded, "fees": f.fees, "turnover": f.turnover}
+    return pd.DataFrame(data, index=run.times)
+
+
+def walk_forward_regimes(
+    result: Any, closes: pd.DataFrame, strategy: Any, options: RegimeOptions, bar_seconds: float
+) -> RegimeReport:
+    """The stitched out-of-sample run of a
+    :class:`rebalancer.backtest.walk_forward.WalkForwardResult` against buy-and-hold over the
+    same span (both from the capital), labelled from the whole panel's market curve (the
+    in-sample bars before the first test window serve as the trailing window)."""
+    if result.bar_flows is None or result.hold_equity is None:
+        return RegimeReport(options, note="no regimes: the result has no per-bar flows")
+    import pandas as pd
+
+    first = pd.Timestamp(str(result.windows["test_start"].iloc[0]))
+    offset = int(closes.index.searchsorted(first))
+    capital = float(result.windows["start_value"].iloc[0])
+    f = result.bar_flows
+    flows = BarFlows(
+        traded=f["traded"].to_numpy(), fees=f["fees"].to_numpy(), turnover=f["turnover"].to_numpy()
+    )
+    run = RunBars(result.equity.to_numpy(dtype=np.float64), capital, flows)
+    hold = RunBars(
+        result.hold_equity.to_numpy(dtype=np.float64),
+        capital,
+        BarFlows(np.zeros(len(f)), np.zeros(len(f)), np.zeros(len(f))),
+    )
+    dt = durations(result.equity.index, len(result.equity), bar_seconds)
+    return regime_report(panel_market(closes, strategy), run, hold, options, dt, offset=offset)
