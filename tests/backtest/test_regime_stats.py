@@ -224,3 +224,28 @@ def _three_assets(strategy):  # type: ignore[no-untyped-def]
     targets = {"BTC": Decimal("0.3"), "ETH": Decimal("0.3"), "BNB": Decimal("0.3")}
     targets[strategy.quote] = Decimal("0.1")
     return dc_replace(strategy, targets=targets)
+
+
+def test_a_sweep_on_a_panel_too_short_for_the_window_says_so() -> None:
+    from rebalancer.backtest.grid import run_grid
+    from rebalancer.backtest.trust.sweep_regimes import sweep_regimes
+
+    closes = pd.DataFrame(
+        _panel(50, 3),
+        columns=["BTC", "ETH", "BNB"],
+        index=pd.date_range("2021-01-01", periods=50, freq="D", tz="UTC"),
+    )
+    strategy = _three_assets(default_config().strategy())
+    grid = run_grid(closes, strategy, bands=[0.05], fee_rates=[0.001], bar=timedelta(days=1))
+    reg = sweep_regimes(
+        grid.rows,
+        closes,
+        strategy,
+        RegimeOptions(window=30),
+        capital=Decimal(10000),
+        bar=timedelta(days=1),
+        semantics="reference",
+    )
+    assert reg.reports == [] and "need at least 60" in reg.note
+    payload = reg.to_dict(grid.rows)
+    assert payload["rows"] == [] and "--regime-window" in payload["note"]

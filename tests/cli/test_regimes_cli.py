@@ -53,6 +53,13 @@ def test_a_panel_too_short_for_the_window_names_the_minimum_and_the_fix(tmp_path
     assert "need at least 180" in res.output and "--regime-window" in res.output
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "need at least 180" in page
+    sweep = ["sweep", "-c", str(G1), "--data-dir", str(DATA), "--start", "2021-01-01"]
+    sweep += ["--end", "2021-04-30", "--bands", "0.05", "--fee", "0.001", "--out", str(tmp_path)]
+    text = runner.invoke(app, sweep)
+    assert text.exit_code == 0 and "need at least 180" in text.output
+    data = json.loads(runner.invoke(app, [*sweep, "--json"]).output)
+    assert data["regimes"]["rows"] == [] and "--regime-window" in data["regimes"]["note"]
+    assert "need at least 180" in (tmp_path / "sweep_report.html").read_text(encoding="utf-8")
 
 
 def test_the_cli_defaults_are_the_library_defaults() -> None:

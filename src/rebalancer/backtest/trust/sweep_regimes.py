@@ -64,6 +64,8 @@ class SweepRegimes:
         from dataclasses import asdict
 
         keys = rows[["kind", "style", "band", "fee_rate"]].to_dict("records")
+        if not self.reports:  # the panel was too short: the note says why
+            keys = []
         return {
             "options": {**asdict(self.options), "vol_cutoff_per_bar": self.vol_cutoff},
             "note": self.note,
