@@ -113,3 +113,21 @@ def test_walk_forward_reports_the_out_of_sample_regimes(tmp_path: Path) -> None:
     assert trend_bars == (pd.Timestamp(last) - pd.Timestamp(first)).days + 1  # every OOS day
     page = (tmp_path / "walk_forward_report.html").read_text(encoding="utf-8")
     assert "Out-of-sample, per market regime" in page
+
+
+@pytest.mark.parametrize(
+    ("option", "says"),
+    [
+        (["--bull", "-0.2"], "must be below --bull"),
+        (["--vol-quantile", "1.5"], "--vol-quantile must be in (0, 1)"),
+        (["--regime-window", "soon"], "--regime-window 'soon' is not a duration"),
+    ],
+)
+def test_a_bad_regime_option_fails_before_any_run(
+    tmp_path: Path, option: list[str], says: str
+) -> None:
+    for command in ("backtest", "sweep", "walk-forward"):
+        args = [command, "-c", str(G1), "--data-dir", str(DATA), "--out", str(tmp_path)]
+        res = runner.invoke(app, [*args, *option])
+        assert res.exit_code != 0 and says in " ".join(res.output.split()), (command, res.output)
+        assert "Traceback" not in res.output

@@ -311,6 +311,7 @@ def backtest_command(
     settings = _settings(config)
     strategy: Strategy = settings.strategy()
     panel = load_data(settings, data_dir, timeframe, start, end)
+    check_regime_options(panel, regime_window, bull, bear, vol_quantile)
     taker = settings.fees.taker if fee is None else _decimal(fee, "--fee")
     console = Console(quiet=as_json, stderr=True)
     weights = ", ".join(f"{a} {float(w):.0%}" for a, w in strategy.targets.items())
@@ -383,6 +384,15 @@ def backtest_command(
         )
     print_regimes(out_console, summary["regimes"])
     out_console.print(f"Wrote {render.esc(', '.join(files.values()))}", highlight=False)
+
+
+def check_regime_options(
+    panel: CandlePanel, window: str, bull: float, bear: float, vol_quantile: float
+) -> None:
+    """Refuse a bad regime option before any run (the panel's length is checked later)."""
+    from rebalancer.cli.regimes import regime_options
+
+    regime_options(window, bull, bear, vol_quantile, _bar(panel))
 
 
 def backtest_regimes(
@@ -553,6 +563,7 @@ def sweep_command(
         raise ConfigError(f"--engine must be 'compiled' or 'replay', not {engine!r}")
     band_list = parse_numbers(bands, "--bands")
     fee_list = bounds.fee_rates(parse_numbers(fees, "--fee"))
+    check_regime_options(panel, regime_window, bull, bear, vol_quantile)
     console = Console(quiet=as_json, stderr=True)
     remote = make_executor(executor, scheduler)
     with _progress(console, "sweep") as progress, remote or nullcontext():
@@ -770,6 +781,7 @@ def walk_forward_command(
     strategy = settings.strategy()
     panel = load_data(settings, data_dir, timeframe, start, end)
     bar = _bar(panel)
+    check_regime_options(panel, regime_window, bull, bear, vol_quantile)
     taker = settings.fees.taker if fee is None else _decimal(fee, "--fee")
     console = Console(quiet=as_json, stderr=True)
     with _progress(console, "walk-forward") as progress:

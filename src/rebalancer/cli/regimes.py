@@ -47,11 +47,16 @@ VolQuantileOpt = Annotated[
 def regime_options(
     window: str, bull: float, bear: float, vol_quantile: float, bar: timedelta
 ) -> RegimeOptions:
-    """The options in bars (``window`` a duration like ``90d`` or a number of bars)."""
+    """The options in bars (``window`` a duration like ``90d`` or a number of bars),
+    checked (window >= 2 bars, --bear < --bull, --vol-quantile in (0, 1)); a command calls
+    it before its runs, so a bad option fails fast. The panel's length is checked later:
+    a panel too short for the window gives a note, not an error."""
     from rebalancer.backtest.trust.regimes import RegimeOptions
     from rebalancer.cli.backtest_cmd import bars_in
 
-    return RegimeOptions(bars_in(window, bar, "--regime-window"), bull, bear, vol_quantile)
+    options = RegimeOptions(bars_in(window, bar, "--regime-window"), bull, bear, vol_quantile)
+    options.check(2 * options.window)  # every option but the panel's length
+    return options
 
 
 def _pct(x: Any, signed: bool = True) -> str:
@@ -101,9 +106,9 @@ def regime_lines(report: Mapping[str, Any], title: str = "") -> list[str]:
     lines += [heading(report["options"]), HEADER]
     lines += [row_line(r) for r in report["rows"]]
     lines.append(
-        "premium = (1 + strategy) / (1 + B&H) - 1 over the regime's bars; the rows warm-up, "
-        "bull, bear, sideways multiply to the run's (fees and turnover add up); DD = the "
-        "deepest drawdown within one stretch of the regime."
+        "premium = (1 + strategy) / (1 + B&H) - 1 over the regime's bars; 1 + premium of "
+        "warm-up, bull, bear, sideways multiply to the run's (fees and turnover add up); "
+        "DD = the deepest drawdown within one stretch of the regime."
     )
     return lines
 

@@ -127,8 +127,9 @@ def describe(options: Mapping[str, Any]) -> str:
         f"{options['bull']:+.0%}, bear below {options['bear']:+.0%}, sideways between; "
         f"high-vol when its volatility is above the {options['vol_quantile']:.0%} quantile "
         "over the panel, low-vol otherwise; the first window is warm-up. Premium = (1 + "
-        "strategy return) / (1 + B&H return) − 1 over the regime's bars (warm-up, bull, bear "
-        "and sideways multiply to the run's premium; fees and turnover add up); a year is 365 "
+        "strategy return) / (1 + B&H return) − 1 over the regime's bars (1 + premium of "
+        "warm-up, bull, bear and sideways multiply to the run's; fees and turnover add up); "
+        "a year is 365 "
         "days of the regime's calendar time; max DD = the deepest drawdown within one "
         "stretch of the regime."
     )
