@@ -43,11 +43,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from rebalancer.backtest.compiled.engine import run
 from rebalancer.backtest.compiled.grid_rows import compiled_rows
-from rebalancer.backtest.engine import check_closes, run_backtest
+from rebalancer.backtest.engine import Engine, check_closes, check_engine, run_backtest
 from rebalancer.backtest.grid import METRICS, Combo, Market, combo_strategy, market_rules
 from rebalancer.backtest.metrics import Metrics, calendar_span, compute_metrics
+from rebalancer.backtest.trust.regime_stats import flows_frame
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.strategy import Strategy
 
@@ -80,6 +80,8 @@ class WalkForwardResult:
     hold_equity: pd.Series | None = None
     hold_metrics: Metrics | None = None
     engine: str = "compiled"
+    #: per out-of-sample bar (index as ``equity``): traded, fees (quote), turnover
+    bar_flows: pd.DataFrame | None = None
 
     def summary(self) -> dict[str, Any]:
         best = self.hindsight.iloc[0]
@@ -147,19 +149,24 @@ def _score(m: Metrics, objective: str) -> float:
 @dataclass(frozen=True)
 class _Run:
     """One run of a window: its per-bar equity (after each bar's trades) at the bars'
-    close times, final balances, value and metrics."""
+    close times, final balances, value (the curve's last value) and metrics, and its
+    per-bar flows (traded, fees in the quote, turnover) for the regime figures."""
 
     equity: pd.Series
     final_balances: dict[str, Decimal]
     final_value: float
     metrics: Metrics
+    flows: pd.DataFrame
 
 
-def _replayed(
+def _window_run(
     frame: pd.DataFrame, strategy: Strategy, combo: Combo, bar: timedelta, market: Market,
-    start: Mapping[str, Decimal],
+    start: Mapping[str, Decimal], engine: Engine = "compiled",
 ) -> _Run:
-    """``combo``'s rule and policy through the Decimal replay, from balances ``start``."""
+    """``combo``'s rule and policy from balances ``start``, on ``engine`` (the compiled
+    engine or the Decimal replay: :func:`rebalancer.backtest.engine.run_backtest`, one
+    backtest model for both); the window's final value is its curve's last value, so the
+    windows compound exactly to the stitched curve."""
     fee = Decimal(repr(combo.fee_rate))
     run = run_backtest(
         frame,
@@ -171,93 +178,20 @@ def _replayed(
         rules=market.at_fee(fee),
         benchmarks=False,
         venue=market.venue,
+        engine=engine,
     ).run
     return _Run(
         pd.Series(run.equity, index=run.times),
         dict(run.final_balances),
-        float(run.final_value),
+        float(run.equity[-1]),
         run.metrics,
+        flows_frame(run),
     )
-
-
-def _compiled(
-    frame: pd.DataFrame, strategy: Strategy, combo: Combo, bar: timedelta, market: Market,
-    start: Mapping[str, Decimal],
-) -> _Run:
-    """``combo``'s rule and policy through the compiled engine, from balances ``start``;
-    the equity curve is rebuilt from its order log with the kernel's own fill arithmetic
-    (:func:`kernel._fill`, in the same float operations, so its last value is the
-    engine's final value exactly)."""
-    fee = Decimal(repr(combo.fee_rate))
-    one = combo_strategy(combo, strategy)
-    legs = list(one.targets)
-    got = run(
-        frame, one, start, rules=market.at_fee(fee), bar=bar, fee_currency=market.fee_currency
-    )
-    prices = np.ones((len(frame), len(legs)))
-    for i, leg in enumerate(legs):
-        if leg != one.quote:
-            prices[:, i] = frame[leg].to_numpy(dtype=np.float64)
-    amt = [float(start.get(a, Decimal(0))) for a in legs]
-    q = legs.index(one.quote)
-    f, slip = float(fee), float(one.policy.slippage)
-    quote_fee = market.fee_currency == "quote"
-    by_bar: dict[int, list[Any]] = {}
-    for o in got.orders:
-        by_bar.setdefault(o.bar, []).append(o)
-    equity = np.empty(len(frame))
-    n_reb, fees, traded, turnover = 0, 0.0, 0.0, 0.0
-    for t in range(len(frame)):
-        px = prices[t]
-        if t in by_bar:
-            before = _value(amt, px)
-            bar_traded = 0.0
-            for o in by_bar[t]:
-                i = legs.index(o.asset)
-                if o.side == "sell":
-                    cost = o.amount * (px[i] * (1.0 - slip))
-                    amt[i] -= o.amount
-                    amt[q] += cost - cost * f
-                else:
-                    cost = o.amount * (px[i] * (1.0 + slip))
-                    amt[q] -= cost * (1.0 + f) if quote_fee else cost
-                    amt[i] += o.amount if quote_fee else o.amount - o.amount * f
-                bar_traded += cost
-                fees += cost * f
-            n_reb += 1
-            traded += bar_traded
-            turnover += bar_traded / before
-        equity[t] = _value(amt, px)
-    times = _close_times(frame.index, bar)
-    metrics = compute_metrics(
-        equity,
-        bar,
-        times=times,
-        initial=_value([float(start.get(a, Decimal(0))) for a in legs], prices[0]),
-        n_rebalances=n_reb,
-        fees=fees,
-        traded=traded,
-        turnover=turnover,
-    )
-    balances = {a: Decimal(repr(float(x))) for a, x in zip(legs, amt, strict=True)}
-    return _Run(pd.Series(equity, index=times), balances, float(equity[-1]), metrics)
-
-
-def _value(amounts: Sequence[float], px: np.ndarray[Any, np.dtype[np.float64]]) -> float:
-    """The kernel's valuation: the legs summed in order from 0.0."""
-    total = 0.0
-    for x, p in zip(amounts, px, strict=True):
-        total += x * float(p)
-    return total
-
-
-def _close_times(index: pd.Index, bar: timedelta) -> pd.DatetimeIndex:
-    return pd.DatetimeIndex(index + pd.Timedelta(bar)).as_unit("us").rename(None)
 
 
 def _rows(
     frame: pd.DataFrame, strategy: Strategy, combos: Sequence[Combo], bar: timedelta,
-    market: Market, capital: Decimal, engine: str,
+    market: Market, capital: Decimal, engine: Engine,
 ) -> list[dict[str, Any]]:
     """Metrics of every combination over ``frame`` from ``capital`` in cash."""
     if engine == "compiled":
@@ -267,8 +201,8 @@ def _rows(
         )
     out = []
     for c in combos:
-        m = _replayed(frame, strategy, c, bar, market, {strategy.quote: capital}).metrics
-        out.append({name: getattr(m, name) for name in METRICS})
+        m = _window_run(frame, strategy, c, bar, market, {strategy.quote: capital}, "replay")
+        out.append({name: getattr(m.metrics, name) for name in METRICS})
     return out
 
 
@@ -310,25 +244,30 @@ def walk_forward(
         raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
     if kind not in WALK_KINDS:
         raise ConfigError(f"kind must be one of {', '.join(WALK_KINDS)}, not {kind!r}")
-    if engine not in ENGINES:
-        raise ConfigError(f"engine must be 'compiled' or 'replay', not {engine!r}")
+    which = check_engine(engine)
     if not bands or any(not (math.isfinite(b) and b > 0) for b in bands):
         raise ConfigError(f"bands must be numbers > 0, got {list(bands)}")
     frame = check_closes(closes, strategy)
     market = market or market_rules(frame, strategy)
-    one = _compiled if engine == "compiled" else _replayed
+    def one(
+        span: pd.DataFrame, strategy: Strategy, combo: Combo, bar: timedelta, market: Market,
+        start: Mapping[str, Decimal],
+    ) -> _Run:
+        return _window_run(span, strategy, combo, bar, market, start, which)
+
     grid = sorted(set(map(float, bands)))
     rules = [Combo(kind, "target", b, float(fee_rate)) for b in grid]
     wins = windows(len(frame), train, test, anchored)
     start: dict[str, Decimal] = {strategy.quote: capital}
     rows: list[dict[str, Any]] = []
     pieces: list[pd.Series] = []
+    flow_pieces: list[pd.DataFrame] = []
     n_reb, fees, traded, turnover = 0, 0.0, 0.0, 0.0
     before = float(capital)  # the account's value when the window starts
     total = len(wins) + 1
     for i, w in enumerate(wins):
         (a, b), (c, d) = w.train, w.test
-        scored = _rows(frame.iloc[a:b], strategy, rules, bar, market, capital, engine)
+        scored = _rows(frame.iloc[a:b], strategy, rules, bar, market, capital, which)
         k = _choose(scored, objective)
         res = one(frame.iloc[c:d], strategy, rules[k], bar, market, start)
         start = res.final_balances
@@ -338,6 +277,7 @@ def walk_forward(
         traded += m.traded
         turnover += m.turnover
         pieces.append(res.equity)
+        flow_pieces.append(res.flows)
         rows.append(
             {
                 "train_start": frame.index[a].isoformat(),
@@ -376,7 +316,7 @@ def walk_forward(
             "score": _finite(r[objective]),
         }
         for band, r in zip(
-            grid, _rows(span, strategy, rules, bar, market, capital, engine), strict=True
+            grid, _rows(span, strategy, rules, bar, market, capital, which), strict=True
         )
     ]
     hindsight = pd.DataFrame(fixed).sort_values(["score", "band"], ascending=[False, True])
@@ -398,6 +338,7 @@ def walk_forward(
         hold.equity,
         hold.metrics,
         engine=engine,
+        bar_flows=pd.concat(flow_pieces),
     )
 
 

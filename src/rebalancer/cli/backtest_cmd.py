@@ -24,6 +24,16 @@ from rich.table import Table
 
 from rebalancer.cli import render
 from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
+from rebalancer.cli.regimes import (
+    DEFAULT_BEAR,
+    DEFAULT_BULL,
+    DEFAULT_VOL_QUANTILE,
+    DEFAULT_WINDOW,
+    BearOpt,
+    BullOpt,
+    RegimeWindowOpt,
+    VolQuantileOpt,
+)
 from rebalancer.core.errors import ConfigError
 
 if TYPE_CHECKING:  # pandas, numba and matplotlib are imported when a command runs
@@ -31,6 +41,8 @@ if TYPE_CHECKING:  # pandas, numba and matplotlib are imported when a command ru
 
     from rebalancer.backtest.engine import BacktestResult
     from rebalancer.backtest.grid import GridResult, Market
+    from rebalancer.backtest.trust.regime_stats import RegimeReport
+    from rebalancer.backtest.walk_forward import WalkForwardResult
     from rebalancer.config import Settings
     from rebalancer.core.strategy import Strategy
     from rebalancer.data.panel import CandlePanel
@@ -323,6 +335,10 @@ def backtest_command(
         ),
     ] = "compiled",
     as_json: JsonOpt = False,
+    regime_window: RegimeWindowOpt = DEFAULT_WINDOW,
+    bull: BullOpt = DEFAULT_BULL,
+    bear: BearOpt = DEFAULT_BEAR,
+    vol_quantile: VolQuantileOpt = DEFAULT_VOL_QUANTILE,
 ) -> None:
     """Backtest the config's targets and rule on history with the bot's own model.
 
@@ -343,6 +359,10 @@ def backtest_command(
     the config's schedule from the trailing daily closes (no look-ahead), each change a full
     rebalance to the new targets at its bar; the benchmarks keep the configured targets.
 
+    Per market regime (bull / bear / sideways, high / low volatility of the targets'
+    buy-and-hold over --regime-window): the premium over buy-and-hold, turnover, fees and
+    drawdown, in the text, --json ("regimes") and the report (shaded on the equity chart).
+
     Example: `rebalancer backtest --data-dir ../shared/data/binance_spot_2017_2022
     --start 2018-05-04 -c my.toml --fee 0.001 --out out/` (add `--engine replay` to audit
     it with the Decimal replay)
@@ -355,6 +375,7 @@ def backtest_command(
     settings = _settings(config)
     strategy: Strategy = settings.strategy()
     panel = load_data(settings, data_dir, timeframe, start, end)
+    check_regime_options(panel, regime_window, bull, bear, vol_quantile)
     taker = settings.fees.taker if fee is None else _decimal(fee, "--fee")
     console = Console(quiet=as_json, stderr=True)
     weights = ", ".join(f"{a} {float(w):.0%}" for a, w in strategy.targets.items())
@@ -394,6 +415,9 @@ def backtest_command(
             engine=which,
             targets=path,
         )
+    regimes = backtest_regimes(
+        result, panel, regime_window, bull, bear, vol_quantile
+    )
     summary = _clean(result.summary())
     if path is not None:
         summary["optimised_targets"] = {
@@ -404,6 +428,7 @@ def backtest_command(
                 for when, t in path.changes
             ],
         }
+    summary["regimes"] = _clean(regimes.to_dict())
     summary["data"] = {
         "files": {a: str(p) for a, p in panel.files.items()},
         "sha256": dict(panel.sha256),
@@ -415,7 +440,7 @@ def backtest_command(
     result.trades_frame().to_csv(trades, index=False)
     files["trades"] = str(trades)
     if not no_report:
-        report = write_report(result, out, _provenance(panel, settings))
+        report = write_report(result, out, _provenance(panel, settings), regimes)
         files["report"] = str(report.html)
         files.update({name: str(p) for name, p in report.pngs.items()})
     summary_path = out / "summary.json"
@@ -436,7 +461,41 @@ def backtest_command(
             f"The rule {verdict} buy-and-hold by {abs(prem.total):.2%} "
             f"({prem.annualised:+.2%} a year) over this window; it does not always win."
         )
+    print_regimes(out_console, summary["regimes"])
     out_console.print(f"Wrote {render.esc(', '.join(files.values()))}", highlight=False)
+
+
+def check_regime_options(
+    panel: CandlePanel, window: str, bull: float, bear: float, vol_quantile: float
+) -> None:
+    """Refuse a bad regime option before any run (the panel's length is checked later)."""
+    from rebalancer.cli.regimes import regime_options
+
+    regime_options(window, bull, bear, vol_quantile, _bar(panel))
+
+
+def backtest_regimes(
+    result: BacktestResult,
+    panel: CandlePanel,
+    window: str,
+    bull: float,
+    bear: float,
+    vol_quantile: float,
+) -> RegimeReport:
+    """The run's per-regime figures (a report with a note when the panel is too short)."""
+    from rebalancer.backtest.trust import regime_stats
+    from rebalancer.cli.regimes import regime_options
+
+    options = regime_options(window, bull, bear, vol_quantile, _bar(panel))
+    return regime_stats.backtest_regimes(result, panel.closes, options)
+
+
+def print_regimes(console: Console, report: dict[str, Any], title: str = "") -> None:
+    """The per-regime table (:func:`rebalancer.cli.regimes.regime_lines`) as plain text."""
+    from rebalancer.cli.regimes import regime_lines
+
+    for line in regime_lines(report, title):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 # -- sweep -------------------------------------------------------------------------------------
@@ -569,6 +628,10 @@ def sweep_command(
         ),
     ] = "local",
     scheduler: SchedulerOpt = None,
+    regime_window: RegimeWindowOpt = DEFAULT_WINDOW,
+    bull: BullOpt = DEFAULT_BULL,
+    bear: BearOpt = DEFAULT_BEAR,
+    vol_quantile: VolQuantileOpt = DEFAULT_VOL_QUANTILE,
 ) -> None:
     """Sweep bands x fee rates x trigger kinds x styles; print the break-even band per fee.
 
@@ -582,6 +645,11 @@ def sweep_command(
     Writes `sweep_report.html` (heatmaps, tables, data window and notes, engine, file hashes),
     `sweep.csv`, `break_even.csv` and heatmaps of final value, Sharpe and max drawdown
     into --out. The config gives the targets; each combination replaces its rule and style.
+
+    Per market regime (--regime-window, --bull, --bear, --vol-quantile): every row's
+    premium over buy-and-hold, turnover, fees and drawdown in --json ("regimes"); the best
+    row's table in the text; every row's premium a year per regime and the best row's
+    equity with the regimes shaded in the report.
 
     Example: `rebalancer sweep --data-dir ../shared/data/binance_spot_2017_2022
     --start 2018-05-04 --bands 0.01:0.25:0.01 --fee 0,0.0005,0.001,0.0025 --json`
@@ -604,6 +672,7 @@ def sweep_command(
     market = _market(settings, panel, strategy) if semantics == "full" else None
     band_list = parse_numbers(bands, "--bands")
     fee_list = bounds.fee_rates(parse_numbers(fees, "--fee"))
+    check_regime_options(panel, regime_window, bull, bear, vol_quantile)
     console = Console(quiet=as_json, stderr=True)
     remote = make_executor(executor, scheduler)
     with _progress(console, "sweep") as progress, remote or nullcontext():
@@ -626,6 +695,16 @@ def sweep_command(
             market=market,
         )
     paths = write_outputs(grid, out, _window(panel))
+    regimes, regime_page = sweep_regime_outputs(
+        grid,
+        panel,
+        strategy,
+        capital,
+        (regime_window, bull, bear, vol_quantile),
+        out,
+        paths,
+        market,
+    )
     from rebalancer.reports.research import write_sweep_report
 
     paths["report"] = write_sweep_report(
@@ -637,6 +716,7 @@ def sweep_command(
         strategy=strategy,
         capital=_decimal(capital, "--capital"),
         executor="local" if remote is None else f"dask {remote.address}",
+        regimes=regime_page,
     )
     data = {
         "executor": "local" if remote is None else f"dask {remote.address}",
@@ -656,6 +736,7 @@ def sweep_command(
         "rows": grid.rows.to_dict("records"),
         "files": {k: str(v) for k, v in paths.items()},
         "data": {"sha256": dict(panel.sha256), "issues": list(panel.report.issues)},
+        "regimes": regimes,
     }
     if as_json:
         typer.echo(render.to_json(_clean(data)))
@@ -671,6 +752,7 @@ def sweep_command(
     for note in grid.notes:
         out_console.print(f"Note: {note}.", highlight=False, markup=False)
     out_console.print(break_even_table(grid))
+    print_sweep_regimes(out_console, grid, regimes)
     beats = int(grid.rows["beats_bh"].sum())
     out_console.print(
         f"{len(grid.rows)} combinations in {grid.seconds:.2f} s ({grid.engines()}); "
@@ -678,6 +760,73 @@ def sweep_command(
     )
     written = ", ".join(str(p) for p in paths.values())
     out_console.print(f"Wrote {render.esc(written)}", highlight=False)
+
+
+def sweep_regime_outputs(
+    grid: GridResult,
+    panel: CandlePanel,
+    strategy: Strategy,
+    capital: float,
+    regime: tuple[str, float, float, float],
+    out: Path,
+    paths: dict[str, Path],
+    market: Market | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every row's per-regime figures (the ``--json`` payload) and the report's regime part
+    (``market``: where the grid's full-semantics rows traded);
+    writes ``sweep_regimes.png`` (the best row's equity, regimes shaded) into ``out``."""
+    from rebalancer.backtest.trust.sweep_regimes import sweep_regimes
+    from rebalancer.cli.regimes import regime_options
+    from rebalancer.reports.regimes import equity_chart, label
+    from rebalancer.reports.research import sweep_regime_context
+
+    best = int(grid.rows["premium"].to_numpy().argmax())
+    found = sweep_regimes(
+        grid.rows,
+        panel.closes,
+        strategy,
+        regime_options(*regime, _bar(panel)),
+        capital=_decimal(capital, "--capital"),
+        bar=_bar(panel),
+        semantics=grid.semantics,
+        keep=best,
+        market=market,
+    )
+    data = _clean(found.to_dict(grid.rows))
+    chart = None
+    if found.curves is not None:
+        rep = found.reports[best]
+        times = [t + _bar(panel) for t in panel.closes.index]
+        chart = equity_chart(
+            times, *found.curves, rep.spans, rep.vol_spans, label(data["rows"][best])
+        )
+        paths["regimes_chart"] = out / "sweep_regimes.png"
+        paths["regimes_chart"].write_bytes(chart)
+    return data, sweep_regime_context(grid, data, chart, best)
+
+
+def print_sweep_regimes(console: Console, grid: GridResult, regimes: dict[str, Any]) -> None:
+    """The best row's per-regime table, then each fee's best band's premium a year."""
+    from rebalancer.cli.regimes import compact_line
+    from rebalancer.reports.regimes import label
+
+    rows = regimes["rows"]
+    if not rows:
+        console.print(regimes["note"], highlight=False, markup=False, soft_wrap=True)
+        return
+    best = int(grid.rows["premium"].to_numpy().argmax())
+    report = {"options": regimes["options"], "rows": rows[best]["regimes"], "note": ""}
+    print_regimes(console, report, f"Best row, {label(rows[best])}:")
+    console.print("Premium a year per regime, the best band of each fee:", highlight=False)
+    frame = grid.rows
+    for _, g in frame.groupby(["kind", "style", "fee_rate"], sort=True):
+        i = int(g.index.to_numpy()[g["premium"].to_numpy().argmax()])
+        console.print(
+            "  " + compact_line(label(rows[i]), rows[i]["regimes"]),
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 # -- walk-forward ------------------------------------------------------------------------------
@@ -741,6 +890,10 @@ def walk_forward_command(
     ] = "compiled",
     out: OutOpt = Path("out"),
     as_json: JsonOpt = False,
+    regime_window: RegimeWindowOpt = DEFAULT_WINDOW,
+    bull: BullOpt = DEFAULT_BULL,
+    bear: BearOpt = DEFAULT_BEAR,
+    vol_quantile: VolQuantileOpt = DEFAULT_VOL_QUANTILE,
 ) -> None:
     """Choose the band in-sample, trade it out-of-sample, and compare with hindsight.
 
@@ -754,6 +907,10 @@ def walk_forward_command(
     and notes, engine, file hashes), `walk_forward.csv`, `hindsight.csv` and
     `walk_forward.png` into --out.
 
+    Per market regime (--regime-window, --bull, --bear, --vol-quantile; labelled over the
+    whole panel): the out-of-sample run's premium over buy-and-hold, turnover, fees and
+    drawdown in the text, --json ("regimes") and the report (shaded on the chart).
+
     Example: `rebalancer walk-forward --data-dir ../shared/data/binance_spot_2017_2022
     -c my.toml --train 365d --test 90d --objective calmar --json`
     """
@@ -766,6 +923,7 @@ def walk_forward_command(
     strategy = settings.strategy()
     panel = load_data(settings, data_dir, timeframe, start, end)
     bar = _bar(panel)
+    check_regime_options(panel, regime_window, bull, bear, vol_quantile)
     taker = settings.fees.taker if fee is None else _decimal(fee, "--fee")
     if engine not in ("compiled", "replay"):
         raise ConfigError(f"--engine must be 'compiled' or 'replay', not {engine!r}")
@@ -798,6 +956,9 @@ def walk_forward_command(
     first, last = result.windows["test_start"].iloc[0], result.windows["test_end"].iloc[-1]
     oos = window_text(pd.Timestamp(first), pd.Timestamp(last), len(result.equity), bar)
     fig = equity_figure(result, f"out-of-sample {oos}; data {_window(panel)}")
+    regimes = walk_forward_regime_report(
+        result, panel, strategy, (regime_window, bull, bear, vol_quantile), fig
+    )
     paths["chart"] = out / "walk_forward.png"
     fig.savefig(paths["chart"])
     plt.close(fig)
@@ -817,10 +978,12 @@ def walk_forward_command(
         train=bars_text(train_bars, bar),
         test=bars_text(test_bars, bar),
         anchored=anchored,
+        regimes=regimes,
     )
     data = result.summary()
     data["venue"] = market.venue.name
     data["market_rules"] = market.source
+    data["regimes"] = regimes
     data["files"] = {k: str(v) for k, v in paths.items()}
     data["data"] = {
         "start": panel.start.isoformat(),  # first and last candle (open times) really used
@@ -865,5 +1028,29 @@ def walk_forward_command(
             f"Buy-and-hold over the same span: final {hold['final_value']:,.2f}, {objective} "
             f"{_fmt('{:.3f}', hold[objective])}."
         )
+    print_regimes(out_console, regimes, "Out-of-sample, per market regime:")
     written = ", ".join(str(p) for p in paths.values())
     out_console.print(f"Wrote {render.esc(written)}", highlight=False)
+
+
+def walk_forward_regime_report(
+    result: WalkForwardResult,
+    panel: CandlePanel,
+    strategy: Strategy,
+    regime: tuple[str, float, float, float],
+    fig: Any,
+) -> dict[str, Any]:
+    """The out-of-sample run's per-regime figures (``RegimeReport.to_dict()``, JSON-safe);
+    shades the regimes on ``fig`` (the walk-forward chart) and names them in its legend."""
+    from rebalancer.backtest.trust.regime_stats import walk_forward_regimes
+    from rebalancer.cli.regimes import regime_options
+    from rebalancer.reports.regimes import add_legend, shade
+
+    bar = _bar(panel)
+    options = regime_options(*regime, bar)
+    report = walk_forward_regimes(result, panel.closes, strategy, options, bar.total_seconds())
+    if report.spans:
+        ax = fig.axes[0]
+        add_legend(ax, shade(ax, result.equity.index, report.spans, report.vol_spans))
+    data: dict[str, Any] = _clean(report.to_dict())
+    return data

@@ -31,6 +31,7 @@ from rebalancer import __version__, templates
 from rebalancer.backtest.engine import BacktestResult, Run
 from rebalancer.backtest.metrics import CONVENTIONS
 from rebalancer.reports import labels
+from rebalancer.reports import regimes as regime_view
 
 COLORS = {"strategy": "#1f77b4", "buy_and_hold": "#7f7f7f", "calendar": "#ff7f0e"}
 LABELS = {
@@ -81,7 +82,10 @@ def _runs(result: BacktestResult) -> list[Run]:
     return [result.run, *(b for k, b in result.benchmarks.items() if k != "hold_start")]
 
 
-def equity_figure(result: BacktestResult) -> Figure:
+def equity_figure(result: BacktestResult, regimes: Mapping[str, Any] | None = None) -> Figure:
+    """Equity of the strategy and the benchmarks; with ``regimes`` (a
+    :class:`rebalancer.backtest.trust.regime_stats.RegimeReport`'s ``spans`` and
+    ``vol_spans``) the market regimes shaded behind, named in the legend."""
     fig, ax = plt.subplots(figsize=(11, 4.8), dpi=100)
     for run in _runs(result):
         k = _thin(len(run.equity))
@@ -108,7 +112,11 @@ def equity_figure(result: BacktestResult) -> Figure:
     ax.set_ylabel(f"value ({run.strategy.quote}, log scale)")
     ax.set_title("Equity: strategy vs benchmarks")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
+    handles = []
+    if regimes is not None and regimes.get("spans"):
+        handles = regime_view.shade(ax, run.times, regimes["spans"], regimes["vol_spans"])
+        ax.set_title("Equity: strategy vs benchmarks, market regimes shaded")
+    regime_view.add_legend(ax, handles)
     fig.tight_layout()
     return fig
 
@@ -280,7 +288,13 @@ def candle_window(result: BacktestResult) -> str:
     return labels.window_text(times[0] - bar, times[-1] - bar, len(times), bar)
 
 
-def render_html(result: BacktestResult, images: Mapping[str, bytes], prov: Provenance) -> str:
+def render_html(
+    result: BacktestResult,
+    images: Mapping[str, bytes],
+    prov: Provenance,
+    regimes: Mapping[str, Any] | None = None,
+) -> str:
+    """The page; ``regimes`` (a ``RegimeReport.to_dict()``) adds the per-regime section."""
     run = result.run
     prem = result.premium
     premium = (
@@ -308,20 +322,28 @@ def render_html(result: BacktestResult, images: Mapping[str, bytes], prov: Prove
         prov=prov,
         config_json=config_json(prov),
         conventions=CONVENTIONS,
+        regimes=regime_view.section(regimes),
     )
 
 
 def write_report(
-    result: BacktestResult, out_dir: Path, prov: Provenance | None = None
+    result: BacktestResult,
+    out_dir: Path,
+    prov: Provenance | None = None,
+    regimes: Any = None,
 ) -> ReportFiles:
-    """Write ``report.html`` and ``equity.png``, ``drawdown.png``, ``weights.png``."""
+    """Write ``report.html`` and ``equity.png``, ``drawdown.png``, ``weights.png``;
+    ``regimes`` (a :class:`rebalancer.backtest.trust.regime_stats.RegimeReport`) shades the
+    equity chart and adds the per-regime table."""
     prov = prov or Provenance()
+    shading = None if regimes is None else {"spans": regimes.spans, "vol_spans": regimes.vol_spans}
+    table = None if regimes is None else regimes.to_dict()
     images = {
-        "equity": _png(equity_figure(result)),
+        "equity": _png(equity_figure(result, shading)),
         "drawdown": _png(drawdown_figure(result)),
         "weights": _png(weights_figure(result)),
     }
-    return write_files(out_dir, images, render_html(result, images, prov))
+    return write_files(out_dir, images, render_html(result, images, prov, table))
 
 
 def write_files(

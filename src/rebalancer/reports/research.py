@@ -20,6 +20,7 @@ from rebalancer.backtest.grid import GridResult
 from rebalancer.backtest.walk_forward import WalkForwardResult
 from rebalancer.core.strategy import Strategy
 from rebalancer.reports import labels
+from rebalancer.reports import regimes as regime_view
 from rebalancer.reports.backtest import Provenance, TableData, config_json, write_files
 from rebalancer.reports.heatmaps import HEATMAPS
 
@@ -128,7 +129,9 @@ def render_sweep(
     strategy: Strategy,
     capital: Decimal,
     executor: str,
+    regimes: Mapping[str, Any] | None = None,
 ) -> str:
+    """The sweep page; ``regimes`` (:func:`sweep_regime_context`) adds the per-regime part."""
     rows = grid.rows
     engines = ", ".join(f"{name} {n}" for name, n in grid.engines().items())
     table, shown = grid_table(grid)
@@ -158,7 +161,31 @@ def render_sweep(
         shown=shown,
         prov=prov,
         config_json=config_json(prov),
+        regimes=regimes,
     )
+
+
+def sweep_regime_context(
+    grid: GridResult, regimes: Mapping[str, Any], chart: bytes | None, best: int
+) -> dict[str, Any]:
+    """The sweep page's regime part from ``SweepRegimes.to_dict(grid.rows)``: the best row's
+    full table and chart (regimes shaded), and every row's premium a year per regime."""
+    rows = regimes["rows"]
+    if not rows:
+        return {"note": regimes["note"], "best": None, "headers": [], "rows": [], "chart": None}
+    order = grid.rows.sort_values(["premium", "band"], ascending=[False, True]).index.tolist()
+    best_section = regime_view.section(
+        {"options": regimes["options"], "rows": rows[best]["regimes"], "note": ""},
+        f"Per market regime: the best row, {regime_view.label(rows[best])}",
+    )
+    headers, table = regime_view.sweep_table(rows, order, MAX_GRID_ROWS)
+    return {
+        "note": "",
+        "best": best_section,
+        "headers": headers,
+        "rows": table,
+        "chart": None if chart is None else templates.png_uri(chart),
+    }
 
 
 def write_sweep_report(
@@ -271,7 +298,10 @@ def render_walk_forward(
     train: str,
     test: str,
     anchored: bool,
+    regimes: Mapping[str, Any] | None = None,
 ) -> str:
+    """The walk-forward page; ``regimes`` (a ``RegimeReport.to_dict()`` of the
+    out-of-sample run) adds the per-regime section."""
     engine = (
         f"{ENGINE.get(result.engine, result.engine)}, full semantics (the bot's own rule) for "
         "the in-sample choice, the out-of-sample scores, every fixed band in hindsight and "
@@ -298,6 +328,7 @@ def render_walk_forward(
         hindsight=hindsight_table(result),
         prov=prov,
         config_json=config_json(prov),
+        regimes=regime_view.section(regimes, "Out-of-sample, per market regime"),
     )
 
 

@@ -13,16 +13,16 @@ The first ``window`` bars have no full trailing window and are labelled ``warm-u
 (excluded from every regime). Defaults (:data:`DEFAULT_WINDOW_DAYS` = 90 days, +/-10 %,
 median volatility) are documented in the README; the CLI converts the days into bars.
 
-:func:`regime_table` then reports, per regime, what a run did on the bars of that regime
+:mod:`.regime_stats` then reports, per regime, what a run did on the bars of that regime
 (the return of bar ``t`` is counted in the regime of bar ``t``): the rebalancing premium
-over buy-and-hold compounded over those bars and annualised, turnover, fees, and the
-maximum drawdown of the rule's and buy-and-hold's returns chained over those bars.
+over buy-and-hold compounded over those bars and annualised over their calendar time,
+turnover, fees, and the deepest drawdown within one stretch of the regime;
+:func:`regime_table` is its evenly-spaced form for ``advise``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,13 +110,6 @@ class BarFlows:
     turnover: FloatArray
 
 
-def _max_drawdown(log_returns: FloatArray) -> float:
-    if log_returns.size == 0:
-        return math.nan
-    curve = np.exp(np.concatenate([[0.0], np.cumsum(log_returns)]))
-    return float(np.max(1 - curve / np.maximum.accumulate(curve)))
-
-
 def regime_table(
     equity: FloatArray,
     bh_equity: FloatArray,
@@ -124,56 +117,29 @@ def regime_table(
     labels: Labels,
     bars_per_year: float,
 ) -> list[dict[str, Any]]:
-    """One row per regime (trends, then volatilities): bars, share of labelled bars, rule and
-    buy-and-hold return over those bars, the premium (compounded, and per year), turnover,
-    fees and drawdowns; a regime with no bars says so in ``note`` (its figures are NaN)."""
+    """One row per regime (trends, then volatilities; no warm-up row) as
+    :func:`.regime_stats.regime_rows` defines them, for evenly spaced bars
+    (``bars_per_year`` of them a year) whose first value is the start: bars, share of time,
+    rule and buy-and-hold return over those bars, the premium (compounded, and per year),
+    turnover, fees, rebalances and the deepest drawdown within one stretch; a regime with
+    no bars says so in ``note`` (its figures are NaN)."""
+    from dataclasses import asdict
+
+    from rebalancer.backtest.trust import regime_stats as rs
+
     e = np.asarray(equity, dtype=np.float64)
     b = np.asarray(bh_equity, dtype=np.float64)
-    r_rule = np.concatenate([[0.0], np.diff(np.log(e))])
-    r_bh = np.concatenate([[0.0], np.diff(np.log(b))])
-    labelled = int(np.sum(labels.trend != WARMUP))
-    rows: list[dict[str, Any]] = []
-    for name, column in [(t, labels.trend) for t in TRENDS] + [(v, labels.vol) for v in VOLS]:
-        mask = column == name
-        n = int(mask.sum())
-        row: dict[str, Any] = {"regime": name, "bars": n, "share": n / labelled if labelled else 0}
-        if n == 0:
-            row.update(dict.fromkeys(_FIGURES, math.nan))
-            row["note"] = (
-                "no bars in this regime: loosen the cut-offs (--bull/--bear/--vol-quantile) "
-                "or lengthen the panel"
-            )
-        else:
-            excess = float(r_rule[mask].sum() - r_bh[mask].sum())
-            row.update(
-                {
-                    "rule_return": math.expm1(float(r_rule[mask].sum())),
-                    "bh_return": math.expm1(float(r_bh[mask].sum())),
-                    "premium": math.expm1(excess),
-                    "premium_per_year": math.expm1(excess * bars_per_year / n),
-                    "turnover": float(flows.turnover[mask].sum()),
-                    "fees": float(flows.fees[mask].sum()),
-                    "rebalances": int(np.count_nonzero(flows.traded[mask])),
-                    "max_drawdown": _max_drawdown(r_rule[mask]),
-                    "bh_max_drawdown": _max_drawdown(r_bh[mask]),
-                    "note": "",
-                }
-            )
-        rows.append(row)
-    return rows
-
-
-_FIGURES: Sequence[str] = (
-    "rule_return",
-    "bh_return",
-    "premium",
-    "premium_per_year",
-    "turnover",
-    "fees",
-    "rebalances",
-    "max_drawdown",
-    "bh_max_drawdown",
-)
+    dt = np.full(e.size, rs.SECONDS_PER_YEAR / bars_per_year)
+    dt[0] = 0.0
+    none = BarFlows(np.zeros(b.size), np.zeros(b.size), np.zeros(b.size))
+    rows = rs.regime_rows(
+        rs.RunBars(e, float(e[0]), flows),
+        rs.RunBars(b, float(b[0]), none),
+        labels,
+        dt,
+        warmup=False,
+    )
+    return [asdict(r) for r in rows]
 
 
 def reference_flows(
