@@ -172,12 +172,12 @@ def test_the_equity_chart_shades_every_regime_stretch_with_a_legend() -> None:
 
 @pytest.mark.parametrize(
     ("kinds", "styles", "engine"),
-    [(("abs",), ("target",), "kernel"), (("rel", "abs"), ("band_edge",), "compiled")],
+    [(("abs",), ("target",), "reference"), (("rel", "abs"), ("band_edge",), "compiled")],
 )
 def test_every_sweep_row_reconciles_with_its_regimes(
     kinds: tuple[str, ...], styles: tuple[str, ...], engine: str
 ) -> None:
-    from rebalancer.backtest.grid import run_grid
+    from rebalancer.backtest.grid import market_rules, run_grid
     from rebalancer.backtest.trust.sweep_regimes import sweep_regimes
 
     prices = _panel(260, 3, seed=3)
@@ -187,6 +187,7 @@ def test_every_sweep_row_reconciles_with_its_regimes(
         index=pd.date_range("2021-01-01", periods=260, freq="D", tz="UTC"),
     )
     strategy = _three_assets(default_config().strategy())
+    grid_market = None if engine == "reference" else market_rules(closes, strategy)
     grid = run_grid(
         closes,
         strategy,
@@ -196,6 +197,8 @@ def test_every_sweep_row_reconciles_with_its_regimes(
         styles=styles,
         capital=Decimal(10000),
         bar=timedelta(days=1),
+        semantics="reference" if engine == "reference" else "full",
+        market=grid_market,
     )
     assert set(grid.rows["engine"]) == {engine}
     reg = sweep_regimes(
@@ -205,8 +208,9 @@ def test_every_sweep_row_reconciles_with_its_regimes(
         RegimeOptions(window=20, bull=0.05, bear=-0.05),
         capital=Decimal(10000),
         bar=timedelta(days=1),
-        semantics="reference",
+        semantics=grid.semantics,
         keep=0,
+        market=grid_market,
     )
     assert len(reg.reports) == len(grid.rows) and reg.curves is not None
     for row, rep in zip(grid.rows.to_dict("records"), reg.reports, strict=True):
@@ -227,7 +231,7 @@ def _three_assets(strategy):  # type: ignore[no-untyped-def]
 
 
 def test_a_sweep_on_a_panel_too_short_for_the_window_says_so() -> None:
-    from rebalancer.backtest.grid import run_grid
+    from rebalancer.backtest.grid import market_rules, run_grid
     from rebalancer.backtest.trust.sweep_regimes import sweep_regimes
 
     closes = pd.DataFrame(
@@ -236,7 +240,11 @@ def test_a_sweep_on_a_panel_too_short_for_the_window_says_so() -> None:
         index=pd.date_range("2021-01-01", periods=50, freq="D", tz="UTC"),
     )
     strategy = _three_assets(default_config().strategy())
-    grid = run_grid(closes, strategy, bands=[0.05], fee_rates=[0.001], bar=timedelta(days=1))
+    grid_market = market_rules(closes, strategy)
+    grid = run_grid(
+        closes, strategy, bands=[0.05], fee_rates=[0.001], bar=timedelta(days=1),
+        market=grid_market,
+    )
     reg = sweep_regimes(
         grid.rows,
         closes,
@@ -244,7 +252,8 @@ def test_a_sweep_on_a_panel_too_short_for_the_window_says_so() -> None:
         RegimeOptions(window=30),
         capital=Decimal(10000),
         bar=timedelta(days=1),
-        semantics="reference",
+        semantics=grid.semantics,
+        market=grid_market,
     )
     assert reg.reports == [] and "need at least 60" in reg.note
     payload = reg.to_dict(grid.rows)

@@ -12,7 +12,7 @@ import pytest
 
 from rebalancer.backtest.engine import BacktestResult, run_backtest
 from rebalancer.backtest.grid import Combo, Market, combo_strategy, market_rules
-from rebalancer.backtest.walk_forward import Window, _compiled, walk_forward, windows
+from rebalancer.backtest.walk_forward import Window, _window_run, walk_forward, windows
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.planner import PlanPolicy
 from rebalancer.core.strategy import Strategy
@@ -58,6 +58,7 @@ def _alone(
         rules=market.at_fee(fee),
         benchmarks=False,
         venue=market.venue,
+        engine="replay",
         **start,  # type: ignore[arg-type]
     )
 
@@ -142,9 +143,9 @@ def _check_engines_agree(closes: pd.DataFrame, kind: str) -> None:
 
 
 def test_compiled_window_curve_ends_at_the_engine_final_value(closes: pd.DataFrame) -> None:
-    """The out-of-sample curve is rebuilt from the compiled engine's order log with its own
-    arithmetic: its last value is the engine's final value exactly, here with the fee in
-    the quote (Kraken's market list) and slippage, from holdings."""
+    """A window's run is the compiled engine's own run (through ``run_backtest``): its
+    curve ends at the engine's final value and leaves its final amounts, here with the fee
+    in the quote (Kraken's market list) and slippage, from holdings."""
     from rebalancer.backtest.compiled.engine import run
 
     policy = PlanPolicy(min_trade=D(10), slippage=D("0.002"))
@@ -153,11 +154,11 @@ def test_compiled_window_curve_ends_at_the_engine_final_value(closes: pd.DataFra
     combo = Combo("abs", "target", 0.03, 0.0026)
     frame = closes.iloc[100:400]
     start = {"BTC": D("0.2"), "USDT": D(3000)}
-    got = _compiled(frame, strategy, combo, DAY, market, start)
+    got = _window_run(frame, strategy, combo, DAY, market, start)
     one = run(frame, combo_strategy(combo, strategy), start, rules=market.at_fee(D("0.0026")),
               bar=DAY, fee_currency="quote")
-    assert got.final_value == one.final_value
-    assert {a: float(x) for a, x in got.final_balances.items()} == one.final_amounts
+    assert got.final_value == pytest.approx(one.final_value, rel=1e-12)
+    assert {a: float(x) for a, x in got.final_balances.items()} == pytest.approx(one.final_amounts)
     assert got.metrics.n_rebalances == len({o.bar for o in one.orders}) > 3
     replayed = _alone(frame, strategy, combo, market, initial=start)
     np.testing.assert_allclose(got.equity.to_numpy(), replayed.run.equity, rtol=1e-9)
@@ -184,7 +185,7 @@ def test_unknown_kind_and_engine_are_refused(closes: pd.DataFrame) -> None:
     kw = {"bands": BANDS, "fee_rate": D("0.001"), "train": 365, "test": 120, "bar": DAY}
     with pytest.raises(ConfigError, match="kind must be one of"):
         walk_forward(closes, strategy, kind="rel", **kw)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="engine must be 'compiled' or 'replay'"):
+    with pytest.raises(ConfigError, match="engine must be one of compiled, replay"):
         walk_forward(closes, strategy, engine="fast", **kw)  # type: ignore[arg-type]
 
 

@@ -146,8 +146,14 @@ def _replay_bars(
     capital: Decimal,
     bar: timedelta,
     fee: float,
+    fee_currency: str = "received",
 ) -> RunBars:
+    """One row the compiled engine refuses, through the Decimal replay (as the grid's
+    replay rows run: the reference venue with the market's fee side)."""
+    from dataclasses import replace as with_
+
     from rebalancer.backtest.engine import run_backtest
+    from rebalancer.core.venue import REFERENCE
 
     res = run_backtest(
         closes,
@@ -158,6 +164,8 @@ def _replay_bars(
         bar=bar,
         rules=rules,
         benchmarks=False,
+        engine="replay",
+        venue=with_(REFERENCE, fee_in="quote" if fee_currency == "quote" else "received"),
     )
     return engine_bars(res.run)
 
@@ -187,7 +195,7 @@ def row_bars(
     try:
         return _compiled_bars(closes, strategy, rules, fee_currency, capital, bar)
     except UnsupportedRule:
-        return _replay_bars(closes, strategy, rules, capital, bar, combo.fee_rate)
+        return _replay_bars(closes, strategy, rules, capital, bar, combo.fee_rate, fee_currency)
 
 
 def sweep_regimes(
@@ -225,7 +233,8 @@ def sweep_regimes(
         if i not in wanted:
             reports.append(RegimeReport(options, note="not computed for this row"))
             continue
-        engine = "kernel" if r["engine"] == "kernel" else "compiled"
+        # reference-semantics rows ran in the reference kernel (labelled "reference")
+        engine = "kernel" if r["engine"] in ("kernel", "reference") else "compiled"
         combo = Combo(str(r["kind"]), str(r["style"]), float(r["band"]), float(r["fee_rate"]))
         key = (engine, combo.fee_rate)
         if key not in holds:
