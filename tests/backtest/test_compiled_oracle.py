@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -107,11 +108,17 @@ class Oracle:
     final_value: Decimal = Decimal(0)
     equity: list[float] = field(default_factory=list)
     dust: set[tuple[int, str, str]] = field(default_factory=set)
+    fills: dict[tuple[int, str, str], tuple[Decimal, Decimal, Decimal, str, Decimal]] = field(
+        default_factory=dict
+    )
 
     def on_bar(self, i: int, report: CycleReport) -> None:
         if report.decision.fire:
             self.fired.append(i)
         self.orders += [(i, f.asset, f.side.value, f.amount) for f in report.fills]
+        for f in report.fills:
+            value = _fee_value(report, f.fee, f)
+            self.fills[(i, f.asset, f.side.value)] = (f.price, f.cost, f.fee, f.fee_asset, value)
         floor = D(repr(DUST)) * report.drift.total_value
         for p in (report.plan, report.buy_plan):
             if p is not None:
@@ -119,6 +126,13 @@ class Oracle:
                 self.dust |= {(i, s.asset, s.side.value) for s in p.skipped if s.value < floor}
         for f in report.failed:
             self.skips.add((i, f.order.asset, f.order.side.value, "insufficient_funds"))
+
+
+def _fee_value(report: CycleReport, fee: Decimal, f: Any) -> Decimal:
+    """The fee of ``f`` in the quote, as :meth:`CycleReport.fees_in_quote` values it."""
+    if f.fee_asset == report.snapshot.quote:
+        return fee
+    return fee * f.price
 
 
 def oracle(
@@ -188,6 +202,20 @@ def compare(
         TIES.one_step_apart += apart
         TIES.notes.append(f"{label}: {apart} order(s) one step apart at a counted tie")
         return  # the paths part by one step: later bars are not comparable exactly
+    logged = {(o.bar, o.asset, o.side): o for o in got.orders}
+    for bar, asset, side, _ in mine:
+        o = logged[(bar, asset, side)]
+        price, cost, fee, fee_asset, fee_quote = want.fills[(bar, asset, side)]
+        slack = ABS * want.equity[bar]
+        assert o.fee_asset == fee_asset, f"{label}: bar {bar} {asset} fee asset"
+        assert abs(o.price - float(price)) <= REL * float(price), f"{label}: fill price"
+        for mine_x, exact in ((o.cost, cost), (o.fee_quote, fee_quote)):
+            assert abs(mine_x - float(exact)) <= REL * float(exact) + slack, f"{label}: {o}"
+        fee_slack = slack if fee_asset == QUOTE or fee_asset not in cols else slack / float(price)
+        assert abs(o.fee - float(fee)) <= REL * float(fee) + fee_slack, f"{label}: fee {o}"
+    assert got.equity is not None and got.holdings is not None
+    np.testing.assert_allclose(got.equity, want.equity, rtol=REL, err_msg=f"{label}: equity")
+    assert dict(zip(got.legs, got.holdings[-1].tolist(), strict=True)) == got.final_amounts
     mine_skips = {(s.bar, s.asset, s.side, s.reason) for s in got.skips}
     dusty = {k for k in want.skips | mine_skips if k[:3] in want.dust}
     TIES.dust_legs += len(dusty)
@@ -212,7 +240,7 @@ def check(
     label: str,
 ) -> None:
     want = oracle(closes, strategy, initial, rules, bar)
-    got = run(closes, strategy, initial, rules=rules, bar=bar)
+    got = run(closes, strategy, initial, rules=rules, bar=bar, equity=True)
     compare(want, got, rules, closes[list(strategy.assets)], label)
 
 

@@ -5,6 +5,17 @@ combinations at once (statistics only, across cores).
 market-order strategy; :func:`run_many` sweeps parameter rows (``kernel.P_*`` columns) over
 one panel. Both refuse what the kernel does not implement (:class:`UnsupportedRule`,
 naming ``--engine replay``).
+
+Per-bar curves from one compiled run (what reports, regimes and advice need)::
+
+    res = run(closes, strategy, initial, rules=rules, bar=bar, equity=True)
+    res.equity      # float64 (T,): the portfolio's value after each bar's trades (quote)
+    res.holdings    # float64 (T, L): each leg's amount after each bar's trades
+    res.legs        # the L leg names (the targets' order, the quote among them)
+    res.orders      # Order(bar, asset, side, amount, price, cost, fee, fee_asset, fee_quote)
+
+Without ``equity=True`` both curves are None and nothing per bar is kept (the sweep path,
+:func:`run_many`, never keeps them).
 """
 
 from __future__ import annotations
@@ -34,12 +45,21 @@ from rebalancer.core.strategy import Strategy
 
 @dataclass(frozen=True)
 class Order:
-    """One filled order: bar index, asset, ``"buy"``/``"sell"``, amount (base units)."""
+    """One filled order: bar index, asset, ``"buy"``/``"sell"``, amount (base units), fill
+    price (quote per base, slippage included), cost (``amount x price``, quote), the fee
+    (``fee`` units of ``fee_asset``: the asset received, or the quote on a venue that
+    charges it there) and the fee valued in the quote (``fee_quote``; a fee in the base at
+    the fill price)."""
 
     bar: int
     asset: str
     side: str
     amount: float
+    price: float = math.nan
+    cost: float = math.nan
+    fee: float = math.nan
+    fee_asset: str = ""
+    fee_quote: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -57,7 +77,9 @@ class CompiledResult:
     """A compiled run: firing bars, orders, skipped legs, final amounts and statistics.
 
     ``ties``: truncations whose amount lay within 1e-9 (relative) of a step boundary (where
-    the float amount may be one step from the Decimal one).
+    the float amount may be one step from the Decimal one). ``legs``: the leg names (the
+    targets' order). ``equity`` (T,) and ``holdings`` (T x legs): per bar, after that
+    bar's trades, only when asked (``run(..., equity=True)``), else None.
     """
 
     fired: tuple[int, ...]
@@ -69,6 +91,10 @@ class CompiledResult:
     traded: float
     max_drawdown: float
     ties: int
+    legs: tuple[str, ...] = ()
+    equity: FloatArray | None = None
+    holdings: FloatArray | None = None
+    stats: FloatArray | None = None
 
 
 def _side(x: float) -> str:
@@ -83,21 +109,30 @@ def run(
     rules: Mapping[str, MarketRules],
     bar: timedelta,
     fee_currency: FeeCurrency = "received",
+    equity: bool = False,
 ) -> CompiledResult:
-    """One backtest of ``strategy`` with its trade log (see :func:`replay.replay`)."""
+    """One backtest of ``strategy`` with its trade log (see :func:`replay.replay`);
+    ``equity``: also keep the per-bar equity and holdings (see the module doc)."""
     inputs, program = build_inputs(closes, strategy, initial, rules, bar, fee_currency)
-    params = params_row(strategy, program)
+    return run_inputs(inputs, params_row(strategy, program), equity=equity)
+
+
+def run_inputs(inputs: Inputs, params: FloatArray, *, equity: bool = False) -> CompiledResult:
+    """:func:`run` on prepared inputs and one parameter row (``kernel.P_*`` columns)."""
     T, n = inputs.prices.shape
-    cap = 4 * n * T + 16
+    cap = 256 * n + 16  # grown and rerun once when a long run fills more
+    eq = np.zeros(T if equity else 0)
+    held = np.zeros((T, n) if equity else (0, n))
     while True:
         fired = np.zeros(T, dtype=np.bool_)
-        orders = np.zeros((cap, 4))
+        orders = np.zeros((cap, K.ORDER_COLS))
         skips = np.zeros((cap, 4), dtype=np.int64)
         finals = np.zeros(n)
         stats = np.zeros(K.STATS)
         simulate: Any = K.simulate
         simulate(
-            *inputs.args(), params, *inputs.trigger_args(), fired, orders, skips, finals, stats
+            *inputs.args(), params, *inputs.trigger_args(), fired, orders, skips, finals, stats,
+            eq, held,
         )
         if stats[K.N_ORDERS] <= cap and stats[K.N_SKIPS] <= cap:
             break
@@ -106,9 +141,7 @@ def run(
     n_orders, n_skips = int(stats[K.N_ORDERS]), int(stats[K.N_SKIPS])
     return CompiledResult(
         fired=tuple(int(i) for i in np.flatnonzero(fired)),
-        orders=tuple(
-            Order(int(r[0]), legs[int(r[1])], _side(r[2]), float(r[3])) for r in orders[:n_orders]
-        ),
+        orders=tuple(_order(r, legs) for r in orders[:n_orders].tolist()),
         skips=tuple(
             Skip(int(r[0]), legs[int(r[1])], _side(r[2]), K.REASONS[int(r[3])])
             for r in skips[:n_skips]
@@ -119,6 +152,24 @@ def run(
         traded=float(stats[K.TRADED]),
         max_drawdown=float(stats[K.MAX_DD]),
         ties=int(stats[K.TIES]),
+        legs=legs,
+        equity=eq if equity else None,
+        holdings=held if equity else None,
+        stats=stats,
+    )
+
+
+def _order(r: list[float], legs: tuple[str, ...]) -> Order:
+    return Order(
+        int(r[K.O_BAR]),
+        legs[int(r[K.O_LEG])],
+        _side(r[K.O_SIDE]),
+        r[K.O_AMOUNT],
+        r[K.O_PRICE],
+        r[K.O_COST],
+        r[K.O_FEE],
+        legs[int(r[K.O_FEE_LEG])],
+        r[K.O_FEE_QUOTE],
     )
 
 

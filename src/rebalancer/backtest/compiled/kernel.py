@@ -79,6 +79,21 @@ REASONS = (
     DOWN_SS,
 ) = range(15)
 STATS = 15
+# order-log columns: bar, leg, side (+1 buy, -1 sell), amount (base), fill price (quote per
+# base, slippage included), cost (quote), fee (units of the fee leg), fee leg, fee valued
+# in the quote (the fee asset at the fill price, the quote at 1)
+(
+    O_BAR,
+    O_LEG,
+    O_SIDE,
+    O_AMOUNT,
+    O_PRICE,
+    O_COST,
+    O_FEE,
+    O_FEE_LEG,
+    O_FEE_QUOTE,
+) = range(9)
+ORDER_COLS = 9
 # parameter columns of one combination
 (
     P_BAND_ABS,
@@ -363,6 +378,8 @@ def _fill(
             amt[i] -= amount
             amt[q] += cost - cost * f
             fee_value = cost * f
+            fee_amount = fee_value
+            fee_leg = q
         else:
             price = px[i] * (1.0 + slip)
             cost = amount * price
@@ -374,15 +391,24 @@ def _fill(
             if fee_quote:
                 amt[i] += amount
                 fee_value = cost * f
+                fee_amount = fee_value
+                fee_leg = q
             else:
-                amt[i] += amount - amount * f
+                fee_amount = amount * f
+                amt[i] += amount - fee_amount
                 fee_value = cost * f  # the fee in the asset valued at the fill price
+                fee_leg = i
         m = counts[0]
         if m < order_log.shape[0]:
-            order_log[m, 0] = bar
-            order_log[m, 1] = i
-            order_log[m, 2] = want_side
-            order_log[m, 3] = amount
+            order_log[m, O_BAR] = bar
+            order_log[m, O_LEG] = i
+            order_log[m, O_SIDE] = want_side
+            order_log[m, O_AMOUNT] = amount
+            order_log[m, O_PRICE] = price
+            order_log[m, O_COST] = cost
+            order_log[m, O_FEE] = fee_amount
+            order_log[m, O_FEE_LEG] = fee_leg
+            order_log[m, O_FEE_QUOTE] = fee_value
         counts[0] = m + 1
         acc[0] += 1.0
         acc[1] += cost
@@ -420,14 +446,18 @@ def simulate(
     times: np.ndarray, vol_ratio: np.ndarray, fee_quote: bool,
     fired: np.ndarray, order_log: np.ndarray, skip_log: np.ndarray,
     final_amounts: np.ndarray, stats: np.ndarray,
+    equity: np.ndarray, holdings: np.ndarray,
 ) -> None:
     """Run one combination over ``prices`` (T x L); see the module doc.
 
     ``cal_next[j]``: the first scheduled time after bar ``j``'s time (ns), so the calendar
     is due at bar ``i`` with reference bar ``j`` when ``cal_next[j] <= times[i]`` (no
-    reference yet: due). ``fired`` (T, or 0 long), ``order_log`` (rows bar, leg, side,
-    amount) and ``skip_log`` (bar, leg, side, reason code) are optional outputs; their
-    entry counts go to ``stats`` (N_ORDERS, N_SKIPS) even beyond their capacity.
+    reference yet: due). ``fired`` (T, or 0 long), ``order_log`` (``ORDER_COLS``
+    columns ``O_*``) and ``skip_log`` (bar, leg, side, reason code) are optional outputs;
+    their entry counts go to ``stats`` (N_ORDERS, N_SKIPS) even beyond their capacity.
+    ``equity`` (T, or 0 long: not kept) receives each bar's value after its trades (quote)
+    and ``holdings`` (T x L, or 0 rows) each bar's amounts after its trades; both are
+    written in place, nothing is allocated per bar.
     """
     T, n = prices.shape
     amt = amount0.copy()
@@ -513,6 +543,11 @@ def simulate(
             if r < 0.0:
                 down_ss += r * r
         prev = value
+        if equity.shape[0] > 0:
+            equity[t] = value
+        if holdings.shape[0] > 0:
+            for i in range(n):
+                holdings[t, i] = amt[i]
     for i in range(n):
         final_amounts[i] = amt[i]
     stats[FINAL] = prev
@@ -545,10 +580,13 @@ def simulate_many(
     out = np.zeros((C, STATS))
     finals = np.zeros((C, n))
     no_bars = np.zeros(0, dtype=np.bool_)
-    no_orders = np.zeros((0, 4))
+    no_orders = np.zeros((0, ORDER_COLS))
     no_skips = np.zeros((0, 4), dtype=np.int64)
+    no_equity = np.zeros(0)
+    no_holdings = np.zeros((0, n))
     for c in prange(C):
         simulate(prices, amount0, targets, q, fee, step, min_amt, max_amt, min_notional,
                  params[c], band_kind, combine, cal_mode, cal_next, times, vol_ratio,
-                 fee_quote, no_bars, no_orders, no_skips, finals[c], out[c])
+                 fee_quote, no_bars, no_orders, no_skips, finals[c], out[c],
+                 no_equity, no_holdings)
     return out
