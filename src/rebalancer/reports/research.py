@@ -126,7 +126,10 @@ def render_sweep(
     strategy: Strategy,
     capital: Decimal,
     executor: str,
+    advised: str = "",
 ) -> str:
+    """The sweep page; ``advised``: the one sentence saying which band the heatmaps star
+    and why (from ``rebalancer advise``), empty when no advice was given."""
     rows = grid.rows
     engines = ", ".join(f"{name} {n}" for name, n in grid.engines().items())
     table, shown = grid_table(grid)
@@ -147,6 +150,7 @@ def render_sweep(
         executor=executor,
         seconds=f"{grid.seconds:.2f} s",
         beats=int(rows["beats_bh"].sum()),
+        advised=advised,
         break_even=break_even_table(grid),
         images=_images(images),
         grid=table,

@@ -187,9 +187,8 @@ def check_rules(rules: Sequence[Rule]) -> None:
     """At least two distinct rows: PBO and the neighbours compare rows."""
     if len(set(rules)) < 2:
         raise ConfigError(
-            f"advise compares bands: got {len(set(rules))} row "
-            f"({', '.join(r.label for r in rules) or 'none'}), give at least 2 "
-            "(--bands 0.01:0.25:0.01, or more --kinds)"
+            "advise compares bands: give at least 2 (--bands 0.01:0.25:0.01, or more "
+            f"--kinds); got {len(set(rules))} ({', '.join(r.label for r in rules) or 'none'})"
         )
 
 
@@ -248,6 +247,10 @@ def advise_rules(
     )
     shapes = _shapes(rules, [b.premium.point for b in boot.rows], opt.tolerance)
     rows = _rows(rules, boot, shapes)
+    real = runner.stats(p)
+    for k, row in enumerate(rows):
+        row["final_value"] = float(real.final_value[k])
+        row["bh_final_value"] = float(real.bh_final_value[k])
     lows = np.array([r["premium_low"] for r in rows])
     if not np.isfinite(lows).any():
         raise ConfigError("every bootstrap resample failed: the panel is too short or degenerate")
@@ -286,6 +289,7 @@ def _dsr(d: DeflatedSharpe, rule: Rule, bar_seconds: float) -> dict[str, Any]:
     scale = math.sqrt(SECONDS_PER_YEAR / bar_seconds)
     return {
         "band": rule.band,
+        "rule": rule_name({"kind": rule.kind, "style": rule.style, "band": rule.band}),
         "dsr": d.dsr,
         "sharpe_annual": d.sr * scale,
         "sr0_annual": d.sr0 * scale,

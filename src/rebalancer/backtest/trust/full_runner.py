@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from rebalancer.backtest.compiled import kernel as K
-from rebalancer.backtest.compiled.engine import run_many
+from rebalancer.backtest.compiled.engine import CompiledResult, run_inputs, run_many
 from rebalancer.backtest.compiled.grid_rows import _rules as market_rules
 from rebalancer.backtest.compiled.grid_rows import _strategy as combo_strategy
 from rebalancer.backtest.compiled.program import (
@@ -43,6 +43,8 @@ from rebalancer.backtest.compiled.program import (
 )
 from rebalancer.backtest.grid import Combo, combos
 from rebalancer.backtest.metrics import ReturnMoments, ratios_from_moments
+from rebalancer.backtest.trust.advise import Engine
+from rebalancer.backtest.trust.regimes import BarFlows
 from rebalancer.backtest.trust.runner import RowPaths, RowStats, Rule
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.strategy import Strategy
@@ -145,8 +147,60 @@ class CompiledRunner:
             max_drawdown=s[:n, K.MAX_DD].copy(),
         )
 
+    def _row_runs(self, prices: FloatArray, rows: Sequence[int]) -> dict[int, CompiledResult]:
+        """Rows ``rows`` (indexes into rules + holds) run one by one with per-bar equity."""
+        p = np.ascontiguousarray(prices, dtype=np.float64)
+        wanted = set(rows)
+        closes = self._frame(p) if any(g.vol is not None for g in self._groups) else None
+        out: dict[int, CompiledResult] = {}
+        for g in self._groups:
+            todo = [(k, m) for k, m in enumerate(g.members) if m in wanted]
+            if not todo:
+                continue
+            inputs = self._inputs(g, p, closes)
+            for k, m in todo:
+                out[m] = run_inputs(inputs, g.params[k], equity=True)
+        return out
+
     def paths(self, prices: FloatArray) -> RowPaths:
-        raise NotImplementedError
+        n = len(self._rules)
+        holds = sorted(set(self._bh_rows.tolist()))
+        runs = self._row_runs(prices, [*range(n), *holds])
+        equity = np.array([_curve(runs[i]) for i in range(n)])
+        return RowPaths(equity=equity, bh_equity=np.array([_curve(runs[i]) for i in self._bh_rows]))
+
+    def profile(self, rule: Rule, prices: FloatArray) -> tuple[FloatArray, FloatArray, BarFlows]:
+        """``rule``'s equity, its buy-and-hold's and the rule's per-bar flows on ``prices``."""
+        i = self._rules.index(rule)
+        h = int(self._bh_rows[i])
+        runs = self._row_runs(prices, [i, h])
+        return _curve(runs[i]), _curve(runs[h]), flows_of(runs[i], prices, self._cols)
+
+
+def _curve(res: CompiledResult) -> FloatArray:
+    assert res.equity is not None
+    return res.equity
+
+
+def flows_of(res: CompiledResult, prices: FloatArray, cols: Sequence[tuple[int, int]]) -> BarFlows:
+    """Per bar: traded notional (the orders' cost), fees valued in the quote and turnover
+    (traded / the value of the holdings before the bar's trades, at its prices). Bar 0, the
+    initial purchase from cash, is left out (as :func:`~.regimes.reference_flows`)."""
+    assert res.holdings is not None
+    T = res.holdings.shape[0]
+    traded, fees = np.zeros(T), np.zeros(T)
+    for o in res.orders:
+        if o.bar > 0:
+            traded[o.bar] += o.cost
+            fees[o.bar] += o.fee_quote
+    held = res.holdings
+    q = [j for j in range(held.shape[1]) if j not in {c for c, _ in cols}]
+    before = np.zeros(T)
+    before[1:] = held[:-1, q].sum(axis=1)  # the quote leg, price 1
+    for j, i in cols:
+        before[1:] += held[:-1, j] * prices[1:, i]
+    turnover = np.divide(traded, before, out=np.zeros(T), where=before > 0)
+    return BarFlows(traded=traded, fees=fees, turnover=turnover)
 
 
 def _sharpe(row: FloatArray, bar_seconds: float) -> float:
@@ -184,3 +238,28 @@ def _groups(
         params[:, K.P_FEE_SCALE] = [c.fee_rate for c in combos_]
         out.append(_Group(tuple(members), inputs, params, tuple(strategies), program.vol))
     return out
+
+
+def full_engine(
+    closes: pd.DataFrame,
+    strategy: Strategy,
+    rules: Sequence[Rule],
+    *,
+    capital: float,
+    bar: timedelta,
+    semantics: str = "full",
+) -> Engine:
+    """:class:`CompiledRunner` as :func:`~.advise.advise_rules`' engine."""
+    runner = CompiledRunner(closes, strategy, rules, capital=capital, bar=bar, semantics=semantics)
+    prices = np.ascontiguousarray(closes.to_numpy(dtype=np.float64))
+    what = (
+        "the strategy's min_trade and slippage, Binance-like steps and minimums"
+        if semantics == "full"
+        else "frictionless markets, as the reference"
+    )
+    return Engine(
+        runner=runner,
+        profile=lambda rule: runner.profile(rule, prices),
+        label=f"compiled engine, {semantics} semantics (the bot's planner; {what})",
+        semantics=semantics,
+    )
