@@ -469,6 +469,14 @@ def sweep_command(
         ),
     ] = "local",
     scheduler: SchedulerOpt = None,
+    advice: Annotated[
+        Path | None,
+        typer.Option(
+            "--advice",
+            help="An advise.json from `rebalancer advise`: star its band on the heatmaps and "
+            "say why in the report.",
+        ),
+    ] = None,
 ) -> None:
     """Sweep bands x fee rates x trigger kinds x styles; print the break-even band per fee.
 
@@ -515,7 +523,10 @@ def sweep_command(
             executor=remote,
             engine=engine,  # type: ignore[arg-type]
         )
-    paths = write_outputs(grid, out, _window(panel))
+    from rebalancer.reports.advise import read_mark, sweep_sentence
+
+    mark = None if advice is None else read_mark(advice)
+    paths = write_outputs(grid, out, _window(panel), mark)
     from rebalancer.reports.research import write_sweep_report
 
     paths["report"] = write_sweep_report(
@@ -527,6 +538,7 @@ def sweep_command(
         strategy=strategy,
         capital=_decimal(capital, "--capital"),
         executor="local" if remote is None else f"dask {remote.address}",
+        advised="" if mark is None else sweep_sentence(mark, grid.rows),
     )
     data = {
         "executor": "local" if remote is None else f"dask {remote.address}",

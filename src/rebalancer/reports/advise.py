@@ -74,6 +74,35 @@ def mark_of(advice: Mapping[str, Any]) -> Mark:
     )
 
 
+def read_mark(path: Path) -> Mark:
+    """The star of the advice in ``path`` (an ``advise.json``), or a clear error."""
+    import json
+
+    from rebalancer.core.errors import ConfigError
+
+    try:
+        advice = json.loads(path.read_text(encoding="utf-8"))
+        return mark_of(advice)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"--advice {path}: not an advise.json written by `rebalancer advise --out DIR` "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def sweep_sentence(mark: Mark, rows: Any) -> str:
+    """``mark.why``, saying so when the advised cell is not among a sweep's ``rows``."""
+    hit = (
+        (rows["kind"] == mark.kind)
+        & (rows["style"] == mark.style)
+        & ((rows["band"] - mark.band).abs() < 1e-12)
+        & ((rows["fee_rate"] - mark.fee_rate).abs() < 1e-12)
+    )
+    if bool(hit.any()):
+        return mark.why
+    return f"{mark.why} (That band is not among this sweep's rows, so no cell is starred.)"
+
+
 def bands_table(advice: Mapping[str, Any]) -> TableData:
     """Every row: the candidate first-column-starred, intervals at the advice's level."""
     c = advice["candidate"]
