@@ -26,6 +26,11 @@ from rebalancer.reports import labels
 from rebalancer.reports.backtest import Provenance, TableData, config_json, write_files
 from rebalancer.reports.heatmaps import Mark
 
+#: the charts' headings in the report (their files: ``<key>.png``)
+TITLES = {
+    "advise_robustness": "Robustness: each band's premium and interval next to its neighbours'",
+    "advise_heatmap": "Final value by band (heatmap; the advised band starred)",
+}
 VERDICTS = {
     "recommend": "Recommendation",
     "weak": "No recommendation (weak evidence)",
@@ -290,7 +295,7 @@ def render_advise(
         bands=bands_table(advice),
         regimes=regimes_table(advice),
         regime_options=advice["regime_options"],
-        images=[(name, templates.png_uri(data)) for name, data in images.items()],
+        images=[(TITLES.get(name, name), templates.png_uri(data)) for name, data in images.items()],
         prov=prov,
         config_json=config_json(prov),
     )
