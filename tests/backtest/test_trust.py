@@ -274,7 +274,7 @@ def test_advise_runs_end_to_end_and_is_consistent() -> None:
 def test_verdict_is_weak_when_the_interval_straddles_zero_or_pbo_is_high(
     low: float, high: float, pbo: float, verdict: str, says: str
 ) -> None:
-    candidate = {"band": 0.1, "premium_low": low, "premium_high": high}
+    candidate = {"kind": "abs", "band": 0.1, "premium_low": low, "premium_high": high}
     got, reasons = _verdict(candidate, PboResult(pbo, np.zeros(1), 16, 25), 0.9)
     assert got == verdict
     assert any(says in r for r in reasons)

@@ -1,7 +1,9 @@
 """``rebalancer advise``: which band to trust, at which fee, with how much confidence.
 
-Parse -> load config and candles -> :func:`rebalancer.backtest.trust.advise.advise` ->
-render (text, or ``--json``), and with ``--out`` write ``advise.json`` and ``advise.txt``.
+Parse -> load config and candles -> :func:`rebalancer.backtest.trust.advise.advise_rules` on
+the compiled full-semantics engine (every kind and style; ``--semantics reference``: the
+reference kernel, ``abs`` bands only) -> render (text, or ``--json``) and write
+``advise.json``, ``advise.txt`` and ``advise_report.html`` into ``--out``.
 """
 
 from __future__ import annotations
@@ -19,14 +21,19 @@ from rebalancer.cli.backtest_cmd import (
     CapitalOpt,
     DataDirOpt,
     EndOpt,
+    OutOpt,
     SchedulerOpt,
     StartOpt,
     TimeframeOpt,
     _bar,
     _clean,
     _decimal,
+    _names,
+    _provenance,
     _settings,
+    _window,
     bars_in,
+    data_lines,
     load_data,
     parse_numbers,
 )
@@ -54,8 +61,9 @@ def _num(x: float | None) -> str:
 def _dsr_line(d: dict[str, Any]) -> str:
     if d.get("dsr") is None:
         return f"Deflated Sharpe: n/a ({d.get('note', 'not computed')})."
+    rule = d.get("rule") or f"{d['band']:.0%}"
     return (
-        f"Deflated Sharpe of the best-Sharpe band ({d['band']:.0%}): {d['dsr']:.2f} (Sharpe "
+        f"Deflated Sharpe of the best-Sharpe row ({rule}): {d['dsr']:.2f} (Sharpe "
         f"{d['sharpe_annual']:.2f} vs {d['sr0_annual']:.2f} expected from {d['trials']} "
         "unskilled trials, annualised)."
     )
@@ -70,10 +78,13 @@ def render_text(a: Advice, head: str) -> str:
         "weak": "NO RECOMMENDATION (weak evidence)",
         "hold": "HOLD (buy-and-hold beat every band)",
     }[a.verdict]
+    from rebalancer.backtest.trust.advise import rule_name
+
     lines = [
         head,
+        f"Engine: {a.engine.get('label', 'n/a')}.",
         "",
-        f"Verdict: {word} — candidate {c['kind']} band {c['band']:.0%} at fee {c['fee_rate']:.3%}",
+        f"Verdict: {word} — candidate {rule_name(c)} at fee {c['fee_rate']:.3%}",
     ]
     lines += [f"  - {r}" for r in a.reasons]
     lines += [
@@ -85,15 +96,15 @@ def render_text(a: Advice, head: str) -> str:
         f"Bootstrap: stationary blocks, mean length {b['block_length_bars']:g} bars, seed "
         f"{b['seed']}.",
         f"PBO (CSCV, {a.pbo['splits']} splits, {a.pbo['combinations']} combinations, "
-        f"{a.pbo['configurations']} bands): {a.pbo['pbo']:.2f} (weak above {a.pbo['limit']}).",
+        f"{a.pbo['configurations']} rows): {a.pbo['pbo']:.2f} (weak above {a.pbo['limit']}).",
         _dsr_line(a.deflated_sharpe),
         "",
-        f"{'band':>5} {'premium':>8} {lvl + ' interval':>20} {'P(beat)':>8} {'Sharpe':>7} "
+        f"{'rule':>16} {'premium':>8} {lvl + ' interval':>20} {'P(beat)':>8} {'Sharpe':>7} "
         f"{'max DD':>7} {'shape':>8}",
     ]
     for r in a.rows:
         lines.append(
-            f"{r['band']:>5.0%} {_pct(r['premium']):>8} "
+            f"{rule_name(r):>16} {_pct(r['premium']):>8} "
             f"{'[' + _pct(r['premium_low']) + ', ' + _pct(r['premium_high']) + ']':>20} "
             f"{r['p_beat']:>8.0%} {_num(r['sharpe']):>7} {_pct(r['max_drawdown'], False):>7} "
             f"{r['shape']:>8}"
@@ -131,6 +142,24 @@ def advise_command(
     bands: Annotated[
         str, typer.Option("--bands", help="Bands to choose from: a list or start:stop:step.")
     ] = "0.01:0.25:0.01",
+    kinds: Annotated[
+        str,
+        typer.Option(
+            "--kinds",
+            help="Trigger kinds, as sweep's: abs, rel, hybrid (weekly + abs band), vol "
+            "(volatility-scaled band), cost (abs band, cost-aware legs).",
+        ),
+    ] = "abs",
+    styles: Annotated[str, typer.Option("--styles", help="Styles: target, band_edge.")] = "target",
+    semantics: Annotated[
+        str,
+        typer.Option(
+            "--semantics",
+            help="full: the compiled engine with the bot's own planner, the config's "
+            "min_trade and slippage and Binance-like market rules (every kind); reference: "
+            "the compiled reference kernel (abs bands, trade back to target, no frictions).",
+        ),
+    ] = "full",
     fee: Annotated[
         float | None, typer.Option("--fee", help="Taker fee rate (default: the config's).")
     ] = None,
@@ -164,9 +193,7 @@ def advise_command(
     vol_quantile: Annotated[
         float, typer.Option("--vol-quantile", help="Volatility quantile above: high-vol.")
     ] = 0.5,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Also write advise.json and advise.txt here.")
-    ] = None,
+    out: OutOpt = Path("out"),
     as_json: JsonOpt = False,
     executor: Annotated[
         str,
@@ -182,8 +209,11 @@ def advise_command(
     buy-and-hold, its odds of beating it, its regime profile and the sweep's PBO.
 
     Says plainly when the evidence is weak (the interval straddles zero, or PBO > 0.5)
-    instead of recommending. Runs on the compiled reference kernel (abs bands, trade back to
-    target).
+    instead of recommending. Runs on the compiled engine with the bot's own semantics for
+    every --kinds and --styles (--semantics reference: the reference kernel, abs only).
+    Writes `advise_report.html` (verdict, per-band intervals, PBO, deflated Sharpe,
+    robustness chart, heatmap with the advised band starred, regimes, data hashes),
+    `advise.json` and `advise.txt` into --out.
 
     Example: `rebalancer advise -c g1.toml --data-dir ../shared/data/binance_spot_2017_2022
     --start 2018-05-04 --fee 0.001`
@@ -197,10 +227,40 @@ def advise_command(
     taker = float(settings.fees.taker if fee is None else _decimal(fee, "--fee"))
     if taker >= 1:
         raise ConfigError(f"--fee must be below 1 (0.001 = 0.1 %), got {taker}")
+    if semantics not in ("full", "reference"):
+        raise ConfigError(f"--semantics must be 'full' or 'reference', not {semantics!r}")
     from rebalancer.backtest.executors import make_executor
-    from rebalancer.backtest.trust.advise import AdviseOptions, advise
+    from rebalancer.backtest.grid import combos
+    from rebalancer.backtest.trust.advise import (
+        AdviseOptions,
+        advise_rules,
+        check_rules,
+        reference_engine,
+    )
+    from rebalancer.backtest.trust.full_runner import full_engine
     from rebalancer.backtest.trust.regimes import RegimeOptions
+    from rebalancer.backtest.trust.runner import KERNEL_KINDS, Rule
 
+    grid = combos(parse_numbers(bands, "--bands"), [taker], _names(kinds), _names(styles))
+    rules = [Rule(c.kind, c.band, c.fee_rate, c.style) for c in grid]
+    check_rules(rules)
+    money = float(_decimal(capital, "--capital"))
+    prices = panel.closes.to_numpy(dtype="float64")
+    if semantics == "reference":
+        if any(r.kind not in KERNEL_KINDS or r.style != "target" for r in rules):
+            raise ConfigError(
+                "--semantics reference runs the reference kernel: abs bands with style target "
+                "only; drop --semantics reference for other --kinds/--styles"
+            )
+        targets = [float(strategy.targets[a]) for a in strategy.assets]
+        engine = reference_engine(prices, targets, rules, money, bar.total_seconds())
+    else:
+        from rebalancer.cli.backtest_cmd import _market
+
+        market = _market(settings, panel, strategy)
+        engine = full_engine(
+            panel.closes, strategy, rules, capital=money, bar=bar, market=market
+        )
     remote = make_executor(executor, scheduler)
     with remote or nullcontext():
         options = AdviseOptions(
@@ -218,29 +278,38 @@ def advise_command(
                 vol_quantile=vol_quantile,
             ),
         )
-        advice = advise(
-            panel.closes.to_numpy(),
-            [float(strategy.targets[a]) for a in strategy.assets],
-            parse_numbers(bands, "--bands"),
-            taker,
-            capital=float(_decimal(capital, "--capital")),
-            bar_seconds=bar.total_seconds(),
-            options=options,
+        advice = advise_rules(
+            prices, engine, bar_seconds=bar.total_seconds(), options=options
         )
+    where = "local" if remote is None else f"dask {remote.address}"
     data: dict[str, Any] = {
         "start": panel.start.isoformat(),
         "end": panel.end.isoformat(),
         "bars": len(panel.closes),
+        "window": _window(panel),
         "targets": {k: float(v) for k, v in strategy.targets.items()},
+        "executor": where,
         **advice.to_dict(),
+        "data": {"sha256": dict(panel.sha256), "issues": list(panel.report.issues)},
     }
-    head = (
-        f"{len(panel.closes)} {timeframe} bars {panel.start.date()} → {panel.end.date()}, "
-        f"targets {', '.join(f'{k} {float(v):.0%}' for k, v in strategy.targets.items())}"
-    )
+    targets_text = ", ".join(f"{k} {float(v):.0%}" for k, v in strategy.targets.items())
+    head = "\n".join([*data_lines(panel), f"Targets {targets_text}."])
     text = render_text(advice, head)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "advise.json").write_text(json.dumps(_clean(data), indent=2) + "\n")
-        (out / "advise.txt").write_text(text + "\n")
-    typer.echo(render.to_json(_clean(data)) if as_json else text)
+    from rebalancer.reports.advise import write_advise_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "advise.json").write_text(json.dumps(_clean(data), indent=2) + "\n")
+    (out / "advise.txt").write_text(text + "\n")
+    report = write_advise_report(
+        _clean(data),
+        out,
+        _provenance(panel, settings),
+        window=_window(panel),
+        targets=targets_text,
+        executor=where,
+    )
+    if as_json:
+        typer.echo(render.to_json(_clean(data)))
+        return
+    typer.echo(text)
+    typer.echo(f"\nWrote {out / 'advise.json'}, {out / 'advise.txt'}, {report}")

@@ -632,6 +632,14 @@ def sweep_command(
     bull: BullOpt = DEFAULT_BULL,
     bear: BearOpt = DEFAULT_BEAR,
     vol_quantile: VolQuantileOpt = DEFAULT_VOL_QUANTILE,
+    advice: Annotated[
+        Path | None,
+        typer.Option(
+            "--advice",
+            help="An advise.json from `rebalancer advise`: star its band on the heatmaps and "
+            "say why in the report.",
+        ),
+    ] = None,
 ) -> None:
     """Sweep bands x fee rates x trigger kinds x styles; print the break-even band per fee.
 
@@ -694,7 +702,10 @@ def sweep_command(
             engine=engine,  # type: ignore[arg-type]
             market=market,
         )
-    paths = write_outputs(grid, out, _window(panel))
+    from rebalancer.reports.advise import read_mark, sweep_sentence
+
+    mark = None if advice is None else read_mark(advice)
+    paths = write_outputs(grid, out, _window(panel), mark)
     regimes, regime_page = sweep_regime_outputs(
         grid,
         panel,
@@ -717,6 +728,7 @@ def sweep_command(
         capital=_decimal(capital, "--capital"),
         executor="local" if remote is None else f"dask {remote.address}",
         regimes=regime_page,
+        advised="" if mark is None else sweep_sentence(mark, grid.rows),
     )
     data = {
         "executor": "local" if remote is None else f"dask {remote.address}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,40 @@ from rebalancer.backtest.grid import GridResult
 HEATMAPS = {"final_value": "final value", "sharpe": "Sharpe", "max_drawdown": "max drawdown"}
 #: cells are labelled with their value up to this many bands (rows) per panel
 LABELLED_ROWS = 40
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A cell to star on every heatmap: the band ``rebalancer advise`` found (kind, style,
+    band, fee rate); ``recommended`` False draws it hollow (a candidate the evidence does not
+    support), and ``why`` is the one sentence the report prints under the heatmaps."""
+
+    kind: str
+    style: str
+    band: float
+    fee_rate: float
+    recommended: bool
+    why: str
+
+
+def _star(ax: Any, pivot: Any, kind: str, style: str, mark: Mark | None) -> None:
+    """Star ``mark``'s cell when it lies in this panel (kind, style; band and fee present)."""
+    if mark is None or (kind, style) != (mark.kind, mark.style):
+        return
+    bands = [float(b) for b in pivot.index]
+    fees = [float(f) for f in pivot.columns]
+    near = [i for i, b in enumerate(bands) if math.isclose(b, mark.band, abs_tol=1e-12)]
+    cols = [j for j, f in enumerate(fees) if math.isclose(f, mark.fee_rate, abs_tol=1e-12)]
+    if near and cols:
+        ax.plot(
+            cols[0] + 0.36,
+            near[0],
+            marker="*",
+            markersize=15,
+            color="gold" if mark.recommended else "none",
+            markeredgecolor="black",
+            markeredgewidth=1.2,
+        )
 
 
 def cell_text(metric: str, value: float) -> str:
@@ -46,10 +81,13 @@ def _label_cells(ax: Any, data: np.ndarray[Any, Any], metric: str, cmap: Any) ->
         )
 
 
-def heatmap_figures(result: GridResult, window: str = "") -> dict[str, Any]:
+def heatmap_figures(
+    result: GridResult, window: str = "", mark: Mark | None = None
+) -> dict[str, Any]:
     """One figure per metric: a panel per (kind, style), bands down, fee rates across, each
     cell labelled with its value (up to :data:`LABELLED_ROWS` bands); ``window`` (the data
-    window, e.g. ``2018-05-04 → 2022-10-10 (1,621 daily bars)``) goes in the title."""
+    window, e.g. ``2018-05-04 → 2022-10-10 (1,621 daily bars)``) goes in the title;
+    ``mark``: the advised band, starred (gold: recommended; hollow: candidate only)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,11 +125,17 @@ def heatmap_figures(result: GridResult, window: str = "") -> dict[str, Any]:
                     ax.plot(
                         j - 0.38, i, marker="*", color="red", markersize=9, markeredgecolor="white"
                     )
+            _star(ax, pivot, str(kind), str(style), mark)
             fig.colorbar(im, ax=ax, shrink=0.8)
         when = f"{window}\n" if window else ""
+        advised = ""
+        if mark is not None:
+            advised = "; black-edged star at right: advised band" + (
+                "" if mark.recommended else " (hollow: not recommended)"
+            )
         fig.suptitle(
             f"{title} by band and fee rate\n{when}(red star: break-even band vs "
-            f"buy-and-hold; {_semantics(result.semantics)})",
+            f"buy-and-hold{advised}; {_semantics(result.semantics)})",
             fontsize=10,
         )
         fig.tight_layout()
@@ -105,15 +149,18 @@ def _semantics(semantics: str) -> str:
     return f"{semantics} semantics"
 
 
-def write_outputs(result: GridResult, out_dir: Path, window: str = "") -> dict[str, Path]:
-    """``sweep.csv``, ``break_even.csv`` and ``heatmap_{metric}.png`` in ``out_dir``."""
+def write_outputs(
+    result: GridResult, out_dir: Path, window: str = "", mark: Mark | None = None
+) -> dict[str, Path]:
+    """``sweep.csv``, ``break_even.csv`` and ``heatmap_{metric}.png`` in ``out_dir``
+    (``mark``: the advised band, starred on every heatmap)."""
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out_dir / "sweep.csv", "break_even": out_dir / "break_even.csv"}
     result.rows.to_csv(paths["csv"], index=False)
     result.break_even.to_csv(paths["break_even"], index=False)
-    for metric, fig in heatmap_figures(result, window).items():
+    for metric, fig in heatmap_figures(result, window, mark).items():
         path = out_dir / f"heatmap_{metric}.png"
         fig.savefig(path)
         plt.close(fig)

@@ -130,8 +130,11 @@ def render_sweep(
     capital: Decimal,
     executor: str,
     regimes: Mapping[str, Any] | None = None,
+    advised: str = "",
 ) -> str:
-    """The sweep page; ``regimes`` (:func:`sweep_regime_context`) adds the per-regime part."""
+    """The sweep page; ``regimes`` (:func:`sweep_regime_context`) adds the per-regime part;
+    ``advised``: the one sentence saying which band the heatmaps star and why (from
+    ``rebalancer advise``), empty when no advice was given."""
     rows = grid.rows
     engines = ", ".join(f"{name} {n}" for name, n in grid.engines().items())
     table, shown = grid_table(grid)
@@ -155,6 +158,7 @@ def render_sweep(
         executor=executor,
         seconds=f"{grid.seconds:.2f} s",
         beats=int(rows["beats_bh"].sum()),
+        advised=advised,
         break_even=break_even_table(grid),
         images=_images(images),
         grid=table,

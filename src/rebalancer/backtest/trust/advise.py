@@ -20,23 +20,24 @@ spelled out (an interval straddling zero, PBO above the limit).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from rebalancer.backtest.reference import FloatArray
-from rebalancer.backtest.trust.bootstrap import BootstrapResult, bootstrap_rows
+from rebalancer.backtest.trust.bootstrap import BootstrapResult, bootstrap_rows, check_panel
 from rebalancer.backtest.trust.overfit import (
     DeflatedSharpe,
     PboResult,
+    check_pbo,
     deflated_sharpe_of_best,
     pbo_cscv,
     robustness,
 )
-from rebalancer.backtest.trust.regimes import RegimeOptions, label_bars, regime_table
-from rebalancer.backtest.trust.runner import KernelRunner, Rule, reference_run
+from rebalancer.backtest.trust.regimes import BarFlows, RegimeOptions, label_bars, regime_table
+from rebalancer.backtest.trust.runner import KernelRunner, RowRunner, Rule, reference_run
 from rebalancer.core.errors import ConfigError
 
 PBO_LIMIT = 0.5
@@ -72,20 +73,41 @@ class Advice:
     regimes: list[dict[str, Any]]
     bootstrap: dict[str, Any]
     regime_options: dict[str, Any] = field(default_factory=dict)
+    engine: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+def _shapes(
+    rules: Sequence[Rule], premiums: Sequence[float], tolerance: float
+) -> list[dict[str, Any]]:
+    """Per rule (its order), its neighbours' premium and shape among the bands of the same
+    kind, style and fee (:func:`robustness`)."""
+    groups: dict[tuple[str, str, float], list[int]] = {}
+    for i, r in enumerate(rules):
+        groups.setdefault((r.kind, r.style, r.fee_rate), []).append(i)
+    out: list[dict[str, Any]] = [{} for _ in rules]
+    for members in groups.values():
+        bands = [rules[i].band for i in members]
+        by_band = {
+            s["band"]: s
+            for s in robustness(bands, [premiums[i] for i in members], tolerance=tolerance)
+        }
+        for i in members:
+            out[i] = by_band[rules[i].band]
+    return out
+
+
 def _rows(
     rules: Sequence[Rule], boot: BootstrapResult, shapes: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    shape_of = {r["band"]: r for r in shapes}
     out = []
-    for rule, b in zip(rules, boot.rows, strict=True):
+    for rule, b, shape in zip(rules, boot.rows, shapes, strict=True):
         out.append(
             {
                 "kind": rule.kind,
+                "style": rule.style,
                 "band": rule.band,
                 "fee_rate": rule.fee_rate,
                 "premium": b.premium.point,
@@ -99,16 +121,22 @@ def _rows(
                 "max_drawdown": b.max_drawdown.point,
                 "max_drawdown_low": b.max_drawdown.low,
                 "max_drawdown_high": b.max_drawdown.high,
-                "neighbours_premium": shape_of[rule.band]["neighbours"],
-                "shape": shape_of[rule.band]["shape"],
+                "neighbours_premium": shape["neighbours"],
+                "shape": shape["shape"],
             }
         )
     return out
 
 
+def rule_name(row: dict[str, Any]) -> str:
+    """``abs 5%`` or ``rel band_edge 12%``: a row's kind, style (when not target) and band."""
+    style = "" if row.get("style", "target") == "target" else f" {row['style']}"
+    return f"{row['kind']}{style} {row['band']:.0%}"
+
+
 def _verdict(candidate: dict[str, Any], pbo: PboResult, level: float) -> tuple[str, list[str]]:
     lo, hi = candidate["premium_low"], candidate["premium_high"]
-    band = f"the {candidate['band']:.0%} band"
+    band = f"the {rule_name(candidate)} band"
     ci = f"{level:.0%} interval of its premium [{lo:+.1%}, {hi:+.1%}]"
     reasons = []
     if hi < 0:
@@ -128,6 +156,42 @@ def _verdict(candidate: dict[str, Any], pbo: PboResult, level: float) -> tuple[s
     return "recommend", [f"{band}'s {ci} lies above zero and PBO {pbo.pbo:.2f} <= {PBO_LIMIT}"]
 
 
+@dataclass(frozen=True)
+class Engine:
+    """What :func:`advise_rules` runs on: ``runner`` for every rule's statistics, equity
+    curves and resamples, and ``profile(rule)``: that rule's equity, buy-and-hold's equity
+    and the rule's per-bar flows on the real panel (for the regime profile). ``label``
+    names the engine and semantics in the reports."""
+
+    runner: RowRunner
+    profile: Callable[[Rule], tuple[FloatArray, FloatArray, BarFlows]]
+    label: str
+    semantics: str
+
+
+def reference_engine(
+    prices: FloatArray, targets: Sequence[float], rules: Sequence[Rule], capital: float,
+    bar_seconds: float,
+) -> Engine:
+    """The compiled reference kernel (``abs`` bands, trade back to target, frictionless)."""
+    runner = KernelRunner(targets, rules, capital=capital, bar_seconds=bar_seconds)
+    return Engine(
+        runner=runner,
+        profile=lambda rule: reference_run(prices, targets, rule, capital),
+        label="compiled reference kernel (abs bands, trade back to target, no frictions)",
+        semantics="reference",
+    )
+
+
+def check_rules(rules: Sequence[Rule]) -> None:
+    """At least two distinct rows: PBO and the neighbours compare rows."""
+    if len(set(rules)) < 2:
+        raise ConfigError(
+            "advise compares bands: give at least 2 (--bands 0.01:0.25:0.01, or more "
+            f"--kinds); got {len(set(rules))} ({', '.join(r.label for r in rules) or 'none'})"
+        )
+
+
 def advise(
     prices: FloatArray,
     targets: Sequence[float],
@@ -138,18 +202,32 @@ def advise(
     bar_seconds: float = 86_400.0,
     options: AdviseOptions | None = None,
 ) -> Advice:
-    """The advice for ``bands`` at ``fee_rate`` over ``prices`` (see the module docstring)."""
+    """The advice for ``abs`` ``bands`` at ``fee_rate`` on the reference kernel."""
+    p = np.ascontiguousarray(prices, dtype=np.float64)
+    rules = [Rule("abs", float(b), float(fee_rate)) for b in sorted(set(bands))]
+    check_rules(rules)
+    engine = reference_engine(p, targets, rules, capital, bar_seconds)
+    return advise_rules(p, engine, bar_seconds=bar_seconds, options=options)
+
+
+def advise_rules(
+    prices: FloatArray,
+    engine: Engine,
+    *,
+    bar_seconds: float = 86_400.0,
+    options: AdviseOptions | None = None,
+) -> Advice:
+    """The advice for ``engine.runner.rules`` over ``prices`` (see the module docstring)."""
     opt = options or AdviseOptions()
     p = np.ascontiguousarray(prices, dtype=np.float64)
-    if len(set(bands)) < 2:
-        raise ConfigError(
-            f"advise compares bands: got {sorted(set(bands))}, give at least 2 "
-            "(--bands 0.01:0.25:0.01)"
-        )
-    rules = [Rule("abs", float(b), float(fee_rate)) for b in sorted(set(bands))]
+    runner = engine.runner
+    rules = list(runner.rules)
+    check_rules(rules)
     regime_opts = opt.regimes or RegimeOptions(window=max(2, round(90 * 86_400 / bar_seconds)))
     regime_opts.check(p.shape[0])  # before the long runs, not after them
-    runner = KernelRunner(targets, rules, capital=capital, bar_seconds=bar_seconds)
+    if opt.block is not None:
+        check_panel(p.shape[0], opt.block)
+    check_pbo(p.shape[0] - 1, len(rules), opt.splits)
     returns = np.diff(np.log(runner.paths(p).equity), axis=1).T  # (bars - 1, rows)
     pbo = pbo_cscv(returns, opt.splits)
     try:
@@ -167,16 +245,19 @@ def advise(
         workers=opt.workers,
         client=opt.client,
     )
-    shapes = robustness(
-        [r.band for r in rules], [b.premium.point for b in boot.rows], tolerance=opt.tolerance
-    )
+    shapes = _shapes(rules, [b.premium.point for b in boot.rows], opt.tolerance)
     rows = _rows(rules, boot, shapes)
+    real = runner.stats(p)
+    for k, row in enumerate(rows):
+        row["final_value"] = float(real.final_value[k])
+        row["bh_final_value"] = float(real.bh_final_value[k])
     lows = np.array([r["premium_low"] for r in rows])
     if not np.isfinite(lows).any():
         raise ConfigError("every bootstrap resample failed: the panel is too short or degenerate")
-    candidate = rows[int(np.nanargmax(lows))]
+    pick = int(np.nanargmax(lows))
+    candidate = rows[pick]
     verdict, reasons = _verdict(candidate, pbo, opt.level)
-    equity, bh, flows = reference_run(p, targets, rules[rows.index(candidate)], capital)
+    equity, bh, flows = engine.profile(rules[pick])
     labels = label_bars(bh, regime_opts)
     regimes = regime_table(equity, bh, flows, labels, SECONDS_PER_YEAR / bar_seconds)
     return Advice(
@@ -200,6 +281,7 @@ def advise(
             "seed": boot.seed,
         },
         regime_options={**asdict(regime_opts), "vol_cutoff_per_bar": labels.vol_cutoff},
+        engine={"label": engine.label, "semantics": engine.semantics},
     )
 
 
@@ -207,6 +289,7 @@ def _dsr(d: DeflatedSharpe, rule: Rule, bar_seconds: float) -> dict[str, Any]:
     scale = math.sqrt(SECONDS_PER_YEAR / bar_seconds)
     return {
         "band": rule.band,
+        "rule": rule_name({"kind": rule.kind, "style": rule.style, "band": rule.band}),
         "dsr": d.dsr,
         "sharpe_annual": d.sr * scale,
         "sr0_annual": d.sr0 * scale,

@@ -61,7 +61,7 @@ class PboResult:
         return int(self.logits.size)
 
 
-def _check_pbo(n_bars: int, n_configs: int, splits: int) -> None:
+def check_pbo(n_bars: int, n_configs: int, splits: int) -> None:
     if n_configs < 2:
         raise ConfigError(
             f"PBO compares configurations: the sweep has {n_configs} row(s), at least 2 are "
@@ -103,7 +103,7 @@ def pbo_cscv(returns: FloatArray, splits: int = 16, metric: Metric = "sharpe") -
     m = np.asarray(returns, dtype=np.float64)
     if m.ndim != 2:
         raise ConfigError(f"returns must be (bars, configurations), got shape {m.shape}")
-    _check_pbo(m.shape[0], m.shape[1], splits)
+    check_pbo(m.shape[0], m.shape[1], splits)
     size = m.shape[0] // splits
     blocks = m[: size * splits].reshape(splits, size, m.shape[1])
     sums, sq = blocks.sum(axis=1), (blocks * blocks).sum(axis=1)  # (S, N)

@@ -29,15 +29,18 @@ from rebalancer.core.errors import ConfigError
 
 @dataclass(frozen=True)
 class Rule:
-    """One row of a sweep: trigger ``kind``, ``band`` (fraction, 0.05 = 5 points), fee rate."""
+    """One row of a sweep: trigger ``kind``, ``band`` (fraction, 0.05 = 5 points), fee rate
+    and plan ``style`` (``target``: trade back to target; ``band_edge``: to the band's edge)."""
 
     kind: str
     band: float
     fee_rate: float
+    style: str = "target"
 
     @property
     def label(self) -> str:
-        return f"{self.kind} {self.band:.2%} @ fee {self.fee_rate:.3%}"
+        style = "" if self.style == "target" else f" {self.style}"
+        return f"{self.kind}{style} {self.band:.2%} @ fee {self.fee_rate:.3%}"
 
 
 @dataclass(frozen=True)
