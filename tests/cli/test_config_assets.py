@@ -93,7 +93,7 @@ def test_the_demo_and_example_assets_are_in_the_binance_snapshot(tmp_path: Path)
 
 def test_a_quote_the_snapshot_does_not_know_cannot_be_checked(tmp_path: Path) -> None:
     assert listing("kraken", "EUR", tmp_path) is None
-    assert listing("binance", "USD", tmp_path) is None  # binance.com has no USD markets
+    assert listing("binance", "USD", tmp_path) is None  # the snapshot holds no USD markets
     [note] = check_assets({"BTC": 1}, "EUR", "kraken", None)
     assert note.level == "note" and "could not check that kraken lists BTC/EUR" in note.rule
 
