@@ -452,14 +452,14 @@ def test_several_problems_are_reported_together() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(text, "bad.toml")
     paths = [p.split(":")[0] for p in info.value.problems]
-    assert paths == [
+    assert paths == [  # in the order of the file
         "mode",
         "exchange",
+        "colour",
         "targets",
         "trigger.band_abs",
         "trigger.every",
         "fees.taker",
-        "colour",
     ]
     msg = str(info.value)
     assert msg.startswith("bad.toml: 7 problems in the configuration:")

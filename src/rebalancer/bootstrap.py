@@ -27,6 +27,7 @@ from rebalancer.adapters.paper import PaperExchange, PriceFeed
 from rebalancer.adapters.state_file import StateFile
 from rebalancer.backtest.replay import decimal_rows
 from rebalancer.config import Settings
+from rebalancer.config.assets import cache_path
 from rebalancer.core.errors import RetryLater, StopAndTell, UnknownSymbol
 from rebalancer.core.risk import RiskLimits
 from rebalancer.core.strategy import Strategy
@@ -193,21 +194,40 @@ def _market_rules(
     listing = None
     client = getattr(feed, "client", None)
     if client is not None:
-        cache = settings.state_dir / f"markets-{settings.exchange}.json"
-
-        def load() -> tuple[Any, int]:
-            try:
-                return client.load_markets(), int(client.precisionMode)
-            except Exception as exc:  # any CCXT or network failure: offline
-                raise RetryLater(str(exc)) from exc
-
-        listing = online(settings.exchange, load, cache, datetime.now(UTC))
+        listing = _online_list(settings, client)
     found = market_list(
         venue, settings.quote, prices, taker_fee=taker, maker_fee=maker, listing=listing
     )
     if found.fallback:
         log.info("paper: %s", found.source)
     return MarketList(settings.market_rules(found.rules), found.fallback, found.source)
+
+
+def _online_list(settings: Settings, client: Any) -> dict[str, Any] | None:
+    """The venue's public market list through ``client`` (cached on disk for a day); None
+    when it cannot be read and nothing is cached."""
+
+    def load() -> tuple[Any, int]:
+        try:
+            return client.load_markets(), int(client.precisionMode)
+        except Exception as exc:  # any CCXT or network failure: offline
+            raise RetryLater(str(exc)) from exc
+
+    cache = cache_path(settings.state_dir, settings.exchange)
+    return online(settings.exchange, load, cache, datetime.now(UTC))
+
+
+def refresh_market_list(
+    settings: Settings, public_client: Callable[[str], Any] | None = None
+) -> dict[str, Any] | None:
+    """Read the venue's whole public market list now (network, no keys) into the cache
+    that ``config check`` and paper read; None when offline and nothing is cached.
+    ``public_client`` makes the keyless CCXT client (None: the real one)."""
+    if public_client is None:
+        from rebalancer.adapters.ccxt.public import public_client as keyless  # needs ccxt
+
+        return _online_list(settings, keyless(settings.exchange))
+    return _online_list(settings, public_client(settings.exchange))
 
 
 def build_paper(

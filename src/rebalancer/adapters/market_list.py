@@ -6,8 +6,8 @@ In order of preference:
    cached on disk (``markets-<venue>.json`` in the state folder, kept ``CACHE_TTL``) so a
    restart needs no request;
 2. **offline** -- the snapshot shipped in the package (``rebalancer/market_data/<venue>.json``,
-   the demo assets as the venue lists them, read from CCXT's captured market lists, each
-   file naming its source and date; see ``market_data/PROVENANCE.md``);
+   the rules of the pairs CCXT's captured market lists hold, each file naming its source and
+   date; see ``market_data/PROVENANCE.md``; :func:`shipped`);
 3. **fallback** -- for an asset neither lists, the made-up Binance-like rules of
    :func:`rebalancer.adapters.paper.default_rules`, **labelled** as such in
    :attr:`MarketList.fallback` and in :attr:`MarketList.source` so the user is told.
@@ -24,11 +24,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from rebalancer.adapters.paper import default_rules
+from rebalancer.config.assets import read_cache, shipped
 from rebalancer.core.errors import RetryLater
 from rebalancer.core.model import ZERO, MarketRules
 from rebalancer.core.venue import VenueModel
@@ -45,15 +45,6 @@ class MarketList:
     rules: dict[str, MarketRules]
     fallback: tuple[str, ...]
     source: str
-
-
-def shipped(venue: str) -> dict[str, Any]:
-    """The snapshot shipped for ``venue`` (``{}`` when there is none)."""
-    path = resources.files("rebalancer") / "market_data" / f"{venue}.json"
-    if not path.is_file():
-        return {}
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
 
 
 def _rules(symbol: str, row: Mapping[str, str]) -> MarketRules:
@@ -108,7 +99,7 @@ def online(
     """The venue's live market list as a snapshot: the disk cache while younger than
     ``CACHE_TTL``, else ``load()`` (CCXT's ``load_markets``: markets and precision mode)
     written to the cache. None when neither works (offline)."""
-    cached = _read_cache(cache)
+    cached = read_cache(cache)
     if cached is not None and now - datetime.fromisoformat(cached["read_at"]) < CACHE_TTL:
         return cached
     try:
@@ -128,14 +119,6 @@ def online(
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
     tmp.replace(cache)
     return data
-
-
-def _read_cache(cache: Path) -> dict[str, Any] | None:
-    try:
-        data: dict[str, Any] = json.loads(cache.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if "read_at" in data and "markets" in data else None
 
 
 def market_list(

@@ -4,7 +4,8 @@ why a leg would be skipped (step, minimum amount, minimum notional, fees, who pa
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -63,21 +64,37 @@ def _cells(row: dict[str, Any]) -> list[str]:
     ]
 
 
-def markets_command(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+ListOpt = Annotated[
+    bool,
+    typer.Option(
+        "--list",
+        help="List the assets the exchange trades against the quote (its cached market "
+        "list, else the shipped excerpt); no prices, no keys.",
+    ),
+]
+
+
+def markets_command(
+    config: ConfigOpt = None, as_json: JsonOpt = False, list_assets: ListOpt = False
+) -> None:
     """The exchange's rules for each configured asset: amount step, minimum amount and
     notional, fees and the currency that pays them, and the smallest leg the bot will send
     (smaller legs are skipped with the reason `rebalancer plan` shows).
 
     Paper reads the venue's market list (online when `[paper] prices = "live"`, else the
     snapshot shipped with the package, or a labelled made-up fallback); live reads the
-    exchange (keys needed; nothing is sent).
+    exchange (keys needed; nothing is sent). `--list`: which assets the exchange trades
+    against the quote (what `config check` checks the targets against).
 
-    Example: `rebalancer markets --json`
+    Example: `rebalancer markets --json`, `rebalancer markets --list`
     """
     from rebalancer.bootstrap import build
     from rebalancer.cli.app import emit
 
     settings = settings_from(config)
+    if list_assets:
+        _list(settings.exchange, settings.quote, settings.state_dir, as_json)
+        return
     rt = build(settings, read_only=True)
     try:
         snap = rt.exchange.snapshot(rt.strategy.assets, rt.strategy.quote)
@@ -106,3 +123,21 @@ def markets_command(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         f"Legs smaller than 'smallest leg' ({settings.quote}) are skipped: below min_trade "
         f"({plain(min_trade)}), the minimum notional or the minimum amount."
     )
+
+
+def _list(venue: str, quote: str, state_dir: Path, as_json: bool) -> None:
+    """``markets --list``: the bases ``venue`` trades against ``quote`` per its market list."""
+    from rebalancer.cli.app import emit
+    from rebalancer.config.assets import ONLINE_FIX, listing
+
+    found = listing(venue, quote, state_dir)
+    assets = sorted(found.bases) if found is not None else []
+    where = found.where if found is not None else f"no {venue} market list against {quote}"
+    complete = found is not None and found.complete
+    if as_json:
+        emit({"exchange": venue, "quote": quote, "source": where, "complete": complete,
+              "assets": assets})  # fmt: skip
+        return
+    typer.echo(f"{venue} against {quote}, per {where}: {', '.join(assets) or 'none known'}")
+    if not complete:
+        typer.echo(f"An excerpt, not the whole list: {ONLINE_FIX}.")

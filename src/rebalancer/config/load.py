@@ -17,14 +17,8 @@ from typing import Any
 import platformdirs
 from pydantic import ValidationError
 
-from rebalancer.config.problems import (
-    Problem,
-    from_validation_error,
-    is_secret_key,
-    path_text,
-    raise_problems,
-)
-from rebalancer.config.schema import TYPE_FIXES, allowed_keys
+from rebalancer.config.collect import validation_problems
+from rebalancer.config.problems import Problem, is_secret_key, path_text, raise_problems
 from rebalancer.config.secrets import env_names
 from rebalancer.config.settings import Settings
 from rebalancer.core.errors import ConfigError
@@ -129,13 +123,16 @@ def _build(
         raw = apply_overrides(raw, overrides)
         source = f"{source} (with overrides of {', '.join(overrides)})"
     problems = _secret_problems(raw, (), _exchange_of(raw))
+    context = {"base_dir": base_dir or Path.cwd()}
     try:
-        settings = Settings.model_validate(raw, context={"base_dir": base_dir or Path.cwd()})
+        settings = Settings.model_validate(raw, context=context)
     except ValidationError as exc:
         secret_paths = {p.path for p in problems}
         problems += [
             p
-            for p in from_validation_error(exc, allowed_keys, TYPE_FIXES)
+            for p in validation_problems(
+                raw, exc, lambda again: Settings.model_validate(again, context=context)
+            )
             if p.path not in secret_paths
         ]
     raise_problems(source, problems)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from rebalancer.config.assets import AssetFinding, check_assets, listing
 from rebalancer.config.settings import Settings
 
 # the highest taker/maker fee a spot exchange charges at its lowest tier is about 0.6 %
@@ -41,3 +42,11 @@ def implausible(settings: Settings) -> list[str]:
                 f"0.1 %-0.6 %: if you meant {rate} %, write {(rate / 100).normalize():f}"
             )
     return warnings
+
+
+def asset_findings(settings: Settings) -> tuple[str, list[AssetFinding]]:
+    """How the target assets were checked ("checked against <market list>", "not checked")
+    and what the list says of those it does not show (see :mod:`rebalancer.config.assets`)."""
+    found = listing(settings.exchange, settings.quote, settings.state_dir)
+    where = f"checked against {found.where}" if found is not None else "not checked"
+    return where, check_assets(settings.targets, settings.quote, settings.exchange, found)

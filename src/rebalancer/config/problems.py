@@ -141,11 +141,17 @@ def from_validation_error(
     ``allowed_keys(raw_loc)`` gives the keys allowed in the table holding ``raw_loc``'s last
     key (for unknown-key errors); ``type_fixes`` maps a field path to a fix for bad values.
     """
+    return problems_of(exc.errors(), allowed_keys, type_fixes)
+
+
+def problems_of(
+    errors: Iterable[Any], allowed_keys: Any, type_fixes: dict[str, str]
+) -> list[Problem]:
+    """Pydantic error dicts (``ValidationError.errors()``) as problems, in order."""
     problems: list[Problem] = []
-    for err in exc.errors():
+    for err in errors:
         raw_loc: Loc = tuple(err["loc"])
-        loc = clean_loc(raw_loc)
-        problems.append(_problem(err, raw_loc, loc, allowed_keys, type_fixes))
+        problems.append(_problem(err, raw_loc, clean_loc(raw_loc), allowed_keys, type_fixes))
     return problems
 
 

@@ -50,6 +50,7 @@ from rebalancer.config.rules import (
     ConfigModel,
     ThresholdRule,
     TriggerRule,
+    band_edge_texts,
     has_threshold,
 )
 from rebalancer.config.secrets import url_secrets
@@ -478,13 +479,8 @@ class SettingsBase(ConfigModel):
     def _band_edge_needs_band(cls, value: Rebalance, info: ValidationInfo) -> Rebalance:
         trigger = info.data.get("trigger")
         if value.style == "band_edge" and trigger is not None and not has_threshold(trigger):
-            raise rule_error(
-                'style "band_edge" trades back to the band edge, so the trigger needs a band',
-                'use trigger kind "threshold" or "hybrid" (or add a threshold rule), '
-                'or write style = "target"',
-                found=f"trigger kind {show(trigger.kind)}",
-                at="style",
-            )
+            rule, fix, found = band_edge_texts(trigger.kind)
+            raise rule_error(rule, fix, found=found, at="style")
         return value
 
     @field_validator("paper")

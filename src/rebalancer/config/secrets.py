@@ -19,7 +19,6 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import platformdirs
-from dotenv import dotenv_values
 from pydantic import SecretStr
 
 from rebalancer.config.exchanges import PASSWORD_EXCHANGES
@@ -69,6 +68,8 @@ def read_dotenv(path: Path | None) -> dict[str, str]:
     if path is None or not path.is_file():
         return {}
     check_private(path)
+    from dotenv import dotenv_values  # only when there is a file to read (start-up time)
+
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
