@@ -137,6 +137,7 @@ def run_command(
             mode=rt.mode,
             history=rt.history,
             retarget=rt.retarget,
+            warnings=rt.warnings,  # frozen paper prices: logged and notified at start
         )
         with _dashboard(settings, serve), telegram_beside_daemon(settings, telegram, live):
             result = daemon.run()
