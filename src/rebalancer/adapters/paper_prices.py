@@ -37,10 +37,13 @@ log = logging.getLogger(__name__)
 
 #: set (to anything but "", "0", "false", "no") to never try the network for ``"auto"``
 OFFLINE_ENV = "REBALANCER_OFFLINE"
-FIX = (
-    'connect this machine to the network and restart, set [paper] prices = "live" to '
-    'refuse to start without live prices, or prices = "candles" to replay history on purpose'
-)
+FIX = {
+    "auto": 'connect this machine to the network (and unset REBALANCER_OFFLINE) and restart; '
+    'set [paper] prices = "live" to refuse to start without live prices, or "candles" to '
+    "trade on history on purpose",
+    "candles": 'set [paper] prices = "auto" (or "live") to paper trade on the market\'s '
+    "live public prices",
+}
 
 
 def offline_requested(env: dict[str, str] | Any) -> bool:
@@ -84,7 +87,7 @@ class PriceSource:
         why = f" ({self.reason})" if self.reason else ""
         return (
             f"paper prices are frozen candles from {self.source}, {self._range()}: the bot "
-            f"is not seeing the market{why}. Fix: {FIX}"
+            f"is not seeing the market{why}. Fix: {FIX.get(self.setting, FIX['candles'])}"
         )
 
     def _range(self) -> str:
