@@ -364,8 +364,6 @@ def _paper_runtime(
         f"paper account ({state.path}); prices: {source.describe()} as of "
         f"{at:%Y-%m-%d %H:%M} UTC; {markets.source}"
     )
-    if source.frozen:
-        note += f". WARNING: {source.warning}"
     return Runtime(
         "paper",
         strategy,
