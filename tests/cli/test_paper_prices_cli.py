@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from rebalancer.cli.app import app
@@ -80,3 +81,19 @@ def test_report_help_no_longer_advises_frozen_prices() -> None:
     text = flat(runner.invoke(app, ["report", "--help"], env={"COLUMNS": "200"}).output)
     assert "two weeks of paper trading before going live: on the market's live prices" in text
     assert 'prices = "auto"' in text
+
+
+def test_the_demo_makes_no_network_attempt_even_when_allowed(
+    monkeypatch: pytest.MonkeyPatch, _no_network: list[str]
+) -> None:
+    """The demo replays history: nothing on its path probes, with or without
+    REBALANCER_OFFLINE (the conftest's guard records any attempt)."""
+    monkeypatch.delenv("REBALANCER_OFFLINE")
+    made: list[str] = []
+    monkeypatch.setattr(
+        "rebalancer.adapters.ccxt.public.public_client", lambda x: made.append(x)
+    )
+    out = runner.invoke(app, ["demo", "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["bars"] > 400
+    assert made == [] and _no_network == []
