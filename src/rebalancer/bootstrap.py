@@ -222,7 +222,7 @@ def _live_feed(
         return feed, ""
     why = (probe or reach)(feed.client)
     if why is not None:
-        log.warning('paper prices = "auto": %s; trading on the candles', why)
+        log.info('paper prices = "auto": %s; trading on the candles', why)
         return None, f"no network: {why}"
     return feed, ""
 
@@ -373,20 +373,27 @@ def _paper_runtime(
         SystemClock(),
         note,
         risk_limits(settings),
-        _paper_history(settings, strategy, source),
+        _paper_history(settings, strategy, source, feed),
         retarget(settings),
         price_source=source,
     )
 
 
 def _paper_history(
-    settings: Settings, strategy: Strategy, source: PriceSource
+    settings: Settings, strategy: Strategy, source: PriceSource, feed: PriceFeed | None = None
 ) -> PriceHistory | None:
-    """The daily closes of the paper candles, when the run trades on them and the trigger
-    looks back (vol bands) or optimised targets are on ([optimise])."""
+    """The daily closes a look-back trigger (vol bands) or optimised targets ([optimise])
+    need: on live prices the exchange's public daily candles (fetched once a day per asset,
+    as live mode does), on frozen prices those of the paper candles; None when not needed."""
     wanted = history_bars(strategy.trigger) or settings.optimise.on
-    if not source.frozen or not wanted:
+    if not wanted:
         return None
+    if not source.frozen:
+        if feed is None or not hasattr(feed, "markets"):
+            return None
+        from rebalancer.adapters.ccxt.history import ExchangeHistory
+
+        return ExchangeHistory([feed], settings.quote)
     data_dir = settings.paper.data_dir
     panel = (
         load_panel(data_dir, list(strategy.assets), "1d", quote=settings.quote)

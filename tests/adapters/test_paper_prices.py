@@ -321,3 +321,43 @@ def test_the_daemon_warns_at_start_in_the_log_and_as_an_event(
     warning = notifier.events[1]
     assert warning.body == rt.warnings[0] and "the bot is not seeing the market" in warning.body
     assert any("paper prices are frozen candles" in r.getMessage() for r in caplog.records)
+
+
+# --- look-back rules get history on live prices too ---------------------------------------
+
+SHARED_DAILY = Path(__file__).resolve().parents[3] / "shared" / "data" / "binance_spot_2024_2026"
+VOL = '[trigger]\nkind = "vol_threshold"\nhalf_life = 5\nbase_band = 0.05\n'
+
+
+@pytest.mark.usefixtures("network_allowed")
+def test_a_vol_band_on_live_paper_prices_reads_the_exchanges_daily_closes(
+    tmp_path: Path,
+) -> None:
+    """Before, paper on live prices had no history (the bands stayed at their base); now the
+    exchange's public daily candles answer, as in live mode."""
+    double, client = online()
+    double.add_klines("BTCUSDT", "1d", SHARED_DAILY / "BTC_USDT-1d.csv")
+    settings = parse_config(f'state_dir = "{tmp_path / "state"}"\n{TARGETS}{VOL}')
+    rt = bootstrap.build_paper(settings, public_client=lambda _: client)
+    try:
+        assert rt.history is not None and rt.price_source is not None
+        assert not rt.price_source.frozen
+        until = datetime(2026, 1, 20, 12, tzinfo=UTC)
+        closes = rt.history.closes(["BTC", "USDT"], until, 5)
+    finally:
+        rt.close()
+    assert list(closes) == ["BTC"] and len(closes["BTC"]) == 5
+    assert len(double.kline_requests) == 1  # public candles, one request
+    assert not any(r.signed for r in double.log)
+
+
+def test_a_vol_band_on_frozen_prices_reads_the_candles(tmp_path: Path) -> None:
+    settings = parse_config(f'state_dir = "{tmp_path / "state"}"\n{TARGETS}{VOL}')
+    rt = bootstrap.build_paper(settings)
+    try:
+        assert rt.history is not None and rt.price_source is not None and rt.price_source.frozen
+        last = rt.price_source.last
+        assert last is not None
+        assert len(rt.history.closes(["BTC"], last + timedelta(days=1), 5)["BTC"]) == 5
+    finally:
+        rt.close()

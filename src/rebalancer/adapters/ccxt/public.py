@@ -78,6 +78,13 @@ class PublicTickers:
         self.client = self.client or public_client(self.exchange_id)
         self.source = f"{self.exchange_id} public tickers (live, no keys)"
 
+    def markets(self) -> dict[str, Any]:
+        """The exchange's markets (loaded once per client, cached by CCXT): with
+        :attr:`client`, this makes the feed a source of
+        :class:`~rebalancer.adapters.ccxt.history.ExchangeHistory` (daily closes for paper on
+        live prices)."""
+        return dict(self.client.load_markets())
+
     def read(self, assets: Sequence[str]) -> Quotes:
         """Last prices (bid/ask mid when a ticker has no last), best bids and asks of
         ``assets`` in quote units per base unit; the time is the oldest ticker timestamp
