@@ -342,8 +342,6 @@ def _paper_runtime(
             state.save_balances(balances)
     feed, reason = _live_feed(settings, public_client, probe)
     prices, at, source = _paper_prices(settings, strategy.assets, feed, reason)
-    if writes:  # the dashboard and `report` tell which prices the account traded on
-        PriceSourceFile(price_source_path(settings.state_dir, settings.exchange)).write(source)
     markets = _market_rules(settings, prices, feed)
     exchange = PaperExchange(
         settings.quote,
@@ -360,6 +358,8 @@ def _paper_runtime(
         venue=paper_venue(settings),  # fills as the configured exchange fills
     )
     exchange.set_prices(prices, at)
+    if writes:  # the dashboard and `report` tell which prices the account traded on
+        PriceSourceFile(price_source_path(settings.state_dir, settings.exchange)).write(source)
     note = (
         f"paper account ({state.path}); prices: {source.describe()} as of "
         f"{at:%Y-%m-%d %H:%M} UTC; {markets.source}"
@@ -546,7 +546,8 @@ class PaperAccountInUse(StopAndTell):
 
 
 def reset_paper(settings: Settings) -> Path:
-    """Forget the paper account; the next run starts from ``paper.initial_balances``.
+    """Forget the paper account (and the record of its last run's prices); the next run
+    starts from ``paper.initial_balances``.
 
     Under the account's lock, like every writer of the paper state: refused with
     :class:`PaperAccountInUse` while another process (a daemon, a rebalance) holds it."""
@@ -562,6 +563,8 @@ def reset_paper(settings: Settings) -> Path:
         state = paper_state(settings)
         state.remove()
         state.clean_orphans()
+        # the prices of the forgotten account's last run
+        price_source_path(settings.state_dir, settings.exchange).unlink(missing_ok=True)
     finally:
         jr.close()
     return state.path

@@ -361,3 +361,11 @@ def test_a_vol_band_on_frozen_prices_reads_the_candles(tmp_path: Path) -> None:
         assert len(rt.history.closes(["BTC"], last + timedelta(days=1), 5)["BTC"]) == 5
     finally:
         rt.close()
+
+
+def test_paper_reset_forgets_the_last_runs_prices(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path)
+    bootstrap.build_paper(settings, lock=True).close()
+    assert bootstrap.paper_price_source(settings) is not None
+    bootstrap.reset_paper(settings)
+    assert bootstrap.paper_price_source(settings) is None
