@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import inspect
+import ipaddress
 import json
 import os
 import re
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -124,6 +127,57 @@ def _isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.delenv("REBALANCER_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+def _loopback(host: Any) -> bool:
+    """Whether ``host`` (a name or an address) is this machine."""
+    if host is None or host in ("", "localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return str(host).endswith(".localhost")
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """No test reaches the network. ``REBALANCER_OFFLINE`` is set (for this process and the
+    ones it starts), so ``[paper] prices = "auto"`` takes the candles without a network
+    attempt; a test of the online case unsets it and passes an exchange double. Resolving a
+    name or connecting a socket anywhere but loopback is refused (as without a network) and
+    fails the test at its end, naming the host: a probe that slipped through is caught even
+    when the code under test handles the refusal. Yields the attempts (the guard's own test
+    empties it)."""
+    monkeypatch.setenv("REBALANCER_OFFLINE", "1")
+    tried: list[str] = []
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def remote(sock: socket.socket, address: Any) -> bool:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6) or _loopback(address[0]):
+            return False
+        tried.append(f"connect {address[0]}:{address[1]}")
+        return True
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        if remote(sock, address):
+            raise OSError(errno.ENETUNREACH, f"tests never reach the network ({address[0]})")
+        real_connect(sock, address)
+
+    def connect_ex(sock: socket.socket, address: Any) -> int:
+        return errno.ENETUNREACH if remote(sock, address) else real_connect_ex(sock, address)
+
+    def getaddrinfo(host: Any, *args: Any, **kw: Any) -> Any:
+        if not _loopback(host.decode() if isinstance(host, bytes) else host):
+            tried.append(f"resolve {host}")
+            raise socket.gaierror(socket.EAI_NONAME, f"tests never reach the network ({host})")
+        return real_getaddrinfo(host, *args, **kw)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield tried
+    assert not tried, f"this test tried to reach the network: {tried}"
 
 
 @pytest.fixture

@@ -484,6 +484,7 @@ def _config(tmp_path: Path) -> Path:
 
 def _env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REBALANCER_")}
+    env["REBALANCER_OFFLINE"] = "1"  # paper prices "auto": no network attempt
     env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
     return env
 

@@ -67,6 +67,7 @@ def _no_leftover_log_handlers() -> Iterator[None]:
 
 def _env(tmp_path: Path, url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REBALANCER_")}
+    env["REBALANCER_OFFLINE"] = "1"  # paper prices "auto": no network attempt
     env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
     env["REBALANCER_NOTIFY_URLS"] = url
     return env

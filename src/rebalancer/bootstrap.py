@@ -1,16 +1,21 @@
 """The composition root: the only place that picks adapters for a mode.
 
 ``paper`` (default): the paper exchange, its balances and the trigger's memory in a state
-file under the user's data directory, prices from the latest bar of a candle folder (the
-embedded demo data unless ``paper.data_dir`` is set). ``live``: the CCXT adapter with keys
-from the environment, only when the config says ``mode = "live"`` *and* the caller
-confirmed it -- on the account's first live start with an explicit "I understand" too --
-and only with keys the exchange says cannot withdraw or transfer funds.
+file under the user's data directory; prices as ``[paper] prices`` says
+(:mod:`rebalancer.adapters.paper_prices`): with ``"auto"`` one short public call to the
+exchange at start decides between its live tickers and the latest bar of a candle folder
+(the embedded demo data unless ``paper.data_dir`` is set), loudly warned about.
+
+``live``: the CCXT adapter with keys from the environment, only when the config says
+``mode = "live"`` *and* the caller confirmed it -- on the account's first live start with an
+explicit "I understand" too -- and only with keys the exchange says cannot withdraw or
+transfer funds.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +29,14 @@ from rebalancer.adapters.journal import AlreadyRunning, SqlJournal, open_journal
 from rebalancer.adapters.market_list import MarketList, market_list, online
 from rebalancer.adapters.notify import LogNotifier
 from rebalancer.adapters.paper import PaperExchange, PriceFeed
+from rebalancer.adapters.paper_prices import (
+    PriceSource as PriceSource,  # re-exported: the dashboard reads it
+)
+from rebalancer.adapters.paper_prices import (
+    PriceSourceFile,
+    offline_requested,
+    price_source_path,
+)
 from rebalancer.adapters.state_file import StateFile
 from rebalancer.backtest.replay import decimal_rows
 from rebalancer.config import Settings
@@ -68,6 +81,15 @@ class Runtime:
     pause: Callable[[timedelta], None] = field(default=sleep_between_slices)
     # a view (status, plan): built without the live confirmation, so it never sends an order
     read_only: bool = False
+    # paper: which prices this run trades on (decided once at start; None live)
+    price_source: PriceSource | None = None
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the user must hear at start (the daemon logs and notifies each): frozen
+        paper prices."""
+        source = self.price_source
+        return (source.warning,) if source is not None and source.frozen else ()
 
     def cycle(self, *, execute: bool = True, force: bool = False) -> CycleReport:
         """One :func:`rebalancer.service.run_cycle` now with everything this runtime wired
@@ -144,14 +166,23 @@ def paper_state(settings: Settings) -> StateFile:
     return StateFile(settings.state_dir / f"paper-{settings.exchange}.json")
 
 
-def _paper_prices(
-    settings: Settings, assets: tuple[str, ...], feed: PriceFeed | None = None
-) -> tuple[dict[str, Decimal], datetime, str]:
-    """The paper account's first prices: one read of the live ``feed`` (``prices =
-    "live"``), else the last close of the candles; their time and a description."""
-    if feed is not None:
-        quotes = feed.read(assets)
-        return quotes.prices, quotes.at, feed.source
+#: the probe of ``prices = "auto"``: a keyless CCXT client -> None when the exchange answered
+#: a short public call, else why not (tests pass a double's client or a refusing one)
+Probe = Callable[[Any], str | None]
+
+
+@dataclass(frozen=True)
+class _Candles:
+    """The last close of the paper candles, their time and range, and where they are."""
+
+    prices: dict[str, Decimal]
+    at: datetime
+    first: datetime
+    source: str
+
+
+def _paper_candles(settings: Settings, assets: tuple[str, ...]) -> _Candles:
+    """The last close of the candles (``paper.data_dir``, else the embedded demo data)."""
     data_dir = settings.paper.data_dir
     if data_dir is not None:
         panel = load_panel(data_dir, list(assets), "1d", quote=settings.quote)
@@ -169,7 +200,62 @@ def _paper_prices(
         source = "the embedded Binance daily candles"
     closes = panel.closes[list(assets)]
     at = closes.index[-1].to_pydatetime().astimezone(UTC)
-    return decimal_rows(closes.iloc[-1:])[0], at, source
+    first = closes.index[0].to_pydatetime().astimezone(UTC)
+    return _Candles(decimal_rows(closes.iloc[-1:])[0], at, first, source)
+
+
+def _live_feed(
+    settings: Settings, public_client: Callable[[str], Any] | None, probe: Probe | None
+) -> tuple[PriceFeed | None, str]:
+    """The live feed of ``[paper] prices`` ("live": always; "auto": when the probe reached
+    the exchange; "candles": never) and, when "auto" chose none, why not. The only network
+    attempt of a paper start besides the feed's own reads."""
+    setting = settings.paper.prices
+    if setting == "candles":
+        return None, ""
+    if setting == "auto" and offline_requested(os.environ):
+        return None, "REBALANCER_OFFLINE is set: no network attempt"
+    from rebalancer.adapters.ccxt.public import PublicTickers, reach  # needs a network
+
+    client = public_client(settings.exchange) if public_client is not None else None
+    feed = PublicTickers(settings.exchange, settings.quote, client)
+    if setting == "live":
+        return feed, ""
+    why = (probe or reach)(feed.client)
+    if why is not None:
+        log.info('paper prices = "auto": %s; trading on the candles', why)
+        return None, f"no network: {why}"
+    return feed, ""
+
+
+def _paper_prices(
+    settings: Settings,
+    assets: tuple[str, ...],
+    feed: PriceFeed | None = None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> tuple[dict[str, Decimal], datetime, PriceSource]:
+    """The paper account's first prices: one read of the live ``feed``, else the last close
+    of the candles; their time and the run's :class:`PriceSource` (``reason``: why "auto"
+    took the candles)."""
+    decided = now or datetime.now(UTC)
+    setting = settings.paper.prices
+    if feed is not None:
+        quotes = feed.read(assets)
+        return quotes.prices, quotes.at, PriceSource("live", setting, feed.source, decided)
+    candles = _paper_candles(settings, assets)
+    source = PriceSource(
+        "candles", setting, candles.source, decided, candles.first, candles.at, reason
+    )
+    return candles.prices, candles.at, source
+
+
+def paper_price_source(settings: Settings) -> PriceSource | None:
+    """The prices the paper account last traded on (written by every trading paper run);
+    None before the first, or live."""
+    if settings.mode != "paper":
+        return None
+    return PriceSourceFile(price_source_path(settings.state_dir, settings.exchange)).read()
 
 
 def paper_venue(settings: Settings) -> VenueModel:
@@ -183,7 +269,7 @@ def _market_rules(
 ) -> MarketList:
     """The venue's real rules for the priced assets, with ``[markets.X]`` overrides.
 
-    Online (``[paper] prices = "live"``, the feed's CCXT client) from the venue's
+    Online (live paper prices: the feed's CCXT client) from the venue's
     ``load_markets``, cached on disk; offline from the snapshot shipped in the package;
     assets on neither list get the labelled made-up fallback (``MarketList.fallback``).
     Fees: ``[fees]`` where the config sets them, else the venue's lowest tier."""
@@ -235,10 +321,15 @@ def build_paper(
     *,
     lock: bool = False,
     public_client: Callable[[str], Any] | None = None,
+    probe: Probe | None = None,
 ) -> Runtime:
-    """The paper runtime. With ``[paper] prices = "live"`` the exchange reads the public
-    tickers before every snapshot and its limits watch them; ``public_client`` makes the
-    keyless CCXT client for an exchange id (None: the real one; tests mount a double).
+    """The paper runtime. On live prices (``[paper] prices = "live"``, or ``"auto"`` when
+    the exchange answered the start-up ``probe``) the exchange reads the public tickers
+    before every snapshot and its limits watch them; else the prices are the candles' last
+    close, and the runtime's :attr:`Runtime.warnings` say so. ``public_client`` makes the
+    keyless CCXT client for an exchange id (None: the real one; tests mount a double);
+    ``probe`` asks it whether the exchange can be reached (None:
+    :func:`rebalancer.adapters.ccxt.public.reach`, one server-time call of at most 2 s).
 
     ``lock``: the account's lock is taken **before** the paper state is read, and only a
     locked runtime writes the state file (its balances and orders); an unlocked one (status,
@@ -246,14 +337,17 @@ def build_paper(
     """
     jr = journal(settings, lock=lock)
     try:
-        return _paper_runtime(settings, jr, public_client)
+        return _paper_runtime(settings, jr, public_client, probe)
     except BaseException:
         jr.close()
         raise
 
 
 def _paper_runtime(
-    settings: Settings, jr: SqlJournal, public_client: Callable[[str], Any] | None
+    settings: Settings,
+    jr: SqlJournal,
+    public_client: Callable[[str], Any] | None,
+    probe: Probe | None = None,
 ) -> Runtime:
     """The paper runtime around an open journal ``jr`` (locked when it may write)."""
     writes = jr.holds_lock
@@ -266,13 +360,8 @@ def _paper_runtime(
         balances = dict(settings.paper.initial_balances)
         if writes:
             state.save_balances(balances)
-    feed: PriceFeed | None = None
-    if settings.paper.prices == "live":
-        from rebalancer.adapters.ccxt.public import PublicTickers  # needs a network
-
-        client = public_client(settings.exchange) if public_client is not None else None
-        feed = PublicTickers(settings.exchange, settings.quote, client)
-    prices, at, source = _paper_prices(settings, strategy.assets, feed)
+    feed, reason = _live_feed(settings, public_client, probe)
+    prices, at, source = _paper_prices(settings, strategy.assets, feed, reason)
     markets = _market_rules(settings, prices, feed)
     exchange = PaperExchange(
         settings.quote,
@@ -289,9 +378,11 @@ def _paper_runtime(
         venue=paper_venue(settings),  # fills as the configured exchange fills
     )
     exchange.set_prices(prices, at)
+    if writes:  # the dashboard and `report` tell which prices the account traded on
+        PriceSourceFile(price_source_path(settings.state_dir, settings.exchange)).write(source)
     note = (
-        f"paper account ({state.path}); prices: {source} as of {at:%Y-%m-%d %H:%M} UTC; "
-        f"{markets.source}"
+        f"paper account ({state.path}); prices: {source.describe()} as of "
+        f"{at:%Y-%m-%d %H:%M} UTC; {markets.source}"
     )
     return Runtime(
         "paper",
@@ -302,17 +393,27 @@ def _paper_runtime(
         SystemClock(),
         note,
         risk_limits(settings),
-        _paper_history(settings, strategy),
+        _paper_history(settings, strategy, source, feed),
         retarget(settings),
+        price_source=source,
     )
 
 
-def _paper_history(settings: Settings, strategy: Strategy) -> PriceHistory | None:
-    """The daily closes of the paper candles, when the trigger looks back (vol bands) or
-    optimised targets are on ([optimise])."""
+def _paper_history(
+    settings: Settings, strategy: Strategy, source: PriceSource, feed: PriceFeed | None = None
+) -> PriceHistory | None:
+    """The daily closes a look-back trigger (vol bands) or optimised targets ([optimise])
+    need: on live prices the exchange's public daily candles (fetched once a day per asset,
+    as live mode does), on frozen prices those of the paper candles; None when not needed."""
     wanted = history_bars(strategy.trigger) or settings.optimise.on
-    if settings.paper.prices != "candles" or not wanted:
+    if not wanted:
         return None
+    if not source.frozen:
+        if feed is None or not hasattr(feed, "markets"):
+            return None
+        from rebalancer.adapters.ccxt.history import ExchangeHistory
+
+        return ExchangeHistory([feed], settings.quote)
     data_dir = settings.paper.data_dir
     panel = (
         load_panel(data_dir, list(strategy.assets), "1d", quote=settings.quote)
@@ -465,7 +566,8 @@ class PaperAccountInUse(StopAndTell):
 
 
 def reset_paper(settings: Settings) -> Path:
-    """Forget the paper account; the next run starts from ``paper.initial_balances``.
+    """Forget the paper account (and the record of its last run's prices); the next run
+    starts from ``paper.initial_balances``.
 
     Under the account's lock, like every writer of the paper state: refused with
     :class:`PaperAccountInUse` while another process (a daemon, a rebalance) holds it."""
@@ -481,6 +583,8 @@ def reset_paper(settings: Settings) -> Path:
         state = paper_state(settings)
         state.remove()
         state.clean_orphans()
+        # the prices of the forgotten account's last run
+        price_source_path(settings.state_dir, settings.exchange).unlink(missing_ok=True)
     finally:
         jr.close()
     return state.path

@@ -304,3 +304,43 @@ def test_a_fresh_paper_account_minutes_old(browser: Any, tmp_path: Path) -> None
     finally:
         server.stop()
         reader.close()
+
+
+def test_frozen_paper_prices_show_a_banner_until_live_prices_return(
+    browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A paper run offline trades on the candles: the page says so in a banner, with the
+    candles' dates; after a run on live prices (the probe reached the Binance double) the
+    banner is gone and the header names the live source."""
+    from web.test_prices_banner import binance_double, paper_settings, trade_once
+
+    settings = paper_settings(tmp_path)
+    trade_once(settings)  # offline (the conftest's REBALANCER_OFFLINE): frozen candles
+    reader = open_reader(settings)
+    server = serve_in_thread(create_app(dashboard_for(settings, reader), TOKEN), "127.0.0.1", 0)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+
+        def load() -> None:
+            page.goto(f"http://127.0.0.1:{server.port}/?token={TOKEN}")
+            page.wait_for_selector("body[data-loaded]", timeout=15000)
+            assert page.get_attribute("body", "data-loaded") == "yes", page.inner_text("#error")
+
+        load()
+        assert page.is_visible("#prices-banner")
+        banner = page.inner_text("#prices-banner")
+        assert banner.startswith(
+            "paper prices are frozen candles from the embedded Binance daily candles, "
+        )
+        assert "the bot is not seeing the market" in banner
+        assert page.inner_text("#prices").startswith("prices: auto: frozen candles")
+        page.screenshot(path=str(tmp_path / "banner.png"))
+
+        monkeypatch.delenv("REBALANCER_OFFLINE")
+        trade_once(settings, binance_double())
+        load()
+        assert not page.is_visible("#prices-banner")
+        assert page.inner_text("#prices") == "prices: auto: binance public tickers (live, no keys)"
+    finally:
+        server.stop()
+        reader.close()

@@ -29,6 +29,7 @@ _TYPES = {
     "recovered": apprise.NotifyType.SUCCESS,
     "skip": apprise.NotifyType.WARNING,
     "transfer": apprise.NotifyType.WARNING,  # a transfer between accounts is suggested
+    "warning": apprise.NotifyType.WARNING,  # e.g. frozen paper prices at start
     "error": apprise.NotifyType.FAILURE,
     "halt": apprise.NotifyType.FAILURE,
 }

@@ -1,13 +1,14 @@
 """The paper exchange: an in-process account behind the same port as the live adapter.
 
 Prices come from outside: a candle replay through :meth:`PaperExchange.set_prices`, or a
-live :class:`PriceFeed` (a real exchange's public tickers, wired by ``bootstrap`` for
-``[paper] prices = "live"``) that every :meth:`PaperExchange.snapshot` reads first. Fills
-use the core's fill model (:mod:`rebalancer.core.fills`), so paper and backtest trade
-exactly alike. Deterministic given its inputs. Balances can be persisted through a callback
-after every fill; with ``on_order`` the balances *and* the orders (client id -> fill) are
-handed over together, so a state file written atomically holds both and reconciliation
-after a crash finds the orders the account already traded.
+live :class:`PriceFeed` (a real exchange's public tickers, wired by ``bootstrap`` when the
+run trades on live prices, see :mod:`rebalancer.adapters.paper_prices`) that every
+:meth:`PaperExchange.snapshot` reads first. Fills use the core's fill model
+(:mod:`rebalancer.core.fills`), so paper and backtest trade exactly alike. Deterministic
+given its inputs. Balances can be persisted through a callback after every fill; with
+``on_order`` the balances *and* the orders (client id -> fill) are handed over together, so
+a state file written atomically holds both and reconciliation after a crash finds the orders
+the account already traded.
 
 **Limit orders** (:meth:`PaperExchange.create_limit_order`, for ``order_type =
 "limit_inside"``): the simulated book is ``bid = price * (1 - slippage)`` and

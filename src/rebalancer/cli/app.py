@@ -82,6 +82,12 @@ def emit(data: Any) -> None:
     typer.echo(render.to_json(data))
 
 
+def _warn(warnings: tuple[str, ...]) -> None:
+    """What the runtime says the user must see (frozen paper prices), in bold."""
+    for warning in warnings:
+        console.print(f"[bold yellow]WARNING[/bold yellow]: {esc(warning)}", highlight=False)
+
+
 @app.command()
 @user_errors
 def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
@@ -113,6 +119,8 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             {
                 "mode": rt.mode,
                 "prices": rt.prices_note,
+                "price_source": None if rt.price_source is None else rt.price_source.to_dict(),
+                "warnings": list(rt.warnings),
                 "trigger": rt.strategy.trigger.describe(),
                 **render.drift_dict(drift),
                 "decision": render.decision_dict(decision),
@@ -124,6 +132,7 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         )
         return
     console.print(f"[dim]{esc(rt.mode)} · {esc(rt.prices_note)}[/dim]")
+    _warn(rt.warnings)
     console.print(render.drift_table(drift, rt.strategy.quote, decision.out_of_band))
     console.print(f"Trigger: {esc(rt.strategy.trigger.describe())}")
     render.print_decision(console, decision)
@@ -170,6 +179,7 @@ def plan(
         )
         return
     console.print(f"[dim]{esc(rt.mode)} · {esc(rt.prices_note)}[/dim]")
+    _warn(rt.warnings)
     if report.targets_note:
         console.print(f"[dim]targets: {esc(report.targets_note)}[/dim]", highlight=False)
     render.print_decision(console, report.decision)
@@ -230,6 +240,7 @@ def rebalance(
         emit({"mode": rt.mode, **render.cycle_dict(report)})
         return
     console.print(f"[dim]{esc(rt.mode)} · {esc(rt.prices_note)}[/dim]")
+    _warn(rt.warnings)
     if report.targets_note:
         console.print(f"[dim]targets: {esc(report.targets_note)}[/dim]", highlight=False)
     render.print_decision(console, report.decision)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Annotated
@@ -119,6 +120,7 @@ def run_command(
         notifier = build_notifier(settings)
         rt = build(settings, confirm_live=live, lock=True)
         done.callback(rt.close)
+        logging.getLogger("rebalancer.run").info("%s · %s", rt.mode, rt.prices_note)
         policy = DaemonPolicy.from_config(
             settings.daemon,
             max_ticks=1 if once else max_ticks,
@@ -137,6 +139,7 @@ def run_command(
             mode=rt.mode,
             history=rt.history,
             retarget=rt.retarget,
+            warnings=rt.warnings,  # frozen paper prices: logged and notified at start
         )
         with _dashboard(settings, serve), telegram_beside_daemon(settings, telegram, live):
             result = daemon.run()

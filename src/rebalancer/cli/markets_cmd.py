@@ -81,10 +81,11 @@ def markets_command(
     notional, fees and the currency that pays them, and the smallest leg the bot will send
     (smaller legs are skipped with the reason `rebalancer plan` shows).
 
-    Paper reads the venue's market list (online when `[paper] prices = "live"`, else the
-    snapshot shipped with the package, or a labelled made-up fallback); live reads the
-    exchange (keys needed; nothing is sent). `--list`: which assets the exchange trades
-    against the quote (what `config check` checks the targets against).
+    Paper reads the venue's market list (online when paper trades on live prices: `[paper]
+    prices = "auto"` with a network, or "live"; else the snapshot shipped with the package, or
+    a labelled made-up fallback); live reads the exchange (keys needed; nothing is sent).
+    `--list`: which assets the exchange trades against the quote (what `config check` checks
+    the targets against).
 
     Example: `rebalancer markets --json`, `rebalancer markets --list`
     """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,6 +12,9 @@ from rich.table import Table
 
 from rebalancer.cli.options import ConfigOpt, settings_from
 from rebalancer.cli.render import esc
+
+if TYPE_CHECKING:
+    from rebalancer.bootstrap import PriceSource
 
 console = Console()
 
@@ -29,11 +32,13 @@ def report_command(
     """Judge a run from the journal: equity over time vs buy-and-hold of the starting
     holdings, trades, fees, drift history, halts; printed, and written as HTML with charts.
 
-    This is how to judge two weeks of paper trading before going live.
+    This is how to judge two weeks of paper trading before going live: on the market's
+    live prices (`[paper] prices = "auto"`, the default, with a network; pin it with
+    "live"), not on frozen candles, which the report and the dashboard point out.
 
     Example: `rebalancer report --since 14d --out report/`
     """
-    from rebalancer.bootstrap import account_name, journal
+    from rebalancer.bootstrap import account_name, journal, paper_price_source
     from rebalancer.web import view
     from rebalancer.web.report import build_report, summary_rows, write_report
 
@@ -44,8 +49,14 @@ def report_command(
         rows = view.load_rows(jr, start)
     finally:
         jr.close()
+    prices = paper_price_source(settings)
     report = build_report(
-        rows, settings.strategy(), account=account_name(settings), mode=settings.mode, since=start
+        rows,
+        settings.strategy(),
+        account=account_name(settings),
+        mode=settings.mode,
+        since=start,
+        prices="" if prices is None else _prices_line(prices),
     )
     files = write_report(report, out)
     table = Table(title=f"report: {report.account}", title_justify="left", show_header=False)
@@ -54,6 +65,8 @@ def report_command(
     for label, text in summary_rows(report):
         table.add_row(label, text)
     console.print(table)
+    if prices is not None and prices.frozen:
+        console.print(f"[bold yellow]WARNING[/bold yellow]: {esc(prices.warning)}", highlight=False)
     if report.weights.assets:
         w = Table(title="weights after the last check", title_justify="left")
         for col in ("asset", "weight", "target", "drift", "band"):
@@ -91,3 +104,9 @@ def report_command(
         f"written: {esc(files.html)} "
         f"(charts: {esc(', '.join(str(p) for p in files.pngs.values()))})"
     )
+
+
+def _prices_line(source: PriceSource) -> str:
+    """The paper price source of the last trading run, for the report's table."""
+    line = f"{source.describe()} (run started {source.decided_at:%Y-%m-%d %H:%M} UTC)"
+    return f"{line}: frozen, the bot was not seeing the market" if source.frozen else line

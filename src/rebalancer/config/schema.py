@@ -87,11 +87,14 @@ class Tax(ConfigModel):
 
 
 class Paper(ConfigModel):
-    """``initial_balances`` empty (not given) means 10000 of the quote."""
+    """``initial_balances`` empty (not given) means 10000 of the quote. ``prices``: "auto"
+    (live public prices of the exchange when it answers at start, else the candles with a
+    warning), "live" (required) or "candles" (history, offline); see
+    :mod:`rebalancer.adapters.paper_prices`."""
 
     initial_balances: dict[Asset, Amount] = Field(default_factory=dict)
     data_dir: OptionalDir = None
-    prices: Literal["candles", "live"] = "candles"
+    prices: Literal["auto", "live", "candles"] = "auto"
 
     _assets_once = field_validator("initial_balances", mode="before")(check_assets_once)
 

@@ -155,6 +155,8 @@ class Daemon:
     history: PriceHistory | None = None  # recent closes, for look-back triggers
     _expected: dict[str, Decimal] | None = None  # post-trade balances of the last cycle
     retarget: Retarget | None = None  # optimised targets on a schedule ([optimise])
+    # told at start (logged as warnings, and each a "warning" event): e.g. frozen paper prices
+    warnings: tuple[str, ...] = ()
 
     # -- stopping ------------------------------------------------------------------------
 
@@ -204,6 +206,10 @@ class Daemon:
         self._beat = Heartbeat(self.mode, schedule, os.getpid(), self.clock.now())
         log.info("daemon started (%s): checks %s, the first one now", self.mode, schedule)
         self._send(Event("start", f"rebalancer started ({self.mode})", f"checks {schedule}"))
+        for warning in self.warnings:
+            log.warning("%s", warning)
+            title = f"rebalancer started with a warning ({self.mode})"
+            self._send(Event("warning", title, warning))
         exit_code, reason = EXIT_OK, ""
         next_at = self.clock.now()
         try:

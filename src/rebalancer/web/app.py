@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
@@ -33,6 +33,7 @@ from rebalancer.web.models import (
     FlowOut,
     HaltOut,
     OrderOut,
+    PricesOut,
     StatusOut,
     SummaryOut,
     TargetChangeOut,
@@ -40,6 +41,9 @@ from rebalancer.web.models import (
     WeightsOut,
 )
 from rebalancer.web.page import PAGE
+
+if TYPE_CHECKING:
+    from rebalancer.bootstrap import PriceSource
 
 TOKEN_ENV = "REBALANCER_WEB_TOKEN"
 Since = Annotated[
@@ -59,9 +63,14 @@ class Controls(Protocol):
     def rebalance(self) -> str: ...
 
 
+def _no_prices() -> PriceSource | None:
+    return None
+
+
 @dataclass
 class Dashboard:
-    """What the app reads: one account's journal, its strategy, the daemon's heartbeat."""
+    """What the app reads: one account's journal, its strategy, the daemon's heartbeat,
+    and (paper) the prices its last trading run used (``prices``; None: not known)."""
 
     journal: view.JournalReader
     strategy: Strategy | None
@@ -69,6 +78,7 @@ class Dashboard:
     account: str
     heartbeat: Callable[[], Heartbeat | None]
     now: Callable[[], datetime]
+    prices: Callable[[], PriceSource | None] = _no_prices
 
     @property
     def quote(self) -> str:
@@ -149,6 +159,7 @@ def create_app(dash: Dashboard, token: str, controls: Controls | None = None) ->
             checks=len(cycles),
             last_check=None if last is None else last["at"],
             total_value=None if last is None else last["total_value"],
+            prices=_prices(dash.prices()),
         )
 
     @app.get("/api/weights", response_model=WeightsOut, dependencies=guard)
@@ -241,6 +252,23 @@ def create_app(dash: Dashboard, token: str, controls: Controls | None = None) ->
         return act(c.rebalance)
 
     return app
+
+
+def _prices(source: PriceSource | None) -> PricesOut | None:
+    if source is None:
+        return None
+    return PricesOut(
+        kind=source.kind,
+        setting=source.setting,
+        source=source.source,
+        description=source.describe(),
+        frozen=source.frozen,
+        warning=source.warning,
+        first=source.first,
+        last=source.last,
+        reason=source.reason,
+        decided_at=source.decided_at,
+    )
 
 
 def _tick(beat: Heartbeat | None, now: datetime) -> TickOut | None:

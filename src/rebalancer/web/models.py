@@ -32,6 +32,21 @@ class HaltOut(BaseModel):
     reason: str
 
 
+class PricesOut(BaseModel):
+    """Which prices the paper account last traded on (decided at the start of that run)."""
+
+    kind: str = Field(description='"live" (public tickers) or "candles" (frozen history)')
+    setting: str = Field(description='[paper] prices: "auto", "live" or "candles"')
+    source: str
+    description: str = Field(description="one line, as `status` prints it")
+    frozen: bool = Field(description="the prices do not move: the bot is not seeing the market")
+    warning: str = Field(description='the banner text when frozen, else ""')
+    first: datetime | None = Field(description="candles: the first bar's time")
+    last: datetime | None = Field(description="candles: the last bar's time (the prices used)")
+    reason: str = Field(description='why "auto" took the candles')
+    decided_at: datetime
+
+
 class StatusOut(BaseModel):
     mode: str
     account: str
@@ -43,6 +58,9 @@ class StatusOut(BaseModel):
     checks: int
     last_check: datetime | None
     total_value: Decimal | None
+    prices: PricesOut | None = Field(
+        default=None, description="paper: the prices of its last trading run (None: live, or none)"
+    )
 
 
 class AssetWeightOut(BaseModel):

@@ -40,11 +40,19 @@ class Report:
     drift: view.DriftHistory
     weights: view.Weights
     performance: Performance  # cash flows separated from performance (time-weighted return)
+    prices: str = ""  # paper: which prices the last trading run used ("" not known, live)
 
 
 def build_report(
-    rows: view.Rows, strategy: Strategy | None, *, account: str, mode: str, since: datetime | None
+    rows: view.Rows,
+    strategy: Strategy | None,
+    *,
+    account: str,
+    mode: str,
+    since: datetime | None,
+    prices: str = "",
 ) -> Report:
+    """The report of ``rows``; ``prices``: the paper price source, in words (or "")."""
     quote = strategy.quote if strategy is not None else "USDT"
     return Report(
         account,
@@ -57,6 +65,7 @@ def build_report(
         view.drift_history(rows),
         view.weights(rows, strategy, quote),
         view.performance(rows),
+        prices,
     )
 
 
@@ -161,7 +170,9 @@ def summary_rows(r: Report) -> list[tuple[str, str]]:
     """The headline numbers as (label, text): printed by the CLI, tabled in the HTML."""
     s, q, p = r.summary, r.summary.quote, r.performance
     fees_assets = ", ".join(f"{v:.8g} {k}" for k, v in s.fees_by_asset.items())
+    prices = [("paper prices", r.prices)] if r.prices else []
     return [
+        *prices,
         ("period", f"{_when(s.start)} → {_when(s.end)}"),
         ("checks", str(s.checks)),
         ("rebalances (checks that traded)", str(s.rebalances)),

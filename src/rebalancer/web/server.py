@@ -19,7 +19,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-from rebalancer.bootstrap import account_name, build, journal
+from rebalancer.bootstrap import account_name, build, journal, paper_price_source
 from rebalancer.config import Settings
 from rebalancer.config.secrets import read_dotenv
 from rebalancer.core.errors import ConfigError, RebalancerError
@@ -67,6 +67,7 @@ def dashboard_for(settings: Settings, reader: JournalReader) -> Dashboard:
         account_name(settings),
         beats.read,
         lambda: datetime.now(UTC),
+        lambda: paper_price_source(settings),  # read per request: a restart may change it
     )
 
 

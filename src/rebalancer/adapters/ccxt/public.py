@@ -25,10 +25,39 @@ from rebalancer.adapters.ccxt.venues import make_client
 from rebalancer.adapters.paper import Quotes
 from rebalancer.core.errors import DataError, RetryLater
 
+#: how long the start-up probe of ``[paper] prices = "auto"`` waits for an answer (seconds)
+PROBE_TIMEOUT_S = 2.0
+
 
 def public_client(exchange_id: str) -> Any:
     """A keyless CCXT client (public endpoints only), configured like the live one."""
     return make_client(exchange_id, "", "")
+
+
+def reach(client: Any, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    """One short public call to the exchange behind the keyless ``client``: its server time
+    (``fetch_time``; the markets where CCXT has no such call). None when it answered, else
+    why not, in words. At most ``timeout_s`` seconds per request (the client's own timeout
+    is restored after); never raises for a network or exchange failure."""
+    saved = client.timeout
+    client.timeout = int(timeout_s * 1000)  # CCXT counts milliseconds
+    try:
+        if client.has.get("fetchTime"):
+            client.fetch_time()
+        else:
+            client.load_markets()
+    except ccxt.BaseError as exc:  # NetworkError, an exchange error, a refused answer
+        host = _host(client)
+        return f"{client.id} could not be reached ({host}; {type(exc).__name__})"
+    finally:
+        client.timeout = saved
+    return None
+
+
+def _host(client: Any) -> str:
+    """The REST host CCXT talks to (for messages)."""
+    api = client.urls.get("api")
+    return str((api.get("public") or api.get("rest")) if isinstance(api, dict) else api)
 
 
 @dataclass
@@ -48,6 +77,13 @@ class PublicTickers:
         self.quote = self.quote.upper()
         self.client = self.client or public_client(self.exchange_id)
         self.source = f"{self.exchange_id} public tickers (live, no keys)"
+
+    def markets(self) -> dict[str, Any]:
+        """The exchange's markets (loaded once per client, cached by CCXT): with
+        :attr:`client`, this makes the feed a source of
+        :class:`~rebalancer.adapters.ccxt.history.ExchangeHistory` (daily closes for paper on
+        live prices)."""
+        return dict(self.client.load_markets())
 
     def read(self, assets: Sequence[str]) -> Quotes:
         """Last prices (bid/ask mid when a ticker has no last), best bids and asks of
@@ -84,8 +120,7 @@ class PublicTickers:
         return symbols, tickers
 
     def _host(self) -> str:
-        api = self.client.urls.get("api")
-        return str((api.get("public") or api.get("rest")) if isinstance(api, dict) else api)
+        return _host(self.client)
 
     def _row(self, symbol: str, ticker: dict[str, Any], now: datetime) -> _Row:
         """The price, best bid and ask (None: not sent) and time of one raw ticker."""
