@@ -425,3 +425,35 @@ def test_sweep_names_the_replay_for_a_rule_the_compiled_engine_lacks(tmp_path: P
     audit = runner.invoke(app, [*args, "--engine", "replay", "--json"])
     assert audit.exit_code == 0, audit.output
     assert json.loads(audit.stdout)["engines"] == {"replay": 1}
+
+
+@pytest.mark.parametrize("exchange", ["binance", "kraken"])
+def test_backtest_trades_on_the_configs_venue_as_the_sweep_does(
+    tmp_path: Path, exchange: str
+) -> None:
+    """One model: `backtest` fills on the config's venue (its market list, its fee side) and
+    gives the final value of the sweep's row for the same band and fee; Kraken's fee in the
+    quote changes the result against Binance's fee in the asset received."""
+    config = tmp_path / f"{exchange}.toml"
+    config.write_text(
+        f'exchange = "{exchange}"\nquote = "USDT"\n[targets]\nBTC = 0.5\nETH = 0.4\n'
+        'USDT = 0.1\n[trigger]\nkind = "threshold"\nband_abs = 0.03\n'
+    )
+    args = ["-c", str(config), "--fee", "0.002", "--json"]
+    bt = runner.invoke(app, ["backtest", *args, "--no-report"])
+    assert bt.exit_code == 0, bt.output
+    back = json.loads(bt.stdout)
+    assert back["venue"] == exchange and exchange in back["market_rules"]
+    sw = runner.invoke(
+        app, ["sweep", *args, "--bands", "0.03", "--kinds", "abs", "--out", str(tmp_path / "o")]
+    )
+    assert sw.exit_code == 0, sw.output
+    (row,) = json.loads(sw.stdout)["rows"]
+    assert back["strategy"]["final_value"] == pytest.approx(row["final_value"], rel=1e-9)
+    if exchange == "kraken":  # the same config on Binance: another fee side, another value
+        config.write_text(config.read_text().replace('"kraken"', '"binance"'))
+        other = json.loads(runner.invoke(app, ["backtest", *args, "--no-report"]).stdout)
+        assert other["venue"] == "binance"
+        assert other["strategy"]["final_value"] != pytest.approx(
+            back["strategy"]["final_value"], rel=1e-9
+        )

@@ -396,6 +396,13 @@ def backtest_command(
         f"{bars_text(len(panel.closes), _bar(panel))} · engine {which}",
         highlight=False,
     )
+    market = _market(settings, panel, strategy)  # the venue's rules and fee side, as sweep's
+    console.print(
+        f"Venue {render.esc(market.venue.name)} (fee in the "
+        f"{'quote' if market.venue.fee_in == 'quote' else 'asset received'}); "
+        f"{render.esc(market.source)}",
+        highlight=False,
+    )
     with _progress(console, "backtest") as progress:
         task = progress.add_task("strategy", total=3)
 
@@ -409,6 +416,8 @@ def backtest_command(
             taker_fee=taker,
             slippage=settings.rebalance.slippage,
             bar=_bar(panel),
+            rules=market.at_fee(taker),
+            venue=market.venue,
             progress=step,
             maker_fee=settings.fees.maker,  # filled limits ([execution] limit_inside) only
             ranges=_ranges(panel, strategy, limit_ranges),
@@ -429,6 +438,8 @@ def backtest_command(
             ],
         }
     summary["regimes"] = _clean(regimes.to_dict())
+    summary["venue"] = market.venue.name
+    summary["market_rules"] = market.source
     summary["data"] = {
         "files": {a: str(p) for a, p in panel.files.items()},
         "sha256": dict(panel.sha256),
