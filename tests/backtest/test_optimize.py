@@ -306,7 +306,7 @@ def test_optimised_backtest_compiled_equals_replay(closes: pd.DataFrame, method:
 def test_unknown_engine_is_refused(closes: pd.DataFrame) -> None:
     from rebalancer.core.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="engine must be 'compiled' or 'replay'"):
+    with pytest.raises(ConfigError, match="engine must be one of compiled, replay"):
         backtest_optimised(closes, START, "inverse_vol", Constraints(), engine="numba")  # type: ignore[arg-type]
 
 
