@@ -37,15 +37,23 @@ from rebalancer.cli.backtest_cmd import (
     load_data,
     parse_numbers,
 )
-from rebalancer.cli.options import ConfigOpt, JsonOpt
+from rebalancer.cli.options import ConfigOpt, JsonOpt, KindsOpt, StylesOpt
+from rebalancer.cli.regimes import (
+    DEFAULT_BEAR,
+    DEFAULT_BULL,
+    DEFAULT_VOL_QUANTILE,
+    DEFAULT_WINDOW,
+    BearOpt,
+    BullOpt,
+    RegimeWindowOpt,
+    VolQuantileOpt,
+)
 from rebalancer.core.errors import ConfigError
 
 if TYPE_CHECKING:  # numpy, pandas and arch are imported when the command runs
     from rebalancer.backtest.trust.advise import Advice
 
 #: ``rebalancer.backtest.trust.regimes``' defaults (a test keeps them equal)
-DEFAULT_BULL = 0.10
-DEFAULT_BEAR = -0.10
 
 
 def _pct(x: float | None, signed: bool = True) -> str:
@@ -142,22 +150,15 @@ def advise_command(
     bands: Annotated[
         str, typer.Option("--bands", help="Bands to choose from: a list or start:stop:step.")
     ] = "0.01:0.25:0.01",
-    kinds: Annotated[
-        str,
-        typer.Option(
-            "--kinds",
-            help="Trigger kinds, as sweep's: abs, rel, hybrid (weekly + abs band), vol "
-            "(volatility-scaled band), cost (abs band, cost-aware legs).",
-        ),
-    ] = "abs",
-    styles: Annotated[str, typer.Option("--styles", help="Styles: target, band_edge.")] = "target",
+    kinds: KindsOpt = "abs",
+    styles: StylesOpt = "target",
     semantics: Annotated[
         str,
         typer.Option(
             "--semantics",
-            help="full: the compiled engine with the bot's own planner, the config's "
-            "min_trade and slippage and Binance-like market rules (every kind); reference: "
-            "the compiled reference kernel (abs bands, trade back to target, no frictions).",
+            help="full: the compiled engine with the bot's own rule, as sweep's rows (the "
+            "config's policy, its venue's market rules and fee side; every kind); reference: "
+            "the reference kernel (abs bands, trade back to target, no frictions).",
         ),
     ] = "full",
     fee: Annotated[
@@ -181,18 +182,10 @@ def advise_command(
             "pays off only on idle cores). Same figures for any count.",
         ),
     ] = 1,
-    regime_window: Annotated[
-        str, typer.Option("--regime-window", help="Trailing window of the regimes: 90d, 2000h.")
-    ] = "90d",
-    bull: Annotated[
-        float, typer.Option("--bull", help="Trailing return above: bull.")
-    ] = DEFAULT_BULL,
-    bear: Annotated[
-        float, typer.Option("--bear", help="Trailing return below: bear.")
-    ] = DEFAULT_BEAR,
-    vol_quantile: Annotated[
-        float, typer.Option("--vol-quantile", help="Volatility quantile above: high-vol.")
-    ] = 0.5,
+    regime_window: RegimeWindowOpt = DEFAULT_WINDOW,
+    bull: BullOpt = DEFAULT_BULL,
+    bear: BearOpt = DEFAULT_BEAR,
+    vol_quantile: VolQuantileOpt = DEFAULT_VOL_QUANTILE,
     out: OutOpt = Path("out"),
     as_json: JsonOpt = False,
     executor: Annotated[

@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rebalancer.cli import render
-from rebalancer.cli.options import ConfigOpt, JsonOpt, settings_from
+from rebalancer.cli.options import ConfigOpt, JsonOpt, KindsOpt, StylesOpt, settings_from
 from rebalancer.cli.regimes import (
     DEFAULT_BEAR,
     DEFAULT_BULL,
@@ -533,33 +533,18 @@ def _names(text: str) -> list[str]:
 
 
 def break_even_table(grid: GridResult) -> Table:
+    """The report's break-even table (:func:`rebalancer.reports.research.break_even_table`)
+    as a Rich table."""
+    from rebalancer.reports.research import break_even_table as cells
+
+    data = cells(grid)
     table = Table(
         title="Break-even band per fee rate (smallest band with final value >= buy-and-hold)"
     )
-    for col in (
-        "kind",
-        "style",
-        "fee",
-        "break-even band",
-        "best band",
-        "best premium",
-        "B&H final",
-    ):
+    for col in data.headers:
         table.add_column(col, justify="right")
-    for r in grid.break_even.to_dict("records"):
-        be = r["break_even_band"]
-        shown = "never" if be is None or math.isnan(be) else f"{be:.0%}"
-        if r["beats_at_all_bands"]:
-            shown = f"≤{be:.0%} (every band)"
-        table.add_row(
-            str(r["kind"]),
-            str(r["style"]),
-            f"{r['fee_rate']:.3%}",
-            shown,
-            f"{r['best_band']:.0%}",
-            f"{r['best_premium']:+.2%}",
-            f"{r['bh_final_value']:,.2f}",
-        )
+    for row in data.rows:
+        table.add_row(*row)
     return table
 
 
@@ -598,15 +583,8 @@ def sweep_command(
     fees: Annotated[
         str, typer.Option("--fee", "--fees", help="Fee rates, a list or a range.")
     ] = DEFAULT_FEES_TEXT,
-    kinds: Annotated[
-        str,
-        typer.Option(
-            "--kinds",
-            help="Trigger kinds: abs, rel, hybrid (weekly + abs band), vol (volatility-scaled "
-            "band, the band its base), cost (abs band, cost-aware legs).",
-        ),
-    ] = "abs",
-    styles: Annotated[str, typer.Option("--styles", help="Styles: target, band_edge.")] = "target",
+    kinds: KindsOpt = "abs",
+    styles: StylesOpt = "target",
     semantics: Annotated[
         str,
         typer.Option(

@@ -33,3 +33,15 @@ def settings_from(path: Path | None) -> Settings:
     if path is None and CONFIG_NAME.exists():
         path = CONFIG_NAME
     return load_config(path)
+
+
+#: the trigger kinds and styles of a sweep, advise and walk-forward
+KindsOpt = Annotated[
+    str,
+    typer.Option(
+        "--kinds",
+        help="Trigger kinds: abs, rel, hybrid (weekly + abs band), vol (volatility-scaled "
+        "band, the band its base), cost (abs band, cost-aware legs).",
+    ),
+]
+StylesOpt = Annotated[str, typer.Option("--styles", help="Styles: target, band_edge.")]

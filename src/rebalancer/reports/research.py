@@ -57,6 +57,8 @@ def _images(images: Mapping[str, bytes]) -> list[tuple[str, str]]:
 
 
 def break_even_table(grid: GridResult) -> TableData:
+    """Per kind, style and fee: the smallest band whose final value reaches buy-and-hold
+    ("never", or "≤x (every band)"), the best band and its premium, buy-and-hold's final."""
     rows = []
     for r in grid.break_even.to_dict("records"):
         be = r["break_even_band"]
