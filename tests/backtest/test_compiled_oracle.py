@@ -141,9 +141,19 @@ def oracle(
     initial: dict[str, Decimal],
     rules: dict[str, MarketRules],
     bar: timedelta,
+    targets: Any = None,
+    also: Any = None,
 ) -> Oracle:
+    """The Decimal replay of ``strategy`` (``targets``: a target path; ``also(i, report)``:
+    called after each bar's own record)."""
     out = Oracle()
     fee = next(iter(rules.values())).taker_fee
+
+    def on_bar(i: int, report: CycleReport) -> None:
+        out.on_bar(i, report)
+        if also is not None:
+            also(i, report)
+
     result = replay(
         closes,
         strategy,
@@ -152,7 +162,8 @@ def oracle(
         slippage=strategy.policy.slippage,
         bar=bar,
         rules=rules,
-        on_bar=out.on_bar,
+        on_bar=on_bar,
+        targets=targets,
     )
     out.final_value = result.equity[-1]
     out.equity = [float(v) for v in result.equity]

@@ -32,6 +32,7 @@ from tests.backtest.test_compiled_oracle import (
     cases,
     compare,
 )
+from tests.backtest.test_compiled_oracle import oracle as replay_oracle
 from tests.core.strategies import weights_summing_to_one
 
 from rebalancer.backtest.compiled.engine import run
@@ -75,29 +76,13 @@ def oracle(
     path: TargetPath,
 ) -> tuple[Oracle, list[int]]:
     """The replay over ``path``; also the bars whose decision says "targets changed"."""
-    out = Oracle()
     changed: list[int] = []
 
-    def on_bar(i: int, report: object) -> None:
-        out.on_bar(i, report)  # type: ignore[arg-type]
+    def note(i: int, report: object) -> None:
         if report.decision.reason.startswith("targets changed"):  # type: ignore[attr-defined]
             changed.append(i)
 
-    fee = next(iter(rules.values())).taker_fee
-    result = replay(
-        closes,
-        strategy,
-        initial,
-        taker_fee=fee,
-        slippage=strategy.policy.slippage,
-        bar=bar,
-        rules=rules,
-        on_bar=on_bar,
-        targets=path,
-    )
-    out.final_value = result.equity[-1]
-    out.equity = [float(v) for v in result.equity]
-    return out, changed
+    return replay_oracle(closes, strategy, initial, rules, bar, targets=path, also=note), changed
 
 
 def check(
