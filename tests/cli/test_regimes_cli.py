@@ -74,11 +74,11 @@ def test_the_cli_defaults_are_the_library_defaults() -> None:
     assert f"{regimes.DEFAULT_WINDOW_DAYS}d" == cli.DEFAULT_WINDOW
 
 
-def test_sweep_gives_every_row_its_regimes(tmp_path: Path) -> None:
+def test_sweep_gives_every_row_its_regimes_when_asked(tmp_path: Path) -> None:
     args = ["sweep", "-c", str(G1), "--data-dir", str(DATA), "--start", "2018-05-04"]
     args += ["--end", "2020-12-31", "--bands", "0.05,0.2", "--fee", "0.001"]
     args += ["--kinds", "abs,rel", "--out", str(tmp_path)]
-    res = runner.invoke(app, [*args, "--json"])
+    res = runner.invoke(app, [*args, "--json", "--regime-rows", "all"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
     regimes = data["regimes"]["rows"]
@@ -86,6 +86,16 @@ def test_sweep_gives_every_row_its_regimes(tmp_path: Path) -> None:
     for row, reg in zip(data["rows"], regimes, strict=True):
         assert (reg["kind"], reg["band"]) == (row["kind"], row["band"])
         _reconcile(reg["regimes"], row["premium"], row["fees"])
+    # by default only the rows the text shows: each kind's best band (here one per kind)
+    best = json.loads(runner.invoke(app, [*args, "--json"]).output)
+    shown = [r for r in best["regimes"]["rows"] if r["regimes"]]
+    for kind in ("abs", "rel"):
+        rows = [r for r in best["rows"] if r["kind"] == kind]
+        top = max(rows, key=lambda r: r["premium"])
+        (got,) = [r for r in shown if r["kind"] == kind]
+        assert got["band"] == top["band"]
+        _reconcile(got["regimes"], top["premium"], top["fees"])
+    assert all("not computed" in r["note"] for r in best["regimes"]["rows"] if not r["regimes"])
     page = (tmp_path / "sweep_report.html").read_text(encoding="utf-8")
     assert "Per market regime: the best row" in page
     assert "bull premium a year" in page and "regimes shaded" in page

@@ -180,6 +180,7 @@ def sweep_regime_context(
     if not rows:
         return {"note": regimes["note"], "best": None, "headers": [], "rows": [], "chart": None}
     order = grid.rows.sort_values(["premium", "band"], ascending=[False, True]).index.tolist()
+    order = [i for i in order if rows[i]["regimes"]]  # rows given regimes (--regime-rows)
     best_section = regime_view.section(
         {"options": regimes["options"], "rows": rows[best]["regimes"], "note": ""},
         f"Per market regime: the best row, {regime_view.label(rows[best])}",

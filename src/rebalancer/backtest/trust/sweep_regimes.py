@@ -70,7 +70,11 @@ class SweepRegimes:
             "options": {**asdict(self.options), "vol_cutoff_per_bar": self.vol_cutoff},
             "note": self.note,
             "rows": [
-                {**k, "regimes": [asdict(r) for r in rep.rows]}
+                {
+                    **k,
+                    "regimes": [asdict(r) for r in rep.rows],
+                    **({"note": rep.note} if rep.note else {}),
+                }
                 for k, rep in zip(keys, self.reports, strict=True)
             ],
         }
