@@ -258,3 +258,20 @@ def test_a_sweep_on_a_panel_too_short_for_the_window_says_so() -> None:
     assert reg.reports == [] and "need at least 60" in reg.note
     payload = reg.to_dict(grid.rows)
     assert payload["rows"] == [] and "--regime-window" in payload["note"]
+
+
+def test_the_volatility_labels_are_the_trailing_windows_std() -> None:
+    """High/low volatility from each bar's trailing ``window`` returns, as a direct numpy
+    std of every window (the rolling form in ``label_bars`` must not drift from it)."""
+    from rebalancer.backtest.trust.regimes import label_bars
+
+    rng = np.random.default_rng(7)
+    equity = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 400) * rng.uniform(0.2, 2, 400)))
+    w = 30
+    labels = label_bars(equity, RegimeOptions(window=w, vol_quantile=0.6))
+    r = np.diff(np.log(equity))
+    direct = np.array([r[t - w : t].std(ddof=1) for t in range(w, len(equity))])
+    assert labels.vol_cutoff == pytest.approx(float(np.quantile(direct, 0.6)), rel=1e-12)
+    want = np.where(direct > labels.vol_cutoff, "high-vol", "low-vol")
+    assert list(labels.vol[w:]) == list(want)
+    assert set(labels.vol[:w]) == {"warm-up"}
