@@ -700,9 +700,7 @@ def sweep_command(
             engine=engine,  # type: ignore[arg-type]
             market=market,
         )
-    from rebalancer.reports.advise import read_mark, sweep_sentence
-
-    mark = None if advice is None else read_mark(advice)
+    mark = None if advice is None else _read_mark(advice)
     paths = write_outputs(grid, out, _window(panel), mark)
     regimes, regime_page = sweep_regime_outputs(
         grid,
@@ -727,7 +725,7 @@ def sweep_command(
         capital=_decimal(capital, "--capital"),
         executor="local" if remote is None else f"dask {remote.address}",
         regimes=regime_page,
-        advised="" if mark is None else sweep_sentence(mark, grid.rows),
+        advised="" if mark is None else _advised(mark, grid),
     )
     data = {
         "executor": "local" if remote is None else f"dask {remote.address}",
@@ -816,6 +814,20 @@ def sweep_regime_outputs(
         paths["regimes_chart"] = out / "sweep_regimes.png"
         paths["regimes_chart"].write_bytes(chart)
     return data, sweep_regime_context(grid, data, chart, best)
+
+
+def _read_mark(path: Path) -> Any:
+    """``--advice``: the advised band of an ``advise.json`` (the advice report's module is
+    imported only when one is given)."""
+    from rebalancer.reports.advise import read_mark
+
+    return read_mark(path)
+
+
+def _advised(mark: Any, grid: GridResult) -> str:
+    from rebalancer.reports.advise import sweep_sentence
+
+    return sweep_sentence(mark, grid.rows)
 
 
 def _regime_rows(text: str) -> bool:

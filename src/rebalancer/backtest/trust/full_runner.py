@@ -160,7 +160,7 @@ class CompiledRunner:
                 continue
             inputs = self._inputs(g, p, closes)
             for k, m in todo:
-                out[m] = run_inputs(inputs, g.params[k], equity=True)
+                out[m] = run_inputs(inputs, g.params[k], equity=True, skip_log=False)
         return out
 
     def paths(self, prices: FloatArray) -> RowPaths:

@@ -129,7 +129,7 @@ def _compiled_bars(
         bar,
         fee_currency,  # type: ignore[arg-type]
     )
-    res = run_inputs(inputs, params_row(strategy, program), equity=True)
+    res = run_inputs(inputs, params_row(strategy, program), equity=True, skip_log=False)
     assert res.equity is not None and res.holdings is not None
     n = len(res.equity)
     traded, fees = np.zeros(n), np.zeros(n)
