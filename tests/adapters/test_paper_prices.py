@@ -8,7 +8,6 @@ Nothing here reaches the network (tests/conftest.py guards it).
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
@@ -18,8 +17,9 @@ from typing import Any
 import pytest
 import requests
 from requests.adapters import BaseAdapter
+from tests.adapters.test_paper_live import CutTheNetworkOnce
 
-from doubles.binance import BinanceDouble, Fault
+from doubles.binance import BinanceDouble
 from rebalancer import bootstrap
 from rebalancer.adapters.ccxt.public import PROBE_TIMEOUT_S, PublicTickers, reach
 from rebalancer.adapters.ccxt.venues import make_client
@@ -242,22 +242,6 @@ def test_a_record_round_trips() -> None:
 
 
 # --- a daemon run keeps its choice ---------------------------------------------------------
-
-
-@dataclass
-class CutTheNetworkOnce:
-    """The daemon's waiter: jumps the manual clock; before the second check, the next
-    tickers request fails as without a network."""
-
-    clock: ManualClock
-    double: BinanceDouble
-    waits: int = 0
-
-    def wait_until(self, when: datetime, stop: threading.Event) -> None:
-        self.waits += 1
-        if self.waits == 1:
-            self.double.inject(*TICKERS, Fault.TIMEOUT_BEFORE)
-        self.clock.set(max(when, self.clock.now()))
 
 
 @pytest.mark.usefixtures("network_allowed")

@@ -67,8 +67,7 @@ def _prices(closes: pd.DataFrame) -> np.ndarray:
     return np.ascontiguousarray(closes.to_numpy(dtype=np.float64))
 
 
-@pytest.mark.parametrize("semantics", ["full"])
-def test_the_runner_gives_the_sweeps_rows_for_every_kind_and_style(semantics: str) -> None:
+def test_the_runner_gives_the_sweeps_rows_for_every_kind_and_style() -> None:
     closes, strategy = _closes(), _strategy()
     grid = run_grid(
         closes,
@@ -79,7 +78,6 @@ def test_the_runner_gives_the_sweeps_rows_for_every_kind_and_style(semantics: st
         styles=("target",),
         capital=Decimal(10_000),
         bar=DAY,
-        semantics=semantics,  # type: ignore[arg-type]
     )
     edge = run_grid(
         closes,
@@ -90,11 +88,10 @@ def test_the_runner_gives_the_sweeps_rows_for_every_kind_and_style(semantics: st
         styles=("band_edge",),
         capital=Decimal(10_000),
         bar=DAY,
-        semantics=semantics,  # type: ignore[arg-type]
     )
     rows = pd.concat([grid.rows, edge.rows]).set_index(["kind", "style", "band"])
     rules = _rules() + _rules(("abs", "rel", "cost"), ("band_edge",))
-    stats = CompiledRunner(closes, strategy, rules, bar=DAY, semantics=semantics).stats(
+    stats = CompiledRunner(closes, strategy, rules, bar=DAY).stats(
         _prices(closes)
     )
     want = rows.loc[[(r.kind, r.style, r.band) for r in rules]]

@@ -40,7 +40,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import pandas as pd
 
-from rebalancer.backtest.engine import FirstBar, check_closes, run_backtest
+from rebalancer.backtest.engine import Engine, FirstBar, check_closes, run_backtest
 from rebalancer.backtest.metrics import calendar_span
 from rebalancer.backtest.sweep import sweep
 from rebalancer.core.errors import ConfigError
@@ -54,7 +54,6 @@ from rebalancer.core.vol_bands import VolScaledThreshold
 
 Kind = Literal["abs", "rel", "hybrid", "vol", "cost"]
 Semantics = Literal["full", "reference"]
-Engine = Literal["compiled", "replay"]
 KINDS: tuple[str, ...] = ("abs", "rel", "hybrid", "vol", "cost")
 STYLES: tuple[str, ...] = ("target", "band_edge")
 DEFAULT_BANDS = tuple(round(0.01 * i, 2) for i in range(1, 26))

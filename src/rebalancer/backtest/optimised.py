@@ -15,11 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from rebalancer.backtest.engine import Engine, check_engine, run_backtest
 from rebalancer.core.lots import Method, TimedFill, gains_by_year, realise
 from rebalancer.core.model import ZERO
 from rebalancer.core.retarget import MONTHLY, Cadence
@@ -27,7 +28,6 @@ from rebalancer.optimise.path import TargetPath
 from rebalancer.optimise.schedule import target_schedule
 from rebalancer.optimise.weights import Constraints, FloatArray, OptMethod, to_targets
 
-Engine = Literal["compiled", "replay"]
 DAY = timedelta(days=1)
 
 
@@ -101,7 +101,6 @@ def backtest_optimised(
     prices); at each of the optimiser's changes, rebalance fully to its targets. One
     :func:`rebalancer.backtest.engine.run_backtest` over every bar of ``closes`` (daily
     closes, UTC open times) with the path, on ``engine`` -- the one backtest model."""
-    from rebalancer.backtest.engine import check_engine, run_backtest
     from rebalancer.core.planner import PlanPolicy
     from rebalancer.core.strategy import Strategy
     from rebalancer.core.triggers import Threshold

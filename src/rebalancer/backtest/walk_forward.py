@@ -55,7 +55,6 @@ Objective = Literal["sharpe", "cagr", "calmar"]
 OBJECTIVES: tuple[str, ...] = ("sharpe", "cagr", "calmar")
 #: the rules a walk-forward can choose the band of (see :class:`~.grid.Combo`)
 WALK_KINDS: tuple[str, ...] = ("abs", "vol", "cost")
-ENGINES: tuple[str, ...] = ("compiled", "replay")
 
 
 @dataclass(frozen=True)

@@ -555,8 +555,8 @@ def semantics_text(semantics: str) -> str:
 
 
 def _market(settings: Settings, panel: CandlePanel, strategy: Strategy) -> Market:
-    """Where the sweep's rows trade: the config's exchange (its fee side) and its market
-    rules for the strategy's assets (the shipped market list with the config's
+    """Where backtest, sweep, walk-forward and advise trade: the config's exchange (its fee
+    side) and its market rules for the strategy's assets (the shipped market list with the config's
     ``[markets.X]`` overrides; labelled made-up rules for an asset it does not list)."""
     from rebalancer.backtest.grid import market_rules
     from rebalancer.core.venue import venue_model

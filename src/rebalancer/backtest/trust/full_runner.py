@@ -49,8 +49,6 @@ from rebalancer.core.errors import ConfigError
 from rebalancer.core.strategy import Strategy
 from rebalancer.core.vol_bands import VolScaledThreshold
 
-SEMANTICS = ("full",)  # the reference semantics run in the reference kernel (advise.py)
-
 
 @dataclass(frozen=True)
 class _Group:
@@ -80,15 +78,10 @@ class CompiledRunner:
         *,
         capital: float = 10_000.0,
         bar: timedelta,
-        semantics: str = "full",
         market: Market | None = None,
     ) -> None:
         if not rules:
             raise ConfigError("no rules to run: give at least one band (--bands 0.05)")
-        if semantics not in SEMANTICS:
-            raise ConfigError(
-                f"--semantics must be one of {', '.join(SEMANTICS)}, not {semantics!r}"
-            )
         for r in rules:  # the grid's own checks: known kinds and styles, vol without band_edge
             combos([r.band], [r.fee_rate], [r.kind], [r.style])
         self._rules = tuple(rules)
@@ -250,14 +243,13 @@ def full_engine(
     *,
     capital: float,
     bar: timedelta,
-    semantics: str = "full",
     market: Market | None = None,
 ) -> Engine:
     """:class:`CompiledRunner` as :func:`~.advise.advise_rules`' engine (``market``: where
     the rows trade, as ``sweep``'s: the venue's market rules and fee side)."""
     where = market or market_rules(closes, strategy)
     runner = CompiledRunner(
-        closes, strategy, rules, capital=capital, bar=bar, semantics=semantics, market=where
+        closes, strategy, rules, capital=capital, bar=bar, market=where
     )
     prices = np.ascontiguousarray(closes.to_numpy(dtype=np.float64))
     what = (
@@ -267,6 +259,6 @@ def full_engine(
     return Engine(
         runner=runner,
         profile=lambda rule: runner.profile(rule, prices),
-        label=f"compiled engine, {semantics} semantics (the bot's planner; {what})",
-        semantics=semantics,
+        label=f"compiled engine, full semantics (the bot's planner; {what})",
+        semantics="full",
     )
