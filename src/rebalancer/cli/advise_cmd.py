@@ -208,7 +208,7 @@ def advise_command(
     robustness chart, heatmap with the advised band starred, regimes, data hashes),
     `advise.json` and `advise.txt` into --out.
 
-    Example: `rebalancer advise -c g1.toml --data-dir ../shared/data/binance_spot_2017_2022
+    Example: `rebalancer advise -c g1.toml --data-dir candles
     --start 2018-05-04 --fee 0.001`
 
     On a Dask cluster: add `--executor dask --scheduler tcp://HOST:8786`.

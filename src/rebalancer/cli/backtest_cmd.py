@@ -348,7 +348,9 @@ def backtest_command(
     list, engine, data hashes), PNGs, `trades.csv` and `summary.json` into --out.
     `--engine replay` runs the Decimal replay of the live loop instead (slower; needed for
     `order_type = "limit_inside"` and sliced orders, which the compiled engine refuses by
-    name rather than approximate).
+    name rather than approximate). Both trade where the config's `exchange` does, as
+    sweep and walk-forward: its market list's steps and minimums ([markets.X] overrides;
+    labelled made-up rules for an asset the list lacks) and its fee side.
 
     Metrics: a year is 365 days and years are calendar time (missing bars count); volatility
     (annualised), Sharpe and Sortino scale per-bar returns by sqrt(P), P = 365 days / bar
@@ -363,7 +365,7 @@ def backtest_command(
     buy-and-hold over --regime-window): the premium over buy-and-hold, turnover, fees and
     drawdown, in the text, --json ("regimes") and the report (shaded on the equity chart).
 
-    Example: `rebalancer backtest --data-dir ../shared/data/binance_spot_2017_2022
+    Example: `rebalancer backtest --data-dir candles
     --start 2018-05-04 -c my.toml --fee 0.001 --out out/` (add `--engine replay` to audit
     it with the Decimal replay)
     """
@@ -657,7 +659,7 @@ def sweep_command(
     row's table in the text; every row's premium a year per regime and the best row's
     equity with the regimes shaded in the report.
 
-    Example: `rebalancer sweep --data-dir ../shared/data/binance_spot_2017_2022
+    Example: `rebalancer sweep --data-dir candles
     --start 2018-05-04 --bands 0.01:0.25:0.01 --fee 0,0.0005,0.001,0.0025 --json`
 
     On a Dask cluster: add `--executor dask --scheduler tcp://HOST:8786` (full rows run
@@ -953,7 +955,7 @@ def walk_forward_command(
     whole panel): the out-of-sample run's premium over buy-and-hold, turnover, fees and
     drawdown in the text, --json ("regimes") and the report (shaded on the chart).
 
-    Example: `rebalancer walk-forward --data-dir ../shared/data/binance_spot_2017_2022
+    Example: `rebalancer walk-forward --data-dir candles
     -c my.toml --train 365d --test 90d --objective calmar --json`
     """
     import pandas as pd
